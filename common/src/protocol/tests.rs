@@ -1,0 +1,124 @@
+use super::*;
+
+fn name(s: &str) -> Name {
+    Name::parse(s).expect("valid name")
+}
+
+#[test]
+fn request_round_trips_including_unicode_and_quotes() {
+    for n in ["Ada", "Zoë \"the\" \\ coder", "李小龙", "👋"] {
+        assert_eq!(decode_request(&encode_request(&name(n))), Ok(name(n)));
+    }
+    assert_eq!(encode_request(&name("Ada")), br#"{"name":"Ada"}"#);
+}
+
+#[test]
+fn unknown_request_fields_are_ignored() {
+    assert_eq!(
+        decode_request(br#"{"name":"Ada","lang":"en","n":1}"#),
+        Ok(name("Ada"))
+    );
+}
+
+#[test]
+fn each_kind_of_invalid_request_is_named() {
+    let cases: Vec<(Vec<u8>, &str)> = vec![
+        (b"not json".to_vec(), "not a JSON object"),
+        (b"[\"Ada\"]".to_vec(), "not a JSON object"),
+        (br#"{"name": 42}"#.to_vec(), "not a JSON object"),
+        (br#"{"nom": "Ada"}"#.to_vec(), "not a JSON object"),
+        (br#"{"name": null}"#.to_vec(), "not a JSON object"),
+        (vec![0xff, 0xfe, b'{'], "not UTF-8"),
+        (br#"{"name": ""}"#.to_vec(), "empty"),
+        (br#"{"name": "   "}"#.to_vec(), "whitespace"),
+        (br#"{"name": "a\nb"}"#.to_vec(), "control character"),
+        (
+            format!(r#"{{"name": "{}"}}"#, "x".repeat(101)).into_bytes(),
+            "101 characters",
+        ),
+        (vec![b' '; MAX_REQUEST_BYTES + 1], "4097 bytes"),
+    ];
+    for (body, needle) in cases {
+        let err = decode_request(&body).expect_err(needle);
+        assert_eq!(err.code(), INVALID_REQUEST);
+        assert!(err.to_string().contains(needle), "{needle}: {err}");
+    }
+}
+
+#[test]
+fn deeply_nested_json_is_refused_without_overflowing_the_stack() {
+    let deep = format!("{}{}", "[".repeat(2000), "]".repeat(2000));
+    assert!(decode_request(deep.as_bytes()).is_err());
+}
+
+#[test]
+fn replies_round_trip_and_match_the_documented_shape() {
+    let ok = Reply {
+        consumer: "hello".into(),
+        outcome: Outcome::Greeting("hello Ada".into()),
+    };
+    assert_eq!(
+        ok.encode(),
+        br#"{"consumer":"hello","greeting":"hello Ada"}"#
+    );
+    assert_eq!(Reply::decode(&ok.encode()), Ok(ok));
+
+    let err = Reply {
+        consumer: "hello".into(),
+        outcome: Outcome::Error {
+            code: INVALID_REQUEST.into(),
+            message: "name is empty".into(),
+        },
+    };
+    assert_eq!(
+        err.encode(),
+        br#"{"consumer":"hello","error":{"code":"invalid_request","message":"name is empty"}}"#
+    );
+    assert_eq!(Reply::decode(&err.encode()), Ok(err));
+}
+
+#[test]
+fn malformed_replies_are_refused() {
+    for bad in [
+        &b"nope"[..],
+        br#"{"consumer":"hello"}"#,
+        br#"{"greeting":"hello Ada"}"#,
+        br#"{"consumer":"hello","greeting":"x","error":{"code":"a","message":"b"}}"#,
+    ] {
+        assert!(Reply::decode(bad).is_err());
+    }
+}
+
+#[test]
+fn request_properties_carry_the_contract_fields() {
+    let p = request_properties("c-1", DIRECT_REPLY_TO, Duration::from_millis(2500), true);
+    assert_eq!(
+        p.content_type().as_ref().map(|s| s.as_str()),
+        Some(CONTENT_TYPE)
+    );
+    assert_eq!(p.correlation_id().as_ref().map(|s| s.as_str()), Some("c-1"));
+    assert_eq!(
+        p.reply_to().as_ref().map(|s| s.as_str()),
+        Some(DIRECT_REPLY_TO)
+    );
+    assert_eq!(p.expiration().as_ref().map(|s| s.as_str()), Some("2500"));
+    assert_eq!(*p.delivery_mode(), Some(2));
+    assert!(p.timestamp().is_some_and(|t| t > 1_700_000_000));
+    assert_eq!(
+        ReturnAddress::from_properties(&p),
+        Some(ReturnAddress {
+            reply_to: DIRECT_REPLY_TO.into(),
+            correlation_id: "c-1".into()
+        })
+    );
+}
+
+#[test]
+fn a_request_missing_reply_to_or_correlation_id_is_one_way() {
+    let only_reply = BasicProperties::default().with_reply_to("amq.gen-x".into());
+    let only_id = BasicProperties::default().with_correlation_id("c".into());
+    let empty_id = only_reply.clone().with_correlation_id("".into());
+    for p in [only_reply, only_id, empty_id, BasicProperties::default()] {
+        assert_eq!(ReturnAddress::from_properties(&p), None);
+    }
+}

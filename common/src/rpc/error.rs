@@ -1,0 +1,40 @@
+//! Errors a caller of the RPC client can act on.
+
+use crate::amqp::ConnectError;
+
+/// Why a call (or the client) failed. A call that merely timed out is not an
+/// error: it returns a [`super::Gathered`] with the missing consumers.
+#[derive(Debug, thiserror::Error)]
+pub enum RpcError {
+    /// No connection could be made.
+    #[error(transparent)]
+    Connect(#[from] ConnectError),
+    /// Declaring the exchange or starting the reply consumer failed.
+    #[error("cannot set up the RPC client on the broker")]
+    Setup(#[source] lapin::Error),
+    /// The broker returned the request: no queue is bound to the exchange,
+    /// so no consumer can ever answer.
+    #[error("no queue is bound to exchange {exchange:?}: is any consumer running?")]
+    NoRoute {
+        /// The request exchange.
+        exchange: String,
+    },
+    /// The broker refused to take responsibility for the request.
+    #[error("the broker refused the request (publisher nack)")]
+    Nacked,
+    /// The connection or the channel to the broker was lost; every call in
+    /// flight fails at once with this error.
+    #[error("the connection to the broker was lost")]
+    ConnectionLost(#[source] Option<lapin::Error>),
+}
+
+impl RpcError {
+    /// The broker is unreachable or went away (as opposed to a request problem).
+    #[must_use]
+    pub fn is_connection_error(&self) -> bool {
+        matches!(
+            self,
+            Self::Connect(_) | Self::Setup(_) | Self::ConnectionLost(_)
+        )
+    }
+}

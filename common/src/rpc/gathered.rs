@@ -1,0 +1,96 @@
+//! What one scatter-gather call collected: a reply per consumer, in arrival
+//! order, and the expected consumers that did not answer.
+
+use crate::protocol::{Outcome, Reply};
+
+/// The result of one call.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Gathered {
+    /// One reply per consumer that answered, in arrival order.
+    pub replies: Vec<Reply>,
+    /// Expected consumers with no reply by the deadline, in `expect` order.
+    pub missing: Vec<String>,
+    /// Replies from a consumer that had already answered this call, dropped.
+    pub duplicates: u64,
+}
+
+impl Gathered {
+    /// Nothing yet: every expected consumer is missing.
+    #[must_use]
+    pub fn empty(expect: &[String]) -> Self {
+        Self {
+            replies: Vec::new(),
+            missing: expect.to_vec(),
+            duplicates: 0,
+        }
+    }
+
+    /// Adds a reply; returns `true` once every expected consumer has answered.
+    pub fn add(&mut self, reply: Reply) -> bool {
+        if self.replies.iter().any(|r| r.consumer == reply.consumer) {
+            self.duplicates += 1;
+        } else {
+            self.missing.retain(|word| *word != reply.consumer);
+            self.replies.push(reply);
+        }
+        self.missing.is_empty()
+    }
+
+    /// The reply of `consumer`, if it answered.
+    #[must_use]
+    pub fn reply_of(&self, consumer: &str) -> Option<&Outcome> {
+        self.replies
+            .iter()
+            .find(|r| r.consumer == consumer)
+            .map(|r| &r.outcome)
+    }
+
+    /// Every expected consumer answered with a greeting.
+    #[must_use]
+    pub fn is_complete(&self) -> bool {
+        self.missing.is_empty()
+            && self
+                .replies
+                .iter()
+                .all(|r| matches!(r.outcome, Outcome::Greeting(_)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn greeting(consumer: &str) -> Reply {
+        Reply {
+            consumer: consumer.into(),
+            outcome: Outcome::Greeting(format!("{consumer} Ada")),
+        }
+    }
+
+    #[test]
+    fn completes_when_every_expected_consumer_answered_and_counts_duplicates() {
+        let expect = vec!["hello".to_owned(), "goodbye".to_owned()];
+        let mut g = Gathered::empty(&expect);
+        assert!(!g.add(greeting("goodbye")));
+        assert!(!g.add(greeting("goodbye")));
+        assert!(!g.add(greeting("bonjour")));
+        assert!(g.add(greeting("hello")));
+        assert_eq!(g.duplicates, 1);
+        assert_eq!(g.replies.len(), 3);
+        assert!(g.is_complete());
+    }
+
+    #[test]
+    fn an_error_reply_is_not_complete() {
+        let mut g = Gathered::empty(&["hello".to_owned()]);
+        g.add(Reply {
+            consumer: "hello".into(),
+            outcome: Outcome::Error {
+                code: "invalid_request".into(),
+                message: "x".into(),
+            },
+        });
+        assert!(g.missing.is_empty());
+        assert!(!g.is_complete());
+    }
+}

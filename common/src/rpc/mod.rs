@@ -1,0 +1,299 @@
+//! The scatter-gather RPC client: one connection, one confirm-mode channel, one
+//! direct reply-to consumer, and a map of calls in flight.
+//!
+//! Why direct reply-to rather than an exclusive reply queue: no queue to
+//! declare or delete, no queue name to leak, one fewer hop inside the broker,
+//! and it is exactly as durable as the call itself (replies are lost with the
+//! connection, but so are the callers waiting for them, which then fail at once
+//! with [`RpcError::ConnectionLost`]).
+
+mod error;
+mod gathered;
+mod pending;
+
+use std::{
+    sync::{
+        Arc,
+        atomic::{AtomicBool, AtomicU64, Ordering},
+    },
+    time::Duration,
+};
+
+use futures::StreamExt;
+use lapin::{
+    BasicProperties, Channel, Confirmation, Connection, Consumer, Event,
+    message::Delivery,
+    options::{BasicConsumeOptions, BasicPublishOptions, ConfirmSelectOptions},
+    types::{FieldTable, ShortString},
+};
+use tokio::{task::JoinHandle, time::Instant};
+
+pub use error::RpcError;
+pub use gathered::Gathered;
+use pending::Pending;
+
+use crate::{
+    Settings, amqp,
+    protocol::{self, DIRECT_REPLY_TO, Name, Reply},
+    topology::Topology,
+};
+
+/// Counters of replies that did not belong to a call waiting for them.
+#[derive(Debug, Default)]
+struct Counters {
+    stray: AtomicU64,
+    duplicates: AtomicU64,
+    malformed: AtomicU64,
+    blocked: AtomicBool,
+}
+
+/// A snapshot of the client's counters.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Stats {
+    /// Replies for no call in flight (late, after a timeout, or unknown), dropped.
+    pub stray: u64,
+    /// Second replies from the same consumer to the same call, dropped.
+    pub duplicates: u64,
+    /// Replies whose body broke the contract, dropped.
+    pub malformed: u64,
+    /// Calls in flight now.
+    pub in_flight: usize,
+    /// The broker is blocking this connection (memory or disk alarm).
+    pub blocked: bool,
+}
+
+/// A scatter-gather RPC client. Cheap to share by reference across tasks:
+/// calls run concurrently over one channel.
+#[derive(Debug)]
+pub struct RpcClient {
+    connection: Connection,
+    channel: Channel,
+    exchange: ShortString,
+    persistent: bool,
+    pending: Arc<Pending>,
+    counters: Arc<Counters>,
+    dispatcher: JoinHandle<()>,
+}
+
+impl RpcClient {
+    /// Connects, enables publisher confirms, declares the request exchange and
+    /// starts consuming replies.
+    ///
+    /// # Errors
+    /// [`RpcError::Connect`] or [`RpcError::Setup`].
+    pub async fn connect(settings: &Settings) -> Result<Self, RpcError> {
+        let connection = amqp::connect(&settings.amqp, "greetings-producer").await?;
+        let events = connection.events_listener();
+        let channel = connection.create_channel().await.map_err(RpcError::Setup)?;
+        channel
+            .confirm_select(ConfirmSelectOptions::default())
+            .await
+            .map_err(RpcError::Setup)?;
+        let topology = Topology::new(&settings.topology.prefix);
+        topology
+            .declare_exchange(&channel)
+            .await
+            .map_err(RpcError::Setup)?;
+        // Direct reply-to must be consumed, with no-ack, on the channel that
+        // publishes the requests naming it.
+        let replies = channel
+            .basic_consume(
+                DIRECT_REPLY_TO.into(),
+                "".into(),
+                BasicConsumeOptions {
+                    no_ack: true,
+                    ..BasicConsumeOptions::default()
+                },
+                FieldTable::default(),
+            )
+            .await
+            .map_err(RpcError::Setup)?;
+        let pending = Pending::new();
+        let counters = Arc::new(Counters::default());
+        let dispatcher = tokio::spawn(dispatch(
+            replies,
+            events,
+            Arc::clone(&pending),
+            Arc::clone(&counters),
+        ));
+        Ok(Self {
+            connection,
+            channel,
+            exchange: topology.exchange().into(),
+            persistent: settings.rpc.persistent,
+            pending,
+            counters,
+            dispatcher,
+        })
+    }
+
+    /// Sends `name` to every consumer and gathers replies until each consumer
+    /// in `expect` has answered or `timeout` has passed, whichever is first.
+    ///
+    /// A timeout is not an error: the result lists the missing consumers.
+    ///
+    /// # Errors
+    /// [`RpcError::NoRoute`] at once when no queue is bound to the exchange;
+    /// [`RpcError::ConnectionLost`] at once when the connection drops;
+    /// [`RpcError::Nacked`] when the broker refuses the request.
+    pub async fn call(
+        &self,
+        name: &Name,
+        expect: &[String],
+        timeout: Duration,
+    ) -> Result<Gathered, RpcError> {
+        let deadline = Instant::now() + timeout;
+        let correlation_id = uuid::Uuid::new_v4().simple().to_string();
+        let (guard, mut replies) = self
+            .pending
+            .register(&correlation_id)
+            .ok_or(RpcError::ConnectionLost(None))?;
+        let properties = protocol::request_properties(
+            &correlation_id,
+            DIRECT_REPLY_TO,
+            timeout,
+            self.persistent,
+        );
+        let body = protocol::encode_request(name);
+
+        let mut gathered = Gathered::empty(expect);
+        match tokio::time::timeout_at(deadline, self.publish(&body, properties)).await {
+            // Not even confirmed by the deadline (e.g. a blocked broker):
+            // report everyone missing rather than wait any longer.
+            Err(_elapsed) => return Ok(gathered),
+            Ok(result) => result?,
+        }
+        loop {
+            tokio::select! {
+                reply = replies.recv() => match reply {
+                    Some(reply) => {
+                        if gathered.add(reply) {
+                            break;
+                        }
+                    }
+                    None => return Err(RpcError::ConnectionLost(None)),
+                },
+                () = tokio::time::sleep_until(deadline) => break,
+            }
+        }
+        drop(guard);
+        self.counters
+            .duplicates
+            .fetch_add(gathered.duplicates, Ordering::Relaxed);
+        Ok(gathered)
+    }
+
+    async fn publish(&self, body: &[u8], properties: BasicProperties) -> Result<(), RpcError> {
+        let options = BasicPublishOptions {
+            mandatory: true,
+            ..BasicPublishOptions::default()
+        };
+        let confirmation = async {
+            self.channel
+                .basic_publish(self.exchange.clone(), "".into(), options, body, properties)
+                .await?
+                .await
+        }
+        .await
+        .map_err(|e| RpcError::ConnectionLost(Some(e)))?;
+        match confirmation {
+            Confirmation::Ack(Some(_returned)) => Err(RpcError::NoRoute {
+                exchange: self.exchange.to_string(),
+            }),
+            Confirmation::Nack(_) => Err(RpcError::Nacked),
+            Confirmation::Ack(None) | Confirmation::NotRequested => Ok(()),
+        }
+    }
+
+    /// The client's counters now.
+    #[must_use]
+    pub fn stats(&self) -> Stats {
+        Stats {
+            stray: self.counters.stray.load(Ordering::Relaxed),
+            duplicates: self.counters.duplicates.load(Ordering::Relaxed),
+            malformed: self.counters.malformed.load(Ordering::Relaxed),
+            in_flight: self.pending.len(),
+            blocked: self.counters.blocked.load(Ordering::Relaxed),
+        }
+    }
+
+    /// Whether the connection has been lost.
+    #[must_use]
+    pub fn is_connection_lost(&self) -> bool {
+        self.pending.is_closed()
+    }
+
+    /// Closes the channel and the connection.
+    pub async fn close(self) {
+        if let Err(error) = self.channel.close(200, "done".into()).await {
+            tracing::debug!(%error, "closing the RPC channel");
+        }
+        if let Err(error) = self.connection.close(200, "done".into()).await {
+            tracing::debug!(%error, "closing the RPC connection");
+        }
+        self.pending.close();
+        self.dispatcher.abort();
+    }
+}
+
+/// Routes replies to their calls until the reply stream or the connection
+/// ends, then fails every call still waiting.
+async fn dispatch(
+    mut replies: Consumer,
+    events: impl futures::Stream<Item = Event> + Unpin,
+    pending: Arc<Pending>,
+    counters: Arc<Counters>,
+) {
+    let mut events = events.fuse();
+    loop {
+        tokio::select! {
+            delivery = replies.next() => match delivery {
+                Some(Ok(delivery)) => route(&delivery, &pending, &counters),
+                Some(Err(error)) => {
+                    tracing::error!(%error, "reply consumer failed; failing calls in flight");
+                    break;
+                }
+                None => {
+                    tracing::debug!("reply consumer ended");
+                    break;
+                }
+            },
+            Some(event) = events.next() => match event {
+                Event::Error(error) => {
+                    tracing::error!(%error, "connection to the broker lost; failing calls in flight");
+                    break;
+                }
+                Event::ConnectionBlocked(reason) => {
+                    counters.blocked.store(true, Ordering::Relaxed);
+                    tracing::warn!(%reason, "the broker is blocking publishes from this connection");
+                }
+                Event::ConnectionUnblocked => {
+                    counters.blocked.store(false, Ordering::Relaxed);
+                    tracing::info!("the broker unblocked this connection");
+                }
+                _ => {}
+            },
+        }
+    }
+    pending.close();
+}
+
+fn route(delivery: &Delivery, pending: &Pending, counters: &Counters) {
+    let Some(correlation_id) = delivery.properties.correlation_id().as_ref() else {
+        counters.stray.fetch_add(1, Ordering::Relaxed);
+        tracing::warn!("dropped a reply without correlation_id");
+        return;
+    };
+    let reply = match Reply::decode(&delivery.data) {
+        Ok(reply) => reply,
+        Err(error) => {
+            counters.malformed.fetch_add(1, Ordering::Relaxed);
+            tracing::warn!(%error, %correlation_id, "dropped a malformed reply");
+            return;
+        }
+    };
+    if !pending.deliver(correlation_id.as_str(), reply) {
+        counters.stray.fetch_add(1, Ordering::Relaxed);
+        tracing::debug!(%correlation_id, "dropped a late or unknown reply");
+    }
+}

@@ -1,0 +1,293 @@
+//! Layered configuration: built-in defaults, then an optional file, then
+//! `GREETINGS_`-prefixed environment variables (`__` separates sections), then
+//! `AMQP_URL`; the binaries apply their flags last.
+//!
+//! Every setting, with its environment variable, is listed in the README.
+
+use std::{collections::HashMap, path::Path, time::Duration};
+
+use config::{Config, Environment, File};
+use secrecy::SecretString;
+use serde::Deserialize;
+
+use crate::{duration, topology::Word};
+
+/// The broker URL used when nothing else names one.
+pub const DEFAULT_AMQP_URL: &str = "amqp://guest:guest@127.0.0.1:5672/%2f";
+
+/// Everything a producer or consumer needs to know, in one typed tree.
+#[derive(Debug, Clone, Deserialize)]
+pub struct Settings {
+    /// Broker connection.
+    pub amqp: AmqpSettings,
+    /// Names of exchanges and queues.
+    pub topology: TopologySettings,
+    /// Producer-side RPC behaviour.
+    pub rpc: RpcSettings,
+    /// Consumer-side behaviour.
+    pub consumer: ConsumerSettings,
+}
+
+/// Broker connection settings.
+#[derive(Debug, Clone, Deserialize)]
+pub struct AmqpSettings {
+    /// `amqp://user:password@host:port/vhost`; redacted in Debug output and logs.
+    pub url: SecretString,
+    /// Heartbeat interval in seconds negotiated with the broker (0 disables).
+    pub heartbeat: u16,
+}
+
+/// Names of the exchanges and queues.
+#[derive(Debug, Clone, Deserialize)]
+pub struct TopologySettings {
+    /// Prefix of every exchange and queue name (`greetings`).
+    pub prefix: String,
+    /// Queue-name prefix a `reply_to` may use besides direct reply-to and
+    /// server-named queues; defaults to `<prefix>.reply.`.
+    pub reply_prefix: Option<String>,
+}
+
+/// Producer-side RPC settings.
+#[derive(Debug, Clone, Deserialize)]
+pub struct RpcSettings {
+    /// How long a call waits for all expected replies; also the request's
+    /// broker-side `expiration`.
+    #[serde(deserialize_with = "duration::deserialize")]
+    pub timeout: Duration,
+    /// Requests in flight at once.
+    pub concurrency: usize,
+    /// Consumer words whose replies a call waits for, in output order.
+    pub expect: Vec<String>,
+    /// Publish requests as persistent messages (delivery mode 2).
+    pub persistent: bool,
+}
+
+/// Consumer-side settings.
+#[derive(Debug, Clone, Deserialize)]
+pub struct ConsumerSettings {
+    /// Unacknowledged deliveries the broker may push to one consumer.
+    pub prefetch: u16,
+    /// Artificial delay before each reply. A testing aid (to hold a message
+    /// "in hand"); leave at 0 in production.
+    #[serde(deserialize_with = "duration::deserialize")]
+    pub handler_delay: Duration,
+}
+
+/// Configuration that cannot be used, with the reason.
+#[derive(Debug, thiserror::Error)]
+pub enum SettingsError {
+    /// The file, an environment variable or a default could not be read or typed.
+    #[error("cannot load configuration: {0}")]
+    Load(#[from] config::ConfigError),
+    /// A value was read but is out of its allowed range.
+    #[error("invalid configuration: {0}")]
+    Invalid(String),
+}
+
+impl Settings {
+    /// Loads defaults, then `file` (if any), then the process environment.
+    ///
+    /// # Errors
+    /// [`SettingsError`] when the file is missing or malformed, a value has the
+    /// wrong type, or a value is out of range.
+    pub fn load(file: Option<&Path>) -> Result<Self, SettingsError> {
+        Self::load_from(file, std::env::vars())
+    }
+
+    /// Like [`Settings::load`] with an explicit environment, for tests.
+    ///
+    /// # Errors
+    /// As [`Settings::load`].
+    pub fn load_from(
+        file: Option<&Path>,
+        env: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<Self, SettingsError> {
+        let env: HashMap<String, String> = env.into_iter().collect();
+        let mut builder = Config::builder()
+            .set_default("amqp.url", DEFAULT_AMQP_URL)?
+            .set_default("amqp.heartbeat", 10)?
+            .set_default("topology.prefix", "greetings")?
+            .set_default("rpc.timeout", "5s")?
+            .set_default("rpc.concurrency", 64)?
+            .set_default("rpc.expect", vec!["hello", "goodbye"])?
+            .set_default("rpc.persistent", true)?
+            .set_default("consumer.prefetch", 1)?
+            .set_default("consumer.handler_delay", "0s")?;
+        if let Some(path) = file {
+            builder = builder.add_source(File::from(path).required(true));
+        }
+        builder = builder.add_source(
+            Environment::with_prefix("GREETINGS")
+                .prefix_separator("_")
+                .separator("__")
+                .list_separator(",")
+                .with_list_parse_key("rpc.expect")
+                .try_parsing(true)
+                .source(Some(env.clone().into_iter().collect())),
+        );
+        if let Some(url) = env.get("AMQP_URL").filter(|url| !url.is_empty()) {
+            builder = builder.set_override("amqp.url", url.as_str())?;
+        }
+        let settings: Settings = builder.build()?.try_deserialize()?;
+        settings.validate()?;
+        Ok(settings)
+    }
+
+    /// Checks ranges that types alone cannot express. Binaries call it again
+    /// after applying their flags.
+    ///
+    /// # Errors
+    /// [`SettingsError::Invalid`] naming the setting and the allowed range.
+    pub fn validate(&self) -> Result<(), SettingsError> {
+        let invalid = |msg: String| Err(SettingsError::Invalid(msg));
+        if !crate::topology::is_valid_prefix(&self.topology.prefix) {
+            return invalid(format!(
+                "topology.prefix {:?} must be 1-100 characters of letters, digits, '.', '-' or '_'",
+                self.topology.prefix
+            ));
+        }
+        if let Some(prefix) = &self.topology.reply_prefix
+            && (prefix.is_empty() || prefix.starts_with("amq."))
+        {
+            return invalid(format!(
+                "topology.reply_prefix {prefix:?} must be non-empty and must not start with 'amq.'"
+            ));
+        }
+        if self.rpc.timeout.is_zero() || self.rpc.timeout > Duration::from_secs(24 * 3600) {
+            return invalid(format!(
+                "rpc.timeout {:?} must be more than 0 and at most 24h",
+                self.rpc.timeout
+            ));
+        }
+        if self.rpc.concurrency == 0 || self.rpc.concurrency > 65_535 {
+            return invalid(format!(
+                "rpc.concurrency {} must be between 1 and 65535",
+                self.rpc.concurrency
+            ));
+        }
+        if self.rpc.expect.is_empty() {
+            return invalid("rpc.expect must name at least one consumer".to_owned());
+        }
+        for word in &self.rpc.expect {
+            Word::parse(word).map_err(|e| SettingsError::Invalid(format!("rpc.expect: {e}")))?;
+        }
+        if self.consumer.prefetch == 0 {
+            return invalid("consumer.prefetch must be at least 1".to_owned());
+        }
+        Ok(())
+    }
+
+    /// The `reply_to` prefix consumers accept besides `amq.*` reply addresses.
+    #[must_use]
+    pub fn reply_prefix(&self) -> String {
+        self.topology
+            .reply_prefix
+            .clone()
+            .unwrap_or_else(|| format!("{}.reply.", self.topology.prefix))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::Write;
+
+    use secrecy::ExposeSecret;
+
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect()
+    }
+
+    #[test]
+    fn defaults_apply_without_file_or_environment() {
+        let s = Settings::load_from(None, env(&[])).expect("defaults load");
+        assert_eq!(s.amqp.url.expose_secret(), DEFAULT_AMQP_URL);
+        assert_eq!(s.amqp.heartbeat, 10);
+        assert_eq!(s.topology.prefix, "greetings");
+        assert_eq!(s.reply_prefix(), "greetings.reply.");
+        assert_eq!(s.rpc.timeout, Duration::from_secs(5));
+        assert_eq!(s.rpc.concurrency, 64);
+        assert_eq!(s.rpc.expect, ["hello", "goodbye"]);
+        assert_eq!(s.consumer.prefetch, 1);
+    }
+
+    #[test]
+    fn file_overrides_defaults_and_environment_overrides_file() {
+        let mut file = tempfile::Builder::new()
+            .suffix(".toml")
+            .tempfile()
+            .expect("temp file");
+        writeln!(
+            file,
+            "[rpc]\ntimeout = \"2.5\"\nconcurrency = 8\n[topology]\nprefix = \"fromfile\"\n[consumer]\nprefetch = 4"
+        )
+        .expect("write");
+        let s = Settings::load_from(
+            Some(file.path()),
+            env(&[
+                ("GREETINGS_RPC__CONCURRENCY", "16"),
+                ("GREETINGS_RPC__EXPECT", "hello,bonjour"),
+                ("GREETINGS_AMQP__URL", "amqp://a:b@env:5672/%2f"),
+            ]),
+        )
+        .expect("layered load");
+        assert_eq!(s.rpc.timeout, Duration::from_millis(2500));
+        assert_eq!(s.rpc.concurrency, 16);
+        assert_eq!(s.rpc.expect, ["hello", "bonjour"]);
+        assert_eq!(s.topology.prefix, "fromfile");
+        assert_eq!(s.consumer.prefetch, 4);
+        assert_eq!(s.amqp.url.expose_secret(), "amqp://a:b@env:5672/%2f");
+    }
+
+    #[test]
+    fn amqp_url_beats_the_config_url() {
+        let s = Settings::load_from(
+            None,
+            env(&[
+                ("GREETINGS_AMQP__URL", "amqp://a:b@config:5672/%2f"),
+                ("AMQP_URL", "amqp://c:d@plain:5672/%2f"),
+            ]),
+        )
+        .expect("load");
+        assert_eq!(s.amqp.url.expose_secret(), "amqp://c:d@plain:5672/%2f");
+    }
+
+    #[test]
+    fn debug_output_never_shows_the_password() {
+        let s = Settings::load_from(None, env(&[("AMQP_URL", "amqp://u:s3cr3t@h:5672/%2f")]))
+            .expect("load");
+        let debug = format!("{s:?}");
+        assert!(!debug.contains("s3cr3t"), "{debug}");
+    }
+
+    #[test]
+    fn out_of_range_values_are_rejected_with_the_setting_named() {
+        for (key, value, needle) in [
+            ("GREETINGS_RPC__CONCURRENCY", "0", "rpc.concurrency"),
+            ("GREETINGS_RPC__TIMEOUT", "0", "rpc.timeout"),
+            ("GREETINGS_RPC__TIMEOUT", "soon", "invalid duration"),
+            ("GREETINGS_CONSUMER__PREFETCH", "0", "consumer.prefetch"),
+            ("GREETINGS_CONSUMER__PREFETCH", "many", "prefetch"),
+            ("GREETINGS_TOPOLOGY__PREFIX", "has space", "topology.prefix"),
+            ("GREETINGS_RPC__EXPECT", "hello,bad word", "rpc.expect"),
+        ] {
+            let err = Settings::load_from(None, env(&[(key, value)]))
+                .expect_err(&format!("{key}={value} must be rejected"));
+            assert!(err.to_string().contains(needle), "{key}={value}: {err}");
+        }
+    }
+
+    #[test]
+    fn a_missing_config_file_is_an_error() {
+        let err = Settings::load_from(Some(Path::new("/nonexistent/greetings.toml")), env(&[]))
+            .expect_err("missing file");
+        assert!(
+            err.to_string().contains("cannot load configuration"),
+            "{err}"
+        );
+    }
+}
