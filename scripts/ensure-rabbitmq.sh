@@ -110,7 +110,7 @@ for other in 127.0.0.1 ::1; do
     fi
 done
 
-say "no broker reachable at $HOST:$PORT; will start a local RabbitMQ node"
+say "no broker reachable at $HOST:$PORT; a local RabbitMQ node needs starting"
 
 if [[ -n "${RABBITMQ_NODE_PORT:-}" && "$RABBITMQ_NODE_PORT" != "$PORT" ]]; then
     say "warning: RABBITMQ_NODE_PORT=$RABBITMQ_NODE_PORT differs from the port checked (RABBITMQ_PORT=$PORT); the wait below will probably time out"

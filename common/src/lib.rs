@@ -20,6 +20,7 @@ pub mod rpc;
 pub mod service;
 pub mod settings;
 pub mod shutdown;
+pub mod telemetry;
 pub mod topology;
 
 pub use settings::Settings;

@@ -1,0 +1,90 @@
+//! The `consumer` binary's logic: flags, settings, and the service for one word.
+//!
+//! `main.rs` only parses flags and maps the outcome to an exit code; tests call
+//! [`run`] with their own shutdown future.
+
+use std::{future::Future, path::PathBuf, process::ExitCode};
+
+use clap::Parser;
+use common::{
+    Settings,
+    service::{self, ServiceError},
+    topology::Word,
+};
+
+/// Exit codes of the `consumer` binary.
+pub mod exit {
+    /// Stopped by SIGINT or SIGTERM after finishing the message in hand.
+    pub const OK: u8 = 0;
+    /// Any other failure.
+    pub const FAILURE: u8 = 1;
+    /// Bad flags or configuration.
+    pub const USAGE: u8 = 2;
+    /// The broker is unreachable or the connection was lost.
+    pub const BROKER: u8 = 4;
+}
+
+/// Answers greeting requests for one word: `consumer hello` prints and replies
+/// `hello <NAME>` for every request published to the greetings exchange.
+#[derive(Debug, Parser)]
+#[command(version, about)]
+pub struct Cli {
+    /// The greeting word this service answers with (hello, goodbye, bonjour...).
+    pub word: String,
+    /// TOML config file, layered over the defaults and under the environment.
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Broker URL (overrides AMQP_URL and the config).
+    #[arg(long, value_name = "URL")]
+    pub amqp_url: Option<String>,
+    /// Prefix of every exchange and queue name [config: topology.prefix].
+    #[arg(long)]
+    pub prefix: Option<String>,
+    /// Unacknowledged deliveries at once [config: consumer.prefetch].
+    #[arg(long)]
+    pub prefetch: Option<u16>,
+}
+
+impl Cli {
+    /// Loads the layered settings and applies the flags on top.
+    ///
+    /// # Errors
+    /// A message naming the bad setting or word.
+    pub fn settings(&self) -> anyhow::Result<(Settings, Word)> {
+        let mut settings = Settings::load(self.config.as_deref())?;
+        if let Some(url) = &self.amqp_url {
+            settings.amqp.url = url.clone().into();
+        }
+        if let Some(prefix) = &self.prefix {
+            settings.topology.prefix.clone_from(prefix);
+        }
+        if let Some(prefetch) = self.prefetch {
+            settings.consumer.prefetch = prefetch;
+        }
+        settings.validate()?;
+        Ok((settings, Word::parse(&self.word)?))
+    }
+}
+
+/// Runs the service for `word` until `shutdown` completes.
+///
+/// # Errors
+/// The service's failure; see [`ServiceError`].
+pub async fn run(
+    settings: &Settings,
+    word: Word,
+    shutdown: impl Future<Output = ()>,
+) -> Result<(), ServiceError> {
+    service::run(settings, word, shutdown).await
+}
+
+/// Maps a service failure to the documented exit code.
+#[must_use]
+pub fn exit_code(error: &ServiceError) -> ExitCode {
+    ExitCode::from(match error {
+        ServiceError::Connect(common::amqp::ConnectError::InvalidUrl(_)) => exit::USAGE,
+        ServiceError::Connect(_) | ServiceError::ConsumerEnded | ServiceError::Broker { .. } => {
+            exit::BROKER
+        }
+    })
+}

@@ -1,0 +1,82 @@
+//! Command-line flags of `producer` and how they layer over the settings.
+
+use std::{path::PathBuf, time::Duration};
+
+use clap::Parser;
+use common::{Settings, duration};
+
+/// Sends each NAME to every greeting consumer and prints their replies:
+/// `producer Ada Bob` prints `hello Ada`, `goodbye Ada`, `hello Bob`, `goodbye Bob`.
+///
+/// With no NAME (or `-`), reads one name per line from stdin.
+#[derive(Debug, Parser)]
+#[command(version, about, after_help = EXIT_CODES)]
+pub struct Cli {
+    /// Names to greet (1-100 characters, not only whitespace, no control characters).
+    #[arg(value_name = "NAME")]
+    pub names: Vec<String>,
+    /// Consumers to wait for, in output order [default: hello,goodbye].
+    #[arg(short, long, value_delimiter = ',', value_name = "WORDS")]
+    pub expect: Option<Vec<String>>,
+    /// How long to wait for all replies to one name: 5, 2.5, 500ms, 5s [default: 5s].
+    #[arg(short, long, value_parser = duration::parse, value_name = "DURATION")]
+    pub timeout: Option<Duration>,
+    /// Names in flight at once [default: 64].
+    #[arg(short, long, value_name = "N")]
+    pub concurrency: Option<usize>,
+    /// Print one JSON object per name instead of greeting lines.
+    #[arg(long)]
+    pub json: bool,
+    /// TOML config file, layered over the defaults and under the environment.
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Broker URL (overrides AMQP_URL and the config).
+    #[arg(long, value_name = "URL")]
+    pub amqp_url: Option<String>,
+    /// Prefix of every exchange and queue name [default: greetings].
+    #[arg(long)]
+    pub prefix: Option<String>,
+}
+
+const EXIT_CODES: &str = "\
+Exit codes:
+  0  every name got a greeting from every expected consumer
+  1  unexpected failure (e.g. stdout closed)
+  2  bad usage or invalid name (nothing is sent for an invalid name)
+  3  incomplete: a reply missing by the deadline, or an error reply
+  4  broker unreachable, or connection lost
+  5  no queue bound to the exchange: no consumer is running
+  130 interrupted";
+
+impl Cli {
+    /// Loads the layered settings and applies the flags on top.
+    ///
+    /// # Errors
+    /// A message naming the bad setting.
+    pub fn settings(&self) -> anyhow::Result<Settings> {
+        let mut settings = Settings::load(self.config.as_deref())?;
+        if let Some(url) = &self.amqp_url {
+            settings.amqp.url = url.clone().into();
+        }
+        if let Some(prefix) = &self.prefix {
+            settings.topology.prefix.clone_from(prefix);
+        }
+        if let Some(expect) = &self.expect {
+            settings.rpc.expect.clone_from(expect);
+        }
+        if let Some(timeout) = self.timeout {
+            settings.rpc.timeout = timeout;
+        }
+        if let Some(concurrency) = self.concurrency {
+            settings.rpc.concurrency = concurrency;
+        }
+        settings.validate()?;
+        Ok(settings)
+    }
+
+    /// Whether names come from stdin.
+    #[must_use]
+    pub fn reads_stdin(&self) -> bool {
+        self.names.is_empty() || self.names == ["-"]
+    }
+}

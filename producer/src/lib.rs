@@ -1,0 +1,209 @@
+//! The `producer` binary's logic: stream names, call every consumer for each
+//! with bounded concurrency, print the replies in input order.
+//!
+//! `main.rs` only parses flags, builds the input and maps the [`Summary`] to an
+//! exit code; tests call [`run`] directly.
+
+pub mod cli;
+pub mod input;
+pub mod output;
+
+use std::{
+    future::Future,
+    io::{self, Write},
+    sync::atomic::{AtomicBool, Ordering},
+};
+
+use common::{
+    Settings,
+    rpc::{RpcClient, RpcError, Stats},
+};
+use futures::StreamExt;
+use indicatif::ProgressBar;
+
+pub use cli::Cli;
+pub use input::{InputError, Names};
+pub use output::Format;
+
+/// Exit codes of the `producer` binary (also in `producer --help`).
+pub mod exit {
+    /// Every name got a greeting from every expected consumer.
+    pub const OK: u8 = 0;
+    /// Unexpected failure, such as a closed stdout.
+    pub const FAILURE: u8 = 1;
+    /// Bad usage or an invalid name.
+    pub const USAGE: u8 = 2;
+    /// A reply missing by the deadline, or an error reply.
+    pub const INCOMPLETE: u8 = 3;
+    /// Broker unreachable or connection lost.
+    pub const BROKER: u8 = 4;
+    /// No queue bound to the exchange: no consumer is running.
+    pub const NO_ROUTE: u8 = 5;
+    /// Stopped by Ctrl+C or SIGTERM.
+    pub const INTERRUPTED: u8 = 130;
+}
+
+/// What a run did.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Summary {
+    /// Names sent.
+    pub sent: u64,
+    /// Names with a greeting from every expected consumer.
+    pub complete: u64,
+    /// Names with a missing or error reply.
+    pub incomplete: u64,
+    /// Input lines skipped as invalid.
+    pub invalid: u64,
+    /// Stopped early by the shutdown future.
+    pub interrupted: bool,
+    /// The RPC client's counters at the end.
+    pub stats: Stats,
+}
+
+impl Summary {
+    /// The documented exit code for this run.
+    #[must_use]
+    pub fn exit_code(&self) -> u8 {
+        if self.interrupted {
+            exit::INTERRUPTED
+        } else if self.invalid > 0 {
+            exit::USAGE
+        } else if self.incomplete > 0 {
+            exit::INCOMPLETE
+        } else {
+            exit::OK
+        }
+    }
+}
+
+/// Why a run stopped before the end of its input.
+#[derive(Debug, thiserror::Error)]
+pub enum ProducerError {
+    /// Connecting, no route, or connection lost.
+    #[error(transparent)]
+    Rpc(#[from] RpcError),
+    /// stdout or stderr could not be written.
+    #[error("cannot write output")]
+    Output(#[from] io::Error),
+}
+
+impl ProducerError {
+    /// The documented exit code for this failure.
+    #[must_use]
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            Self::Rpc(RpcError::NoRoute { .. }) => exit::NO_ROUTE,
+            Self::Rpc(e) if e.is_connection_error() => exit::BROKER,
+            Self::Rpc(_) | Self::Output(_) => exit::FAILURE,
+        }
+    }
+}
+
+/// Where a run writes: results to `out`, problems to `err`, progress to `progress`.
+#[derive(Debug)]
+pub struct Sinks<O, E> {
+    /// Greetings (text or JSON).
+    pub out: O,
+    /// Missing replies, error replies, invalid input.
+    pub err: E,
+    /// A progress bar, or [`ProgressBar::hidden`].
+    pub progress: ProgressBar,
+}
+
+/// Calls every consumer for each name of `names`, at most
+/// `settings.rpc.concurrency` names in flight, and writes each result in input
+/// order as soon as it and every name before it are done. Stops reading input
+/// when `shutdown` completes, and finishes the names already in flight.
+///
+/// # Errors
+/// [`ProducerError`] when the broker is unreachable, the connection is lost,
+/// no consumer queue is bound (at once, not after a timeout), or output fails.
+pub async fn run<O: Write, E: Write>(
+    settings: &Settings,
+    names: Names,
+    format: Format,
+    sinks: &mut Sinks<O, E>,
+    shutdown: impl Future<Output = ()>,
+) -> Result<Summary, ProducerError> {
+    let client = RpcClient::connect(settings).await?;
+    let result = call_all(&client, settings, names, format, sinks, shutdown).await;
+    let stats = client.stats();
+    client.close().await;
+    sinks.progress.finish_and_clear();
+    let mut summary = result?;
+    summary.stats = stats;
+    if stats.stray + stats.duplicates + stats.malformed > 0 {
+        tracing::info!(
+            stray = stats.stray,
+            duplicates = stats.duplicates,
+            malformed = stats.malformed,
+            "dropped replies"
+        );
+    }
+    Ok(summary)
+}
+
+async fn call_all<O: Write, E: Write>(
+    client: &RpcClient,
+    settings: &Settings,
+    names: Names,
+    format: Format,
+    sinks: &mut Sinks<O, E>,
+    shutdown: impl Future<Output = ()>,
+) -> Result<Summary, ProducerError> {
+    let interrupted = AtomicBool::new(false);
+    let stop = async {
+        shutdown.await;
+        interrupted.store(true, Ordering::Relaxed);
+    };
+    let expect = &settings.rpc.expect;
+    let timeout = settings.rpc.timeout;
+    let mut results = names
+        .take_until(Box::pin(stop))
+        .map(|item| async move {
+            let name = item?;
+            let result = client.call(&name, expect, timeout).await;
+            Ok::<_, InputError>((name, result))
+        })
+        .buffered(settings.rpc.concurrency);
+
+    let mut summary = Summary::default();
+    while let Some(item) = results.next().await {
+        sinks.progress.inc(1);
+        let (name, result) = match item {
+            Ok(done) => done,
+            Err(invalid) => {
+                summary.invalid += 1;
+                sinks
+                    .progress
+                    .suspend(|| writeln!(sinks.err, "producer: {invalid}"))?;
+                continue;
+            }
+        };
+        summary.sent += 1;
+        let gathered = match result {
+            Ok(gathered) => gathered,
+            Err(RpcError::Nacked) => {
+                summary.incomplete += 1;
+                writeln!(
+                    sinks.err,
+                    "producer: the broker refused the request for {:?}",
+                    name.as_str()
+                )?;
+                continue;
+            }
+            Err(fatal) => return Err(fatal.into()),
+        };
+        if gathered.is_complete() {
+            summary.complete += 1;
+        } else {
+            summary.incomplete += 1;
+        }
+        let Sinks { out, err, progress } = sinks;
+        progress.suspend(|| {
+            output::write_result(out, err, format, &name, expect, timeout, &gathered)
+        })?;
+    }
+    summary.interrupted = interrupted.load(Ordering::Relaxed);
+    Ok(summary)
+}

@@ -1,0 +1,88 @@
+//! `producer [OPTIONS] [NAME]...`: greets names through every consumer.
+
+use std::{io::IsTerminal, process::ExitCode, time::Duration};
+
+use clap::Parser;
+use futures::{StreamExt, stream};
+use indicatif::{ProgressBar, ProgressStyle};
+use producer::{Cli, Format, Names, Sinks, exit, input};
+
+/// Below this many names a progress bar is noise.
+const PROGRESS_MIN_NAMES: usize = 50;
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let cli = Cli::parse();
+    common::telemetry::init("warn");
+    let settings = match cli.settings() {
+        Ok(settings) => settings,
+        Err(error) => {
+            eprintln!("producer: {error:#}");
+            return ExitCode::from(exit::USAGE);
+        }
+    };
+    let (names, count): (Names, Option<usize>) = if cli.reads_stdin() {
+        if std::io::stdin().is_terminal() {
+            eprintln!("producer: reading names from stdin, one per line (Ctrl+D to end)");
+        }
+        let stdin = tokio::io::BufReader::new(tokio::io::stdin());
+        (input::from_lines(stdin), None)
+    } else {
+        match input::from_args(&cli.names) {
+            Ok(names) => {
+                let count = names.len();
+                (stream::iter(names.into_iter().map(Ok)).boxed(), Some(count))
+            }
+            Err(errors) => {
+                for error in errors {
+                    eprintln!("producer: {error}");
+                }
+                eprintln!("producer: nothing was sent");
+                return ExitCode::from(exit::USAGE);
+            }
+        }
+    };
+    let format = if cli.json { Format::Json } else { Format::Text };
+    let mut sinks = Sinks {
+        out: std::io::stdout(),
+        err: std::io::stderr(),
+        progress: progress_bar(count),
+    };
+    let result = producer::run(
+        &settings,
+        names,
+        format,
+        &mut sinks,
+        common::shutdown::shutdown_signal(),
+    )
+    .await;
+    match result {
+        Ok(summary) => ExitCode::from(summary.exit_code()),
+        Err(error) => {
+            let code = error.exit_code();
+            eprintln!("producer: {:#}", anyhow::Error::from(error));
+            ExitCode::from(code)
+        }
+    }
+}
+
+/// A bar on stderr for long runs, only when stderr is a terminal.
+fn progress_bar(count: Option<usize>) -> ProgressBar {
+    let long = count.is_none_or(|n| n >= PROGRESS_MIN_NAMES);
+    if !std::io::stderr().is_terminal() || !long {
+        return ProgressBar::hidden();
+    }
+    let bar = match count {
+        Some(n) => ProgressBar::new(n as u64).with_style(
+            ProgressStyle::with_template("{bar:40} {pos}/{len} names {per_sec} eta {eta}")
+                .unwrap_or_else(|_| ProgressStyle::default_bar()),
+        ),
+        None => ProgressBar::new_spinner().with_style(
+            ProgressStyle::with_template("{spinner} {pos} names {per_sec}")
+                .unwrap_or_else(|_| ProgressStyle::default_spinner()),
+        ),
+    };
+    let bar = bar.with_finish(indicatif::ProgressFinish::AndClear);
+    bar.enable_steady_tick(Duration::from_millis(200));
+    bar
+}
