@@ -82,7 +82,8 @@ impl RpcClient {
     /// # Errors
     /// [`RpcError::Connect`] or [`RpcError::Setup`].
     pub async fn connect(settings: &Settings) -> Result<Self, RpcError> {
-        let connection = amqp::connect(&settings.amqp, "greetings-producer").await?;
+        let name = format!("greetings-producer {}", settings.topology.prefix);
+        let connection = amqp::connect(&settings.amqp, &name).await?;
         let events = connection.events_listener();
         let channel = connection.create_channel().await.map_err(RpcError::Setup)?;
         channel

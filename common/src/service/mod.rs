@@ -75,7 +75,11 @@ impl ConsumerService {
     /// [`ServiceError::Connect`] or [`ServiceError::Broker`].
     pub async fn start(settings: &Settings, word: Word) -> Result<Self, ServiceError> {
         let connection =
-            amqp::connect(&settings.amqp, &format!("greetings-consumer-{word}")).await?;
+            amqp::connect(
+            &settings.amqp,
+            &format!("greetings-consumer {} {word}", settings.topology.prefix),
+        )
+        .await?;
         let channel = connection
             .create_channel()
             .await

@@ -1,0 +1,137 @@
+//! The real `producer` and `consumer` executables, black-box: output, exit
+//! codes and timing as a user sees them.
+
+use std::time::Duration;
+
+use crate::helpers::{TestApp, run_producer};
+
+#[tokio::test]
+async fn producer_prints_every_greeting_in_input_order_and_exits_0() {
+    let app = TestApp::new().await;
+    let hello = app.consumer_bin("hello", &[]).await;
+    let goodbye = app.consumer_bin("goodbye", &[]).await;
+
+    let run = run_producer(&app, &["Ada", "Bob"], None).await;
+
+    assert_eq!(run.code, 0, "{run:?}");
+    assert_eq!(run.stdout, "hello Ada\ngoodbye Ada\nhello Bob\ngoodbye Bob\n");
+    assert_eq!(run.stderr, "");
+    let (code, lines) = hello.terminate().await;
+    assert_eq!((code, lines), (0, vec!["hello Ada".to_owned(), "hello Bob".to_owned()]));
+    let (code, lines) = goodbye.terminate().await;
+    assert_eq!((code, lines), (0, vec!["goodbye Ada".to_owned(), "goodbye Bob".to_owned()]));
+}
+
+#[tokio::test]
+async fn producer_streams_stdin_reporting_bad_lines_with_their_number() {
+    let app = TestApp::new().await;
+    let _hello = app.consumer_bin("hello", &[]).await;
+    let _goodbye = app.consumer_bin("goodbye", &[]).await;
+
+    let names: String = (1..=300).map(|i| format!("n{i}\n")).collect();
+    let input = format!("Zoë\r\n\n   \n{names}");
+    let run = run_producer(&app, &["--concurrency", "16"], Some(&input)).await;
+
+    assert_eq!(run.code, 2, "a bad line makes the run exit 2: {run:?}");
+    assert!(run.stderr.contains("line 3: invalid name \"   \""), "{}", run.stderr);
+    let expected: String = std::iter::once("Zoë".to_owned())
+        .chain((1..=300).map(|i| format!("n{i}")))
+        .map(|n| format!("hello {n}\ngoodbye {n}\n"))
+        .collect();
+    assert_eq!(run.stdout, expected);
+}
+
+#[tokio::test]
+async fn producer_json_lists_replies_missing_and_errors() {
+    let app = TestApp::new().await;
+    let _hello = app.consumer_bin("hello", &[]).await;
+
+    let run = run_producer(&app, &["--json", "--timeout", "500ms", "Ada"], None).await;
+
+    assert_eq!(run.code, 3, "{run:?}");
+    let line: serde_json::Value = serde_json::from_str(run.stdout.trim()).expect("one JSON line");
+    assert_eq!(
+        line,
+        serde_json::json!({
+            "name": "Ada",
+            "replies": {"hello": "hello Ada"},
+            "missing": ["goodbye"],
+            "errors": {}
+        })
+    );
+}
+
+#[tokio::test]
+async fn a_stopped_consumer_gives_the_partial_result_and_exit_3_within_timeout_plus_1s() {
+    let app = TestApp::new().await;
+    let _hello = app.consumer_bin("hello", &[]).await;
+    let goodbye = app.consumer_bin("goodbye", &[]).await;
+    assert_eq!(goodbye.terminate().await.0, 0);
+
+    let run = run_producer(&app, &["--timeout", "1s", "Ada"], None).await;
+
+    assert_eq!(run.code, 3, "{run:?}");
+    assert_eq!(run.stdout, "hello Ada\n");
+    assert!(run.stderr.contains("no reply from goodbye for \"Ada\" within 1s"), "{}", run.stderr);
+    assert!(run.elapsed < Duration::from_secs(2), "took {:?}", run.elapsed);
+}
+
+#[tokio::test]
+async fn no_bound_queue_is_an_immediate_error_with_exit_5() {
+    let app = TestApp::new().await;
+
+    let run = run_producer(&app, &["--timeout", "30s", "Ada"], None).await;
+
+    assert_eq!(run.code, 5, "{run:?}");
+    assert!(run.stderr.contains("no queue is bound"), "{}", run.stderr);
+    assert!(run.elapsed < Duration::from_secs(5), "took {:?}", run.elapsed);
+}
+
+#[tokio::test]
+async fn invalid_names_exit_2_and_nothing_is_sent() {
+    let app = TestApp::new().await;
+    let hello = app.consumer_bin("hello", &[]).await;
+    let long = "x".repeat(101);
+
+    let run = run_producer(&app, &["--expect", "hello", "Ada", "", &long], None).await;
+    assert_eq!(run.code, 2, "{run:?}");
+    assert!(run.stderr.contains("argument 2: invalid name \"\": name is empty"), "{}", run.stderr);
+    assert!(run.stderr.contains("argument 3"), "{}", run.stderr);
+    assert_eq!(run.stdout, "");
+
+    // FIFO queue, prefetch 1: once Bob is answered, anything sent before
+    // would have been printed first.
+    let run = run_producer(&app, &["--expect", "hello", "Bob"], None).await;
+    assert_eq!(run.code, 0, "{run:?}");
+    let (_, lines) = hello.terminate().await;
+    assert_eq!(lines, ["hello Bob"]);
+}
+
+#[tokio::test]
+async fn bad_flags_and_settings_exit_2() {
+    let app = TestApp::new().await;
+    for args in [
+        &["--timeout", "soon", "Ada"][..],
+        &["--concurrency", "0", "Ada"],
+        &["--expect", "bad word", "Ada"],
+        &["--no-such-flag"],
+    ] {
+        let run = run_producer(&app, args, None).await;
+        assert_eq!(run.code, 2, "{args:?}: {run:?}");
+        assert!(!run.stderr.is_empty(), "{args:?} explains itself");
+    }
+}
+
+#[tokio::test]
+async fn an_unreachable_broker_exits_4_without_showing_the_password() {
+    let app = TestApp::new().await;
+    let run = run_producer(
+        &app,
+        &["--amqp-url", "amqp://guest:s3cr3t@127.0.0.1:1/%2f", "Ada"],
+        None,
+    )
+    .await;
+    assert_eq!(run.code, 4, "{run:?}");
+    assert!(run.stderr.contains("cannot connect to amqp://guest:***@127.0.0.1:1"), "{}", run.stderr);
+    assert!(!run.stderr.contains("s3cr3t"), "{}", run.stderr);
+}

@@ -1,0 +1,457 @@
+//! Shared test fixtures: a uniquely prefixed topology per test (removed when
+//! the test ends, pass or fail), in-process consumers, raw AMQP access for
+//! contract-level checks, and the real binaries.
+
+use std::{
+    path::PathBuf,
+    process::Stdio,
+    sync::{Arc, Mutex, Once},
+    time::{Duration, Instant},
+};
+
+use common::{
+    Settings,
+    rpc::RpcClient,
+    service::{ConsumerService, ServiceError},
+    settings::DEFAULT_AMQP_URL,
+    topology::Word,
+};
+use futures::StreamExt;
+use lapin::{
+    BasicProperties, Channel, Confirmation, Connection, ConnectionProperties, Consumer,
+    message::Delivery,
+    options::{
+        BasicConsumeOptions, BasicPublishOptions, ConfirmSelectOptions, QueueDeclareOptions,
+        QueueDeleteOptions,
+    },
+    types::FieldTable,
+};
+use tokio::{
+    io::{AsyncBufReadExt, BufReader},
+    process::{Child, Command},
+    sync::watch,
+    task::JoinHandle,
+};
+use tokio_util::sync::CancellationToken;
+
+/// Longest any single expected event may take before a test fails.
+pub(crate) const EVENT_TIMEOUT: Duration = Duration::from_secs(15);
+
+pub(crate) fn amqp_url() -> String {
+    std::env::var("AMQP_URL")
+        .ok()
+        .filter(|u| !u.is_empty())
+        .unwrap_or_else(|| DEFAULT_AMQP_URL.to_owned())
+}
+
+fn init_logs() {
+    static ONCE: Once = Once::new();
+    ONCE.call_once(|| {
+        if std::env::var_os("TEST_LOG").is_some() {
+            common::telemetry::init("info");
+        }
+    });
+}
+
+/// A raw connection to the test broker, or a clear failure.
+pub(crate) async fn connect_raw() -> Connection {
+    let url = amqp_url();
+    match tokio::time::timeout(
+        Duration::from_secs(10),
+        Connection::connect(&url, ConnectionProperties::default()),
+    )
+    .await
+    {
+        Ok(Ok(connection)) => connection,
+        Ok(Err(e)) => panic!(
+            "cannot reach the test broker (AMQP_URL or {DEFAULT_AMQP_URL}): {e}. \
+             Start one with scripts/ensure-rabbitmq.sh"
+        ),
+        Err(_) => panic!("the test broker did not answer within 10 s; is RabbitMQ running?"),
+    }
+}
+
+/// One test's private world: its own prefix, hence its own exchanges and queues.
+pub(crate) struct TestApp {
+    pub(crate) settings: Settings,
+    pub(crate) prefix: String,
+    words: Mutex<Vec<String>>,
+}
+
+impl TestApp {
+    pub(crate) async fn new() -> Self {
+        init_logs();
+        // Fail early and clearly when there is no broker.
+        connect_raw().await.close(200, "probe".into()).await.ok();
+        let prefix = format!("test.{}", &uuid::Uuid::new_v4().simple().to_string()[..12]);
+        let env = [
+            ("AMQP_URL".to_owned(), amqp_url()),
+            ("GREETINGS_TOPOLOGY__PREFIX".to_owned(), prefix.clone()),
+            ("GREETINGS_RPC__TIMEOUT".to_owned(), "10s".to_owned()),
+        ];
+        let settings = Settings::load_from(None, env).expect("test settings load");
+        Self {
+            settings,
+            prefix,
+            words: Mutex::new(vec!["victim".to_owned()]),
+        }
+    }
+
+    fn remember(&self, word: &str) {
+        let mut words = self.words.lock().expect("words lock");
+        if !words.iter().any(|w| w == word) {
+            words.push(word.to_owned());
+        }
+    }
+
+    /// Starts an in-process consumer; when this returns it is consuming.
+    pub(crate) async fn consumer(&self, word: &str) -> RunningConsumer {
+        self.consumer_with(word, &self.settings).await
+    }
+
+    pub(crate) async fn consumer_with(&self, word: &str, settings: &Settings) -> RunningConsumer {
+        self.remember(word);
+        let service = ConsumerService::start(settings, Word::parse(word).expect("valid word"))
+            .await
+            .expect("consumer starts");
+        let stop = CancellationToken::new();
+        let handle = tokio::spawn(service.run(stop.clone().cancelled_owned()));
+        RunningConsumer { stop, handle }
+    }
+
+    pub(crate) async fn client(&self) -> RpcClient {
+        RpcClient::connect(&self.settings)
+            .await
+            .expect("RPC client connects")
+    }
+
+    pub(crate) async fn raw(&self) -> Raw {
+        Raw::open(&self.prefix).await
+    }
+
+    /// Environment for the binaries: the test broker and this test's prefix.
+    pub(crate) fn env(&self) -> Vec<(String, String)> {
+        vec![
+            ("AMQP_URL".to_owned(), amqp_url()),
+            ("GREETINGS_TOPOLOGY__PREFIX".to_owned(), self.prefix.clone()),
+            ("RUST_LOG".to_owned(), "info".to_owned()),
+        ]
+    }
+
+    /// Starts the real `consumer` binary; when this returns it is consuming.
+    pub(crate) async fn consumer_bin(&self, word: &str, extra_env: &[(&str, &str)]) -> ConsumerProcess {
+        self.remember(word);
+        let mut command = Command::new(bin("consumer"));
+        command
+            .arg(word)
+            .envs(self.env())
+            .envs(extra_env.iter().copied())
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true);
+        let mut child = command.spawn().expect("spawn consumer binary");
+        let stdout = collect_lines(child.stdout.take().expect("stdout piped"), None);
+        let (ready_tx, mut ready) = watch::channel(false);
+        let stderr = collect_lines(child.stderr.take().expect("stderr piped"), Some(ready_tx));
+        let started = tokio::time::timeout(EVENT_TIMEOUT, ready.wait_for(|r| *r)).await;
+        assert!(
+            matches!(started, Ok(Ok(_))),
+            "consumer {word} did not start consuming; stderr:\n{}",
+            stderr.lock().expect("lock").join("\n")
+        );
+        ConsumerProcess { child, stdout }
+    }
+}
+
+impl Drop for TestApp {
+    /// Deletes this test's exchanges and queues, even when the test panicked.
+    fn drop(&mut self) {
+        let prefix = self.prefix.clone();
+        let words = self.words.lock().map(|w| w.clone()).unwrap_or_default();
+        let cleanup = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("cleanup runtime");
+            runtime.block_on(async move {
+                let Ok(connection) = Connection::connect(&amqp_url(), ConnectionProperties::default()).await else {
+                    return;
+                };
+                let Ok(channel) = connection.create_channel().await else { return };
+                let mut queues: Vec<String> = words.iter().map(|w| format!("{prefix}.{w}")).collect();
+                queues.push(format!("{prefix}.dead"));
+                for queue in queues {
+                    let _ = channel.queue_delete(queue.into(), QueueDeleteOptions::default()).await;
+                }
+                for exchange in [prefix.clone(), format!("{prefix}.dlx")] {
+                    let _ = channel.exchange_delete(exchange.into(), Default::default()).await;
+                }
+                let _ = connection.close(200, "cleanup".into()).await;
+            });
+        });
+        let _ = cleanup.join();
+    }
+}
+
+/// An in-process consumer service.
+pub(crate) struct RunningConsumer {
+    stop: CancellationToken,
+    handle: JoinHandle<Result<(), ServiceError>>,
+}
+
+impl RunningConsumer {
+    /// Signals shutdown and waits for a clean stop.
+    pub(crate) async fn stop(self) {
+        self.stop.cancel();
+        let result = tokio::time::timeout(EVENT_TIMEOUT, self.handle)
+            .await
+            .expect("consumer stops in time")
+            .expect("consumer task did not panic");
+        assert!(result.is_ok(), "consumer ended with {result:?}");
+    }
+}
+
+/// A running `consumer` binary with its output collected line by line.
+pub(crate) struct ConsumerProcess {
+    pub(crate) child: Child,
+    pub(crate) stdout: Arc<Mutex<Vec<String>>>,
+}
+
+impl ConsumerProcess {
+    pub(crate) fn stdout_lines(&self) -> Vec<String> {
+        self.stdout.lock().expect("lock").clone()
+    }
+
+    /// Waits until stdout has a line equal to `line`.
+    pub(crate) async fn wait_for_stdout(&self, line: &str) {
+        wait_until(&format!("consumer prints {line:?}"), || {
+            let found = self.stdout_lines().iter().any(|l| l == line);
+            async move { found }
+        })
+        .await;
+    }
+
+    /// Sends SIGTERM and returns the exit code.
+    pub(crate) async fn terminate(mut self) -> (i32, Vec<String>) {
+        let pid = self.child.id().expect("consumer still running");
+        let status = std::process::Command::new("kill")
+            .args(["-TERM", &pid.to_string()])
+            .status()
+            .expect("run kill");
+        assert!(status.success(), "kill -TERM {pid} failed");
+        let exit = tokio::time::timeout(EVENT_TIMEOUT, self.child.wait())
+            .await
+            .expect("consumer exits after SIGTERM")
+            .expect("wait for consumer");
+        (exit.code().unwrap_or(-1), self.stdout_lines())
+    }
+}
+
+/// Reads `reader` line by line into a shared buffer; flips `ready` when the
+/// consumer logs that it is consuming.
+fn collect_lines(
+    reader: impl tokio::io::AsyncRead + Unpin + Send + 'static,
+    ready: Option<watch::Sender<bool>>,
+) -> Arc<Mutex<Vec<String>>> {
+    let lines = Arc::new(Mutex::new(Vec::new()));
+    let sink = Arc::clone(&lines);
+    tokio::spawn(async move {
+        let mut reader = BufReader::new(reader).lines();
+        while let Ok(Some(line)) = reader.next_line().await {
+            if let Some(ready) = &ready
+                && line.contains(" consuming ")
+            {
+                let _ = ready.send(true);
+            }
+            sink.lock().expect("lock").push(line);
+        }
+    });
+    lines
+}
+
+/// Path of a workspace binary, built by `cargo test --workspace` (the
+/// producer and consumer packages have black-box tests, so Cargo builds them).
+pub(crate) fn bin(name: &str) -> PathBuf {
+    let exe = std::env::current_exe().expect("current exe");
+    // target/<profile>/deps/integration-<hash> -> target/<profile>/<name>
+    let path = exe
+        .parent()
+        .and_then(|deps| deps.parent())
+        .expect("target dir")
+        .join(name);
+    assert!(
+        path.exists(),
+        "{} is missing: run `cargo build --workspace --bins` (scripts/test.sh does)",
+        path.display()
+    );
+    path
+}
+
+/// Result of one run of the `producer` binary.
+#[derive(Debug)]
+pub(crate) struct ProducerRun {
+    pub(crate) code: i32,
+    pub(crate) stdout: String,
+    pub(crate) stderr: String,
+    pub(crate) elapsed: Duration,
+}
+
+/// Runs the real `producer` binary to completion.
+pub(crate) async fn run_producer(app: &TestApp, args: &[&str], stdin: Option<&str>) -> ProducerRun {
+    let mut command = Command::new(bin("producer"));
+    command
+        .args(args)
+        .envs(app.env())
+        .env("RUST_LOG", "warn")
+        .stdin(if stdin.is_some() { Stdio::piped() } else { Stdio::null() })
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true);
+    let started = Instant::now();
+    let mut child = command.spawn().expect("spawn producer binary");
+    if let Some(text) = stdin {
+        let mut pipe = child.stdin.take().expect("stdin piped");
+        let text = text.to_owned();
+        tokio::spawn(async move {
+            use tokio::io::AsyncWriteExt;
+            let _ = pipe.write_all(text.as_bytes()).await;
+        });
+    }
+    let output = tokio::time::timeout(Duration::from_secs(120), child.wait_with_output())
+        .await
+        .expect("producer finishes")
+        .expect("producer output");
+    ProducerRun {
+        code: output.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+        elapsed: started.elapsed(),
+    }
+}
+
+/// Polls `condition` until it holds, failing the test after [`EVENT_TIMEOUT`].
+pub(crate) async fn wait_until<F, Fut>(what: &str, mut condition: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = Instant::now() + EVENT_TIMEOUT;
+    while !condition().await {
+        assert!(Instant::now() < deadline, "timed out waiting until {what}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// Raw AMQP access, for requests the RPC client would never send.
+pub(crate) struct Raw {
+    pub(crate) connection: Connection,
+    pub(crate) channel: Channel,
+    replies: Consumer,
+    prefix: String,
+}
+
+impl Raw {
+    async fn open(prefix: &str) -> Self {
+        let connection = connect_raw().await;
+        let channel = connection.create_channel().await.expect("channel");
+        channel
+            .confirm_select(ConfirmSelectOptions::default())
+            .await
+            .expect("confirms");
+        let replies = channel
+            .basic_consume(
+                "amq.rabbitmq.reply-to".into(),
+                "".into(),
+                BasicConsumeOptions { no_ack: true, ..Default::default() },
+                FieldTable::default(),
+            )
+            .await
+            .expect("consume direct reply-to");
+        Self { connection, channel, replies, prefix: prefix.to_owned() }
+    }
+
+    /// Publishes `body` to the request exchange and waits for the confirm.
+    pub(crate) async fn publish(&self, body: &[u8], properties: BasicProperties) {
+        let confirmation = self
+            .channel
+            .basic_publish(
+                self.prefix.as_str().into(),
+                "".into(),
+                BasicPublishOptions { mandatory: true, ..Default::default() },
+                body,
+                properties,
+            )
+            .await
+            .expect("publish")
+            .await
+            .expect("confirm");
+        assert!(
+            matches!(confirmation, Confirmation::Ack(None)),
+            "request not routed: {confirmation:?}"
+        );
+    }
+
+    /// The next reply on direct reply-to, failing the test after [`EVENT_TIMEOUT`].
+    pub(crate) async fn next_reply(&mut self) -> Delivery {
+        tokio::time::timeout(EVENT_TIMEOUT, self.replies.next())
+            .await
+            .expect("a reply arrives in time")
+            .expect("reply stream open")
+            .expect("reply delivery")
+    }
+
+    /// A consumer of this test's dead-letter queue.
+    pub(crate) async fn dead_letters(&self) -> DeadLetters {
+        let channel = self.connection.create_channel().await.expect("channel");
+        let consumer = channel
+            .basic_consume(
+                format!("{}.dead", self.prefix).into(),
+                "".into(),
+                BasicConsumeOptions { no_ack: true, ..Default::default() },
+                FieldTable::default(),
+            )
+            .await
+            .expect("consume the dead-letter queue");
+        DeadLetters { _channel: channel, consumer }
+    }
+
+    /// Ready messages and consumers of `queue` (passive declare).
+    pub(crate) async fn queue_counts(&self, queue: &str) -> (u32, u32) {
+        let channel = self.connection.create_channel().await.expect("channel");
+        let q = channel
+            .queue_declare(
+                queue.into(),
+                QueueDeclareOptions { passive: true, ..Default::default() },
+                FieldTable::default(),
+            )
+            .await
+            .expect("queue exists");
+        let counts = (q.message_count(), q.consumer_count());
+        let _ = channel.close(200, "done".into()).await;
+        counts
+    }
+}
+
+pub(crate) struct DeadLetters {
+    _channel: Channel,
+    consumer: Consumer,
+}
+
+impl DeadLetters {
+    pub(crate) async fn next(&mut self) -> Delivery {
+        tokio::time::timeout(EVENT_TIMEOUT, self.consumer.next())
+            .await
+            .expect("a dead letter arrives in time")
+            .expect("dead-letter stream open")
+            .expect("dead-letter delivery")
+    }
+}
+
+/// Request properties with a reply address (`amq.rabbitmq.reply-to`).
+pub(crate) fn answerable(correlation_id: &str) -> BasicProperties {
+    BasicProperties::default()
+        .with_content_type("application/json".into())
+        .with_correlation_id(correlation_id.into())
+        .with_reply_to("amq.rabbitmq.reply-to".into())
+}

@@ -1,0 +1,10 @@
+//! Integration tests against a real RabbitMQ (`AMQP_URL`, default
+//! `amqp://guest:guest@127.0.0.1:5672/%2f`). Each test owns a unique prefix,
+//! so they run in parallel and leave nothing behind.
+
+mod helpers;
+
+mod binaries;
+mod contract;
+mod rpc;
+mod shutdown;

@@ -1,0 +1,214 @@
+//! The RPC client against in-process consumers: scatter-gather, pairing,
+//! concurrency, unicode, extra consumers, timeouts and no-route.
+
+use std::{collections::HashSet, time::{Duration, Instant}};
+
+use common::{
+    protocol::{Name, Outcome},
+    rpc::RpcError,
+};
+use futures::{StreamExt, stream};
+
+use crate::helpers::TestApp;
+
+fn expect(words: &[&str]) -> Vec<String> {
+    words.iter().map(|w| (*w).to_owned()).collect()
+}
+
+fn greeting_of(outcome: Option<&Outcome>) -> Option<&str> {
+    match outcome {
+        Some(Outcome::Greeting(g)) => Some(g),
+        _ => None,
+    }
+}
+
+#[tokio::test]
+async fn one_name_gets_hello_and_goodbye() {
+    let app = TestApp::new().await;
+    let hello = app.consumer("hello").await;
+    let goodbye = app.consumer("goodbye").await;
+    let client = app.client().await;
+
+    let name = Name::parse("Ada").expect("valid");
+    let gathered = client
+        .call(&name, &expect(&["hello", "goodbye"]), Duration::from_secs(10))
+        .await
+        .expect("call succeeds");
+
+    assert!(gathered.is_complete(), "{gathered:?}");
+    assert_eq!(greeting_of(gathered.reply_of("hello")), Some("hello Ada"));
+    assert_eq!(greeting_of(gathered.reply_of("goodbye")), Some("goodbye Ada"));
+    assert_eq!(client.stats().in_flight, 0);
+    client.close().await;
+    hello.stop().await;
+    goodbye.stop().await;
+}
+
+#[tokio::test]
+async fn a_thousand_concurrent_names_each_get_their_own_replies() {
+    let app = TestApp::new().await;
+    let hello = app.consumer("hello").await;
+    let goodbye = app.consumer("goodbye").await;
+    let client = app.client().await;
+    let words = expect(&["hello", "goodbye"]);
+
+    let names: Vec<Name> = (0..1000)
+        .map(|i| Name::parse(&format!("name-{i}")).expect("valid"))
+        .collect();
+    let results: Vec<_> = stream::iter(&names)
+        .map(|name| {
+            let (client, words) = (&client, &words);
+            async move { (name, client.call(name, words, Duration::from_secs(30)).await) }
+        })
+        .buffer_unordered(1000)
+        .collect()
+        .await;
+
+    let mut seen = HashSet::new();
+    for (name, result) in results {
+        let gathered = result.expect("call succeeds");
+        assert!(gathered.is_complete(), "{name}: {gathered:?}");
+        assert_eq!(greeting_of(gathered.reply_of("hello")), Some(format!("hello {name}").as_str()));
+        assert_eq!(greeting_of(gathered.reply_of("goodbye")), Some(format!("goodbye {name}").as_str()));
+        assert!(seen.insert(name.to_string()), "{name} answered twice");
+    }
+    assert_eq!(seen.len(), 1000);
+    let stats = client.stats();
+    assert_eq!((stats.in_flight, stats.duplicates, stats.stray), (0, 0, 0), "{stats:?}");
+    client.close().await;
+    hello.stop().await;
+    goodbye.stop().await;
+}
+
+#[tokio::test]
+async fn unicode_names_round_trip_unchanged() {
+    let app = TestApp::new().await;
+    let hello = app.consumer("hello").await;
+    let client = app.client().await;
+    for text in ["Zoë", "李小龙", "Ωmega 👋", "Łukasz Żółć", "عائشة", &"é".repeat(100)] {
+        let name = Name::parse(text).expect("valid");
+        let gathered = client
+            .call(&name, &expect(&["hello"]), Duration::from_secs(10))
+            .await
+            .expect("call succeeds");
+        assert_eq!(greeting_of(gathered.reply_of("hello")), Some(format!("hello {text}").as_str()));
+    }
+    client.close().await;
+    hello.stop().await;
+}
+
+#[tokio::test]
+async fn a_third_consumer_word_answers_too() {
+    let app = TestApp::new().await;
+    let consumers = [
+        app.consumer("hello").await,
+        app.consumer("goodbye").await,
+        app.consumer("bonjour").await,
+    ];
+    let client = app.client().await;
+    let name = Name::parse("Ada").expect("valid");
+    let gathered = client
+        .call(&name, &expect(&["hello", "goodbye", "bonjour"]), Duration::from_secs(10))
+        .await
+        .expect("call succeeds");
+    assert!(gathered.is_complete(), "{gathered:?}");
+    assert_eq!(greeting_of(gathered.reply_of("bonjour")), Some("bonjour Ada"));
+    client.close().await;
+    for consumer in consumers {
+        consumer.stop().await;
+    }
+}
+
+#[tokio::test]
+async fn a_missing_consumer_is_reported_by_the_deadline_and_its_entry_removed() {
+    let app = TestApp::new().await;
+    let hello = app.consumer("hello").await;
+    let client = app.client().await;
+    let name = Name::parse("Ada").expect("valid");
+    let timeout = Duration::from_millis(800);
+
+    let started = Instant::now();
+    let gathered = client
+        .call(&name, &expect(&["hello", "goodbye"]), timeout)
+        .await
+        .expect("a timeout is a result, not an error");
+
+    assert!(started.elapsed() >= timeout);
+    assert!(started.elapsed() < timeout + Duration::from_secs(1), "{:?}", started.elapsed());
+    assert_eq!(gathered.missing, ["goodbye"]);
+    assert_eq!(greeting_of(gathered.reply_of("hello")), Some("hello Ada"));
+    assert_eq!(client.stats().in_flight, 0, "timed-out call must leave the map");
+    client.close().await;
+    hello.stop().await;
+}
+
+#[tokio::test]
+async fn no_bound_queue_fails_at_once_with_no_route() {
+    let app = TestApp::new().await;
+    let client = app.client().await;
+    let name = Name::parse("Ada").expect("valid");
+    let timeout = Duration::from_secs(10);
+
+    let started = Instant::now();
+    let result = client.call(&name, &expect(&["hello"]), timeout).await;
+
+    assert!(matches!(result, Err(RpcError::NoRoute { .. })), "{result:?}");
+    assert!(started.elapsed() < Duration::from_secs(2), "{:?}", started.elapsed());
+    assert_eq!(client.stats().in_flight, 0);
+    client.close().await;
+}
+
+#[tokio::test]
+async fn calls_fail_at_once_when_the_connection_is_lost() {
+    let app = TestApp::new().await;
+    // A queue bound to the exchange that nobody consumes: calls stay in flight.
+    let hello = app.consumer("hello").await;
+    hello.stop().await;
+    let client = std::sync::Arc::new(app.client().await);
+    let name = Name::parse("Ada").expect("valid");
+
+    let call = {
+        let client = std::sync::Arc::clone(&client);
+        tokio::spawn(async move {
+            client.call(&name, &["hello".to_owned()], Duration::from_secs(60)).await
+        })
+    };
+    crate::helpers::wait_until("the call is in flight", || {
+        let n = client.stats().in_flight;
+        async move { n == 1 }
+    })
+    .await;
+    // Close the connection under the client, as a broker restart would.
+    let started = Instant::now();
+    kill_connection(&format!("greetings-producer {}", app.prefix)).await;
+    let result = tokio::time::timeout(Duration::from_secs(10), call)
+        .await
+        .expect("the call ends long before its 60 s timeout")
+        .expect("task");
+    assert!(matches!(result, Err(RpcError::ConnectionLost(_))), "{result:?}");
+    assert!(started.elapsed() < Duration::from_secs(5), "{:?}", started.elapsed());
+    assert!(client.is_connection_lost());
+}
+
+/// Closes, from the broker's side, the connections whose name contains `name`
+/// (names carry the test's unique prefix, so parallel tests are unaffected).
+async fn kill_connection(name: &str) {
+    let output = tokio::process::Command::new("rabbitmqctl")
+        .args(["-q", "list_connections", "pid", "client_properties"])
+        .output()
+        .await
+        .expect("rabbitmqctl runs (the tests need it, as root, on the broker's machine)");
+    let text = String::from_utf8_lossy(&output.stdout);
+    let mut killed = 0;
+    for line in text.lines().filter(|l| l.contains(name)) {
+        let pid = line.split_whitespace().next().expect("pid column");
+        let status = tokio::process::Command::new("rabbitmqctl")
+            .args(["-q", "close_connection", pid, "test closes the connection"])
+            .status()
+            .await
+            .expect("rabbitmqctl close_connection");
+        assert!(status.success());
+        killed += 1;
+    }
+    assert!(killed > 0, "no connection named {name} found:\n{text}");
+}
