@@ -14,12 +14,21 @@ async fn producer_prints_every_greeting_in_input_order_and_exits_0() {
     let run = run_producer(&app, &["Ada", "Bob"], None).await;
 
     assert_eq!(run.code, 0, "{run:?}");
-    assert_eq!(run.stdout, "hello Ada\ngoodbye Ada\nhello Bob\ngoodbye Bob\n");
+    assert_eq!(
+        run.stdout,
+        "hello Ada\ngoodbye Ada\nhello Bob\ngoodbye Bob\n"
+    );
     assert_eq!(run.stderr, "");
     let (code, lines) = hello.terminate().await;
-    assert_eq!((code, lines), (0, vec!["hello Ada".to_owned(), "hello Bob".to_owned()]));
+    assert_eq!(
+        (code, lines),
+        (0, vec!["hello Ada".to_owned(), "hello Bob".to_owned()])
+    );
     let (code, lines) = goodbye.terminate().await;
-    assert_eq!((code, lines), (0, vec!["goodbye Ada".to_owned(), "goodbye Bob".to_owned()]));
+    assert_eq!(
+        (code, lines),
+        (0, vec!["goodbye Ada".to_owned(), "goodbye Bob".to_owned()])
+    );
 }
 
 #[tokio::test]
@@ -33,7 +42,11 @@ async fn producer_streams_stdin_reporting_bad_lines_with_their_number() {
     let run = run_producer(&app, &["--concurrency", "16"], Some(&input)).await;
 
     assert_eq!(run.code, 2, "a bad line makes the run exit 2: {run:?}");
-    assert!(run.stderr.contains("line 3: invalid name \"   \""), "{}", run.stderr);
+    assert!(
+        run.stderr.contains("line 3: invalid name \"   \""),
+        "{}",
+        run.stderr
+    );
     let expected: String = std::iter::once("Zoë".to_owned())
         .chain((1..=300).map(|i| format!("n{i}")))
         .map(|n| format!("hello {n}\ngoodbye {n}\n"))
@@ -72,8 +85,17 @@ async fn a_stopped_consumer_gives_the_partial_result_and_exit_3_within_timeout_p
 
     assert_eq!(run.code, 3, "{run:?}");
     assert_eq!(run.stdout, "hello Ada\n");
-    assert!(run.stderr.contains("no reply from goodbye for \"Ada\" within 1s"), "{}", run.stderr);
-    assert!(run.elapsed < Duration::from_secs(2), "took {:?}", run.elapsed);
+    assert!(
+        run.stderr
+            .contains("no reply from goodbye for \"Ada\" within 1s"),
+        "{}",
+        run.stderr
+    );
+    assert!(
+        run.elapsed < Duration::from_secs(2),
+        "took {:?}",
+        run.elapsed
+    );
 }
 
 #[tokio::test]
@@ -84,7 +106,11 @@ async fn no_bound_queue_is_an_immediate_error_with_exit_5() {
 
     assert_eq!(run.code, 5, "{run:?}");
     assert!(run.stderr.contains("no queue is bound"), "{}", run.stderr);
-    assert!(run.elapsed < Duration::from_secs(5), "took {:?}", run.elapsed);
+    assert!(
+        run.elapsed < Duration::from_secs(5),
+        "took {:?}",
+        run.elapsed
+    );
 }
 
 #[tokio::test]
@@ -95,7 +121,12 @@ async fn invalid_names_exit_2_and_nothing_is_sent() {
 
     let run = run_producer(&app, &["--expect", "hello", "Ada", "", &long], None).await;
     assert_eq!(run.code, 2, "{run:?}");
-    assert!(run.stderr.contains("argument 2: invalid name \"\": name is empty"), "{}", run.stderr);
+    assert!(
+        run.stderr
+            .contains("argument 2: invalid name \"\": name is empty"),
+        "{}",
+        run.stderr
+    );
     assert!(run.stderr.contains("argument 3"), "{}", run.stderr);
     assert_eq!(run.stdout, "");
 
@@ -132,6 +163,11 @@ async fn an_unreachable_broker_exits_4_without_showing_the_password() {
     )
     .await;
     assert_eq!(run.code, 4, "{run:?}");
-    assert!(run.stderr.contains("cannot connect to amqp://guest:***@127.0.0.1:1"), "{}", run.stderr);
+    assert!(
+        run.stderr
+            .contains("cannot connect to amqp://guest:***@127.0.0.1:1"),
+        "{}",
+        run.stderr
+    );
     assert!(!run.stderr.contains("s3cr3t"), "{}", run.stderr);
 }

@@ -13,7 +13,11 @@ use crate::helpers::{TestApp, answerable};
 
 /// The `reason` and `queue` of the first `x-death` entry of a dead letter.
 fn death(delivery: &Delivery) -> (String, String) {
-    let headers = delivery.properties.headers().as_ref().expect("dead letter has headers");
+    let headers = delivery
+        .properties
+        .headers()
+        .as_ref()
+        .expect("dead letter has headers");
     let Some(AMQPValue::FieldArray(deaths)) = headers.inner().get("x-death") else {
         panic!("no x-death header: {headers:?}");
     };
@@ -39,7 +43,11 @@ fn correlation_id(delivery: &Delivery) -> String {
 async fn assert_still_serving(raw: &mut crate::helpers::Raw, id: &str) {
     raw.publish(br#"{"name":"Ada"}"#, answerable(id)).await;
     let reply = raw.next_reply().await;
-    assert_eq!(correlation_id(&reply), id, "the next reply answers the valid request");
+    assert_eq!(
+        correlation_id(&reply),
+        id,
+        "the next reply answers the valid request"
+    );
     let reply = Reply::decode(&reply.data).expect("reply follows the contract");
     assert_eq!(reply.outcome, Outcome::Greeting("hello Ada".into()));
 }
@@ -53,13 +61,33 @@ async fn each_kind_of_invalid_request_gets_an_error_reply_and_is_dead_lettered()
     let cases: Vec<(&str, Vec<u8>, &str)> = vec![
         ("not-json", b"hello there".to_vec(), "not a JSON object"),
         ("json-array", br#"["Ada"]"#.to_vec(), "not a JSON object"),
-        ("wrong-type", br#"{"name": 42}"#.to_vec(), "not a JSON object"),
-        ("no-name", br#"{"nom": "Ada"}"#.to_vec(), "not a JSON object"),
+        (
+            "wrong-type",
+            br#"{"name": 42}"#.to_vec(),
+            "not a JSON object",
+        ),
+        (
+            "no-name",
+            br#"{"nom": "Ada"}"#.to_vec(),
+            "not a JSON object",
+        ),
         ("not-utf8", vec![b'{', 0xff, 0xfe, b'}'], "not UTF-8"),
         ("empty-name", br#"{"name": ""}"#.to_vec(), "name is empty"),
-        ("blank-name", br#"{"name": " \t "}"#.to_vec(), "control character"),
-        ("spaces-name", br#"{"name": "   "}"#.to_vec(), "only whitespace"),
-        ("control-name", br#"{"name": "Ada\u0007"}"#.to_vec(), "control character"),
+        (
+            "blank-name",
+            br#"{"name": " \t "}"#.to_vec(),
+            "control character",
+        ),
+        (
+            "spaces-name",
+            br#"{"name": "   "}"#.to_vec(),
+            "only whitespace",
+        ),
+        (
+            "control-name",
+            br#"{"name": "Ada\u0007"}"#.to_vec(),
+            "control character",
+        ),
         (
             "long-name",
             format!(r#"{{"name": "{}"}}"#, "x".repeat(101)).into_bytes(),
@@ -77,7 +105,12 @@ async fn each_kind_of_invalid_request_gets_an_error_reply_and_is_dead_lettered()
         let reply = raw.next_reply().await;
         assert_eq!(correlation_id(&reply), *id);
         assert_eq!(
-            reply.properties.content_type().as_ref().map(ToString::to_string).as_deref(),
+            reply
+                .properties
+                .content_type()
+                .as_ref()
+                .map(ToString::to_string)
+                .as_deref(),
             Some("application/json")
         );
         let reply = Reply::decode(&reply.data).expect("error reply follows the contract");
@@ -92,8 +125,14 @@ async fn each_kind_of_invalid_request_gets_an_error_reply_and_is_dead_lettered()
 
         let letter = dead.next().await;
         assert_eq!(correlation_id(&letter), *id);
-        assert_eq!(&letter.data, body, "{id}: dead letter keeps the original body");
-        assert_eq!(death(&letter), ("rejected".to_owned(), format!("{}.hello", app.prefix)));
+        assert_eq!(
+            &letter.data, body,
+            "{id}: dead letter keeps the original body"
+        );
+        assert_eq!(
+            death(&letter),
+            ("rejected".to_owned(), format!("{}.hello", app.prefix))
+        );
     }
     assert_still_serving(&mut raw, "after-invalid").await;
     hello.stop().await;
@@ -124,11 +163,19 @@ async fn a_forbidden_reply_to_gets_no_reply_and_is_dead_lettered() {
     let mut dead = raw.dead_letters().await;
     let victim = format!("{}.victim", app.prefix);
     raw.channel
-        .queue_declare(victim.as_str().into(), QueueDeclareOptions::default(), FieldTable::default())
+        .queue_declare(
+            victim.as_str().into(),
+            QueueDeclareOptions::default(),
+            FieldTable::default(),
+        )
         .await
         .expect("declare victim queue");
 
-    for target in [victim.clone(), format!("{}.hello", app.prefix), "amq.direct".to_owned()] {
+    for target in [
+        victim.clone(),
+        format!("{}.hello", app.prefix),
+        "amq.direct".to_owned(),
+    ] {
         let props = answerable(&target).with_reply_to(target.as_str().into());
         raw.publish(br#"{"name":"Mallory"}"#, props).await;
         let letter = dead.next().await;
@@ -137,7 +184,11 @@ async fn a_forbidden_reply_to_gets_no_reply_and_is_dead_lettered() {
     }
     // A reply is published (and confirmed) before the request is settled, so
     // had one been sent it would be in the victim queue by now.
-    assert_eq!(raw.queue_counts(&victim).await.0, 0, "nothing injected into the victim queue");
+    assert_eq!(
+        raw.queue_counts(&victim).await.0,
+        0,
+        "nothing injected into the victim queue"
+    );
     assert_still_serving(&mut raw, "valid").await;
     hello.stop().await;
 }
@@ -148,14 +199,27 @@ async fn a_one_way_request_is_processed_and_printed_without_reply() {
     let hello = app.consumer_bin("hello", &[]).await;
     let mut raw = app.raw().await;
 
-    raw.publish(br#"{"name":"Ada"}"#, BasicProperties::default()).await;
+    raw.publish(br#"{"name":"Ada"}"#, BasicProperties::default())
+        .await;
     hello.wait_for_stdout("hello Ada").await;
     raw.publish(br#"{"name":"Bob"}"#, answerable("bob")).await;
     let reply = raw.next_reply().await;
-    assert_eq!(correlation_id(&reply), "bob", "no reply was sent for the one-way request");
+    assert_eq!(
+        correlation_id(&reply),
+        "bob",
+        "no reply was sent for the one-way request"
+    );
     let (code, stdout) = hello.terminate().await;
     assert_eq!(code, 0);
     assert_eq!(stdout, ["hello Ada", "hello Bob"]);
-    assert_eq!(raw.queue_counts(&format!("{}.hello", app.prefix)).await.0, 0, "acked");
-    assert_eq!(raw.queue_counts(&format!("{}.dead", app.prefix)).await.0, 0, "not dead-lettered");
+    assert_eq!(
+        raw.queue_counts(&format!("{}.hello", app.prefix)).await.0,
+        0,
+        "acked"
+    );
+    assert_eq!(
+        raw.queue_counts(&format!("{}.dead", app.prefix)).await.0,
+        0,
+        "not dead-lettered"
+    );
 }

@@ -139,7 +139,11 @@ impl TestApp {
     }
 
     /// Starts the real `consumer` binary; when this returns it is consuming.
-    pub(crate) async fn consumer_bin(&self, word: &str, extra_env: &[(&str, &str)]) -> ConsumerProcess {
+    pub(crate) async fn consumer_bin(
+        &self,
+        word: &str,
+        extra_env: &[(&str, &str)],
+    ) -> ConsumerProcess {
         self.remember(word);
         let mut command = Command::new(bin("consumer"));
         command
@@ -175,17 +179,26 @@ impl Drop for TestApp {
                 .build()
                 .expect("cleanup runtime");
             runtime.block_on(async move {
-                let Ok(connection) = Connection::connect(&amqp_url(), ConnectionProperties::default()).await else {
+                let Ok(connection) =
+                    Connection::connect(&amqp_url(), ConnectionProperties::default()).await
+                else {
                     return;
                 };
-                let Ok(channel) = connection.create_channel().await else { return };
-                let mut queues: Vec<String> = words.iter().map(|w| format!("{prefix}.{w}")).collect();
+                let Ok(channel) = connection.create_channel().await else {
+                    return;
+                };
+                let mut queues: Vec<String> =
+                    words.iter().map(|w| format!("{prefix}.{w}")).collect();
                 queues.push(format!("{prefix}.dead"));
                 for queue in queues {
-                    let _ = channel.queue_delete(queue.into(), QueueDeleteOptions::default()).await;
+                    let _ = channel
+                        .queue_delete(queue.into(), QueueDeleteOptions::default())
+                        .await;
                 }
                 for exchange in [prefix.clone(), format!("{prefix}.dlx")] {
-                    let _ = channel.exchange_delete(exchange.into(), Default::default()).await;
+                    let _ = channel
+                        .exchange_delete(exchange.into(), Default::default())
+                        .await;
                 }
                 let _ = connection.close(200, "cleanup".into()).await;
             });
@@ -304,7 +317,11 @@ pub(crate) async fn run_producer(app: &TestApp, args: &[&str], stdin: Option<&st
         .args(args)
         .envs(app.env())
         .env("RUST_LOG", "warn")
-        .stdin(if stdin.is_some() { Stdio::piped() } else { Stdio::null() })
+        .stdin(if stdin.is_some() {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        })
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .kill_on_drop(true);
@@ -363,12 +380,20 @@ impl Raw {
             .basic_consume(
                 "amq.rabbitmq.reply-to".into(),
                 "".into(),
-                BasicConsumeOptions { no_ack: true, ..Default::default() },
+                BasicConsumeOptions {
+                    no_ack: true,
+                    ..Default::default()
+                },
                 FieldTable::default(),
             )
             .await
             .expect("consume direct reply-to");
-        Self { connection, channel, replies, prefix: prefix.to_owned() }
+        Self {
+            connection,
+            channel,
+            replies,
+            prefix: prefix.to_owned(),
+        }
     }
 
     /// Publishes `body` to the request exchange and waits for the confirm.
@@ -378,7 +403,10 @@ impl Raw {
             .basic_publish(
                 self.prefix.as_str().into(),
                 "".into(),
-                BasicPublishOptions { mandatory: true, ..Default::default() },
+                BasicPublishOptions {
+                    mandatory: true,
+                    ..Default::default()
+                },
                 body,
                 properties,
             )
@@ -408,12 +436,18 @@ impl Raw {
             .basic_consume(
                 format!("{}.dead", self.prefix).into(),
                 "".into(),
-                BasicConsumeOptions { no_ack: true, ..Default::default() },
+                BasicConsumeOptions {
+                    no_ack: true,
+                    ..Default::default()
+                },
                 FieldTable::default(),
             )
             .await
             .expect("consume the dead-letter queue");
-        DeadLetters { _channel: channel, consumer }
+        DeadLetters {
+            _channel: channel,
+            consumer,
+        }
     }
 
     /// Ready messages and consumers of `queue` (passive declare).
@@ -422,7 +456,10 @@ impl Raw {
         let q = channel
             .queue_declare(
                 queue.into(),
-                QueueDeclareOptions { passive: true, ..Default::default() },
+                QueueDeclareOptions {
+                    passive: true,
+                    ..Default::default()
+                },
                 FieldTable::default(),
             )
             .await

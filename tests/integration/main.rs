@@ -2,9 +2,13 @@
 //! `amqp://guest:guest@127.0.0.1:5672/%2f`). Each test owns a unique prefix,
 //! so they run in parallel and leave nothing behind.
 
+// A failed expectation is a failed test: panicking is the point here.
+#![allow(clippy::expect_used, clippy::unwrap_used)]
+
 mod helpers;
 
 mod binaries;
 mod contract;
+mod interop;
 mod rpc;
 mod shutdown;

@@ -1,7 +1,10 @@
 //! The RPC client against in-process consumers: scatter-gather, pairing,
 //! concurrency, unicode, extra consumers, timeouts and no-route.
 
-use std::{collections::HashSet, time::{Duration, Instant}};
+use std::{
+    collections::HashSet,
+    time::{Duration, Instant},
+};
 
 use common::{
     protocol::{Name, Outcome},
@@ -31,13 +34,20 @@ async fn one_name_gets_hello_and_goodbye() {
 
     let name = Name::parse("Ada").expect("valid");
     let gathered = client
-        .call(&name, &expect(&["hello", "goodbye"]), Duration::from_secs(10))
+        .call(
+            &name,
+            &expect(&["hello", "goodbye"]),
+            Duration::from_secs(10),
+        )
         .await
         .expect("call succeeds");
 
     assert!(gathered.is_complete(), "{gathered:?}");
     assert_eq!(greeting_of(gathered.reply_of("hello")), Some("hello Ada"));
-    assert_eq!(greeting_of(gathered.reply_of("goodbye")), Some("goodbye Ada"));
+    assert_eq!(
+        greeting_of(gathered.reply_of("goodbye")),
+        Some("goodbye Ada")
+    );
     assert_eq!(client.stats().in_flight, 0);
     client.close().await;
     hello.stop().await;
@@ -58,7 +68,12 @@ async fn a_thousand_concurrent_names_each_get_their_own_replies() {
     let results: Vec<_> = stream::iter(&names)
         .map(|name| {
             let (client, words) = (&client, &words);
-            async move { (name, client.call(name, words, Duration::from_secs(30)).await) }
+            async move {
+                (
+                    name,
+                    client.call(name, words, Duration::from_secs(30)).await,
+                )
+            }
         })
         .buffer_unordered(1000)
         .collect()
@@ -68,13 +83,23 @@ async fn a_thousand_concurrent_names_each_get_their_own_replies() {
     for (name, result) in results {
         let gathered = result.expect("call succeeds");
         assert!(gathered.is_complete(), "{name}: {gathered:?}");
-        assert_eq!(greeting_of(gathered.reply_of("hello")), Some(format!("hello {name}").as_str()));
-        assert_eq!(greeting_of(gathered.reply_of("goodbye")), Some(format!("goodbye {name}").as_str()));
+        assert_eq!(
+            greeting_of(gathered.reply_of("hello")),
+            Some(format!("hello {name}").as_str())
+        );
+        assert_eq!(
+            greeting_of(gathered.reply_of("goodbye")),
+            Some(format!("goodbye {name}").as_str())
+        );
         assert!(seen.insert(name.to_string()), "{name} answered twice");
     }
     assert_eq!(seen.len(), 1000);
     let stats = client.stats();
-    assert_eq!((stats.in_flight, stats.duplicates, stats.stray), (0, 0, 0), "{stats:?}");
+    assert_eq!(
+        (stats.in_flight, stats.duplicates, stats.stray),
+        (0, 0, 0),
+        "{stats:?}"
+    );
     client.close().await;
     hello.stop().await;
     goodbye.stop().await;
@@ -85,13 +110,23 @@ async fn unicode_names_round_trip_unchanged() {
     let app = TestApp::new().await;
     let hello = app.consumer("hello").await;
     let client = app.client().await;
-    for text in ["Zoë", "李小龙", "Ωmega 👋", "Łukasz Żółć", "عائشة", &"é".repeat(100)] {
+    for text in [
+        "Zoë",
+        "李小龙",
+        "Ωmega 👋",
+        "Łukasz Żółć",
+        "عائشة",
+        &"é".repeat(100),
+    ] {
         let name = Name::parse(text).expect("valid");
         let gathered = client
             .call(&name, &expect(&["hello"]), Duration::from_secs(10))
             .await
             .expect("call succeeds");
-        assert_eq!(greeting_of(gathered.reply_of("hello")), Some(format!("hello {text}").as_str()));
+        assert_eq!(
+            greeting_of(gathered.reply_of("hello")),
+            Some(format!("hello {text}").as_str())
+        );
     }
     client.close().await;
     hello.stop().await;
@@ -108,11 +143,18 @@ async fn a_third_consumer_word_answers_too() {
     let client = app.client().await;
     let name = Name::parse("Ada").expect("valid");
     let gathered = client
-        .call(&name, &expect(&["hello", "goodbye", "bonjour"]), Duration::from_secs(10))
+        .call(
+            &name,
+            &expect(&["hello", "goodbye", "bonjour"]),
+            Duration::from_secs(10),
+        )
         .await
         .expect("call succeeds");
     assert!(gathered.is_complete(), "{gathered:?}");
-    assert_eq!(greeting_of(gathered.reply_of("bonjour")), Some("bonjour Ada"));
+    assert_eq!(
+        greeting_of(gathered.reply_of("bonjour")),
+        Some("bonjour Ada")
+    );
     client.close().await;
     for consumer in consumers {
         consumer.stop().await;
@@ -134,10 +176,18 @@ async fn a_missing_consumer_is_reported_by_the_deadline_and_its_entry_removed() 
         .expect("a timeout is a result, not an error");
 
     assert!(started.elapsed() >= timeout);
-    assert!(started.elapsed() < timeout + Duration::from_secs(1), "{:?}", started.elapsed());
+    assert!(
+        started.elapsed() < timeout + Duration::from_secs(1),
+        "{:?}",
+        started.elapsed()
+    );
     assert_eq!(gathered.missing, ["goodbye"]);
     assert_eq!(greeting_of(gathered.reply_of("hello")), Some("hello Ada"));
-    assert_eq!(client.stats().in_flight, 0, "timed-out call must leave the map");
+    assert_eq!(
+        client.stats().in_flight,
+        0,
+        "timed-out call must leave the map"
+    );
     client.close().await;
     hello.stop().await;
 }
@@ -152,8 +202,15 @@ async fn no_bound_queue_fails_at_once_with_no_route() {
     let started = Instant::now();
     let result = client.call(&name, &expect(&["hello"]), timeout).await;
 
-    assert!(matches!(result, Err(RpcError::NoRoute { .. })), "{result:?}");
-    assert!(started.elapsed() < Duration::from_secs(2), "{:?}", started.elapsed());
+    assert!(
+        matches!(result, Err(RpcError::NoRoute { .. })),
+        "{result:?}"
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "{:?}",
+        started.elapsed()
+    );
     assert_eq!(client.stats().in_flight, 0);
     client.close().await;
 }
@@ -170,7 +227,9 @@ async fn calls_fail_at_once_when_the_connection_is_lost() {
     let call = {
         let client = std::sync::Arc::clone(&client);
         tokio::spawn(async move {
-            client.call(&name, &["hello".to_owned()], Duration::from_secs(60)).await
+            client
+                .call(&name, &["hello".to_owned()], Duration::from_secs(60))
+                .await
         })
     };
     crate::helpers::wait_until("the call is in flight", || {
@@ -185,8 +244,15 @@ async fn calls_fail_at_once_when_the_connection_is_lost() {
         .await
         .expect("the call ends long before its 60 s timeout")
         .expect("task");
-    assert!(matches!(result, Err(RpcError::ConnectionLost(_))), "{result:?}");
-    assert!(started.elapsed() < Duration::from_secs(5), "{:?}", started.elapsed());
+    assert!(
+        matches!(result, Err(RpcError::ConnectionLost(_))),
+        "{result:?}"
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        started.elapsed()
+    );
     assert!(client.is_connection_lost());
 }
 

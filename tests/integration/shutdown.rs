@@ -24,7 +24,9 @@ async fn sigterm_with_a_message_in_hand_loses_nothing_and_processes_nothing_twic
             let client = Arc::clone(&client);
             let name = Name::parse(n).expect("valid");
             tokio::spawn(async move {
-                client.call(&name, &["hello".to_owned()], Duration::from_secs(30)).await
+                client
+                    .call(&name, &["hello".to_owned()], Duration::from_secs(30))
+                    .await
             })
         })
         .collect();

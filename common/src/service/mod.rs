@@ -74,8 +74,7 @@ impl ConsumerService {
     /// # Errors
     /// [`ServiceError::Connect`] or [`ServiceError::Broker`].
     pub async fn start(settings: &Settings, word: Word) -> Result<Self, ServiceError> {
-        let connection =
-            amqp::connect(
+        let connection = amqp::connect(
             &settings.amqp,
             &format!("greetings-consumer {} {word}", settings.topology.prefix),
         )

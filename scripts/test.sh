@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# Runs every test against a real RabbitMQ: starts a local node first if none is
+# reachable (see ensure-rabbitmq.sh), prepares the Python interop client's
+# virtualenv, builds the binaries and runs the whole workspace's tests.
+#
+# Extra arguments go to `cargo test` (e.g. scripts/test.sh -- --test-threads 1).
+set -euo pipefail
+PROG="test"
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+# shellcheck source=scripts/lib.sh
+. "$root/scripts/lib.sh"
+cd "$root"
+
+require_cargo
+"$root/scripts/ensure-rabbitmq.sh"
+ensure_python_venv "$root/.venv" "$root"
+say "building the binaries"
+cargo build --workspace --bins --quiet
+say "running the tests"
+cargo test --workspace "$@"
