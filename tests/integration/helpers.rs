@@ -111,12 +111,19 @@ impl TestApp {
 
     pub(crate) async fn consumer_with(&self, word: &str, settings: &Settings) -> RunningConsumer {
         self.remember(word);
+        let printed = Arc::new(Mutex::new(Vec::new()));
+        let sink = Arc::clone(&printed);
         let service = ConsumerService::start(settings, Word::parse(word).expect("valid word"))
             .await
-            .expect("consumer starts");
+            .expect("consumer starts")
+            .with_printer(move |line| sink.lock().expect("lock").push(line.to_owned()));
         let stop = CancellationToken::new();
         let handle = tokio::spawn(service.run(stop.clone().cancelled_owned()));
-        RunningConsumer { stop, handle }
+        RunningConsumer {
+            stop,
+            handle,
+            printed,
+        }
     }
 
     pub(crate) async fn client(&self) -> RpcClient {
@@ -211,9 +218,15 @@ impl Drop for TestApp {
 pub(crate) struct RunningConsumer {
     stop: CancellationToken,
     handle: JoinHandle<Result<(), ServiceError>>,
+    printed: Arc<Mutex<Vec<String>>>,
 }
 
 impl RunningConsumer {
+    /// The `W NAME` lines the service has printed so far.
+    pub(crate) fn printed(&self) -> Vec<String> {
+        self.printed.lock().expect("lock").clone()
+    }
+
     /// Signals shutdown and waits for a clean stop.
     pub(crate) async fn stop(self) {
         self.stop.cancel();

@@ -94,6 +94,7 @@ async fn a_thousand_concurrent_names_each_get_their_own_replies() {
         assert!(seen.insert(name.to_string()), "{name} answered twice");
     }
     assert_eq!(seen.len(), 1000);
+    assert_eq!(hello.printed().len(), 1000, "each request processed once");
     let stats = client.stats();
     assert_eq!(
         (stats.in_flight, stats.duplicates, stats.stray),

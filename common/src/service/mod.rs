@@ -55,8 +55,10 @@ fn broker(doing: &'static str) -> impl FnOnce(lapin::Error) -> ServiceError {
     move |source| ServiceError::Broker { doing, source }
 }
 
+/// Where a service writes its `W NAME` lines (stdout unless replaced).
+pub type Printer = Box<dyn Fn(&str) + Send + Sync>;
+
 /// A connected consumer service for one word, ready to [`run`](Self::run).
-#[derive(Debug)]
 pub struct ConsumerService {
     connection: Connection,
     channel: Channel,
@@ -65,6 +67,16 @@ pub struct ConsumerService {
     queue: String,
     policy: ReplyToPolicy,
     handler_delay: Duration,
+    printer: Printer,
+}
+
+impl std::fmt::Debug for ConsumerService {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ConsumerService")
+            .field("word", &self.word)
+            .field("queue", &self.queue)
+            .finish_non_exhaustive()
+    }
 }
 
 impl ConsumerService {
@@ -115,7 +127,16 @@ impl ConsumerService {
             queue,
             policy: ReplyToPolicy::new(&settings.reply_prefix()),
             handler_delay: settings.consumer.handler_delay,
+            printer: Box::new(print_line),
         })
+    }
+
+    /// Sends the `W NAME` lines to `printer` instead of stdout (used by tests
+    /// and embedders).
+    #[must_use]
+    pub fn with_printer(mut self, printer: impl Fn(&str) + Send + Sync + 'static) -> Self {
+        self.printer = Box::new(printer);
+        self
     }
 
     /// Answers requests until `shutdown` completes, then stops gracefully.
@@ -152,7 +173,7 @@ impl ConsumerService {
                     tokio::time::sleep(self.handler_delay).await;
                 }
                 let greeting = format!("{} {name}", self.word);
-                print_line(&greeting);
+                (self.printer)(&greeting);
                 if let Some(address) = reply_to {
                     self.reply(&address, Outcome::Greeting(greeting)).await?;
                 }
