@@ -71,6 +71,8 @@ pub struct ConsumerSettings {
     /// "in hand"); leave at 0 in production.
     #[serde(deserialize_with = "duration::deserialize")]
     pub handler_delay: Duration,
+    /// Failed handling attempts after which a request is dead-lettered as poison.
+    pub max_failures: u32,
 }
 
 /// Configuration that cannot be used, with the reason.
@@ -112,7 +114,8 @@ impl Settings {
             .set_default("rpc.expect", vec!["hello", "goodbye"])?
             .set_default("rpc.persistent", true)?
             .set_default("consumer.prefetch", 1)?
-            .set_default("consumer.handler_delay", "0s")?;
+            .set_default("consumer.handler_delay", "0s")?
+            .set_default("consumer.max_failures", 3)?;
         if let Some(path) = file {
             builder = builder.add_source(File::from(path).required(true));
         }
@@ -170,6 +173,9 @@ impl Settings {
         }
         for word in &self.rpc.expect {
             Word::parse(word).map_err(|e| SettingsError::Invalid(format!("rpc.expect: {e}")))?;
+        }
+        if self.consumer.max_failures == 0 {
+            return invalid("consumer.max_failures must be at least 1".to_owned());
         }
         if self.consumer.prefetch == 0 {
             return invalid("consumer.prefetch must be at least 1".to_owned());

@@ -20,7 +20,9 @@ pub mod exit {
     pub const FAILURE: u8 = 1;
     /// Bad flags or configuration.
     pub const USAGE: u8 = 2;
-    /// The broker is unreachable or the connection was lost.
+    /// The broker refused the service for good: credentials, permissions, or
+    /// a queue or exchange that exists with other arguments. (An unreachable
+    /// broker is retried forever, never an exit.)
     pub const BROKER: u8 = 4;
 }
 

@@ -11,8 +11,9 @@ use std::{
 
 use common::{
     Settings,
+    protocol::Name,
     rpc::RpcClient,
-    service::{ConsumerService, ServiceError},
+    service::{ConsumerService, HandlerError, ServiceError},
     settings::DEFAULT_AMQP_URL,
     topology::Word,
 };
@@ -33,6 +34,10 @@ use tokio::{
     task::JoinHandle,
 };
 use tokio_util::sync::CancellationToken;
+
+/// A handler a test plugs into an in-process consumer.
+pub(crate) type TestHandler =
+    Box<dyn Fn(&Word, &Name) -> Result<String, HandlerError> + Send + Sync>;
 
 /// Longest any single expected event may take before a test fails.
 pub(crate) const EVENT_TIMEOUT: Duration = Duration::from_secs(15);
@@ -106,26 +111,36 @@ impl TestApp {
 
     /// Starts an in-process consumer; when this returns it is consuming.
     pub(crate) async fn consumer(&self, word: &str) -> RunningConsumer {
-        self.consumer_with(word, &self.settings).await
+        self.consumer_with(word, &self.settings, None).await
     }
 
-    pub(crate) async fn consumer_with(&self, word: &str, settings: &Settings) -> RunningConsumer {
+    pub(crate) async fn consumer_with(
+        &self,
+        word: &str,
+        settings: &Settings,
+        handler: Option<TestHandler>,
+    ) -> RunningConsumer {
         self.remember(word);
         let printed = Arc::new(Mutex::new(Vec::new()));
         let sink = Arc::clone(&printed);
-        let service = ConsumerService::start(settings, Word::parse(word).expect("valid word"))
-            .await
-            .expect("consumer starts")
+        let service = ConsumerService::new(settings, Word::parse(word).expect("valid word"))
             .with_printer(move |line| sink.lock().expect("lock").push(line.to_owned()));
+        let service = match handler {
+            Some(handler) => service.with_handler(handler),
+            None => service,
+        };
+        let sessions = service.sessions();
         let stop = CancellationToken::new();
         let handle = tokio::spawn(service.run(stop.clone().cancelled_owned()));
-        RunningConsumer {
+        let running = RunningConsumer {
             stop,
             handle,
             printed,
-        }
+            sessions,
+        };
+        running.wait_for_sessions(1).await;
+        running
     }
-
     pub(crate) async fn client(&self) -> RpcClient {
         RpcClient::connect(&self.settings)
             .await
@@ -219,9 +234,22 @@ pub(crate) struct RunningConsumer {
     stop: CancellationToken,
     handle: JoinHandle<Result<(), ServiceError>>,
     printed: Arc<Mutex<Vec<String>>>,
+    sessions: watch::Receiver<u64>,
 }
 
 impl RunningConsumer {
+    /// Waits until the service has started consuming `n` times (1 = up,
+    /// 2 = recovered once, ...).
+    pub(crate) async fn wait_for_sessions(&self, n: u64) {
+        let mut sessions = self.sessions.clone();
+        let reached = tokio::time::timeout(EVENT_TIMEOUT, sessions.wait_for(|s| *s >= n)).await;
+        assert!(
+            matches!(reached, Ok(Ok(_))),
+            "consumer did not reach {n} consuming sessions (it has {})",
+            *self.sessions.borrow()
+        );
+    }
+
     /// The `W NAME` lines the service has printed so far.
     pub(crate) fn printed(&self) -> Vec<String> {
         self.printed.lock().expect("lock").clone()

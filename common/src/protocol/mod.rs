@@ -179,6 +179,7 @@ impl Reply {
 
 /// Properties of a request: JSON, correlated, answerable, timestamped, and
 /// expiring after `timeout` so that nobody processes a request nobody awaits.
+/// `message_id` repeats the correlation id: a retried call keeps both.
 #[must_use]
 pub fn request_properties(
     correlation_id: &str,
@@ -190,6 +191,7 @@ pub fn request_properties(
     BasicProperties::default()
         .with_content_type(CONTENT_TYPE.into())
         .with_correlation_id(correlation_id.into())
+        .with_message_id(correlation_id.into())
         .with_reply_to(reply_to.into())
         .with_timestamp(unix_seconds(SystemTime::now()))
         .with_expiration(expiration_ms.to_string().into())

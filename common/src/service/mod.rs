@@ -1,37 +1,60 @@
 //! The consumer runtime: one service per greeting word, answering requests
-//! from its queue (wire contract v1, points 2 and 4 to 8).
+//! from its queue (wire contract v1), and healing itself after broker faults.
 //!
 //! Prefetch is configurable (default 1) and acks are manual: a request is
 //! acked only after its reply has been confirmed by the broker, so a crash at
-//! any point leaves it to be redelivered, never lost. Shutdown stops taking new
-//! deliveries, finishes the one in hand, cancels the consumer and closes the
-//! channel and connection; anything prefetched but not started goes back to the
-//! queue when the channel closes.
+//! any point leaves it to be redelivered, never lost.
+//!
+//! The service is a supervisor loop around [`session::Session`]s: when the
+//! connection or a channel drops (broker restart, network cut, channel closed
+//! by the broker) the session ends, and a new one is opened after a capped
+//! exponential backoff with jitter, re-declaring the topology. The service
+//! never exits on a broker outage, only on shutdown or on an error that
+//! retrying cannot fix (bad URL, refused credentials, conflicting topology).
+//!
+//! Shutdown stops taking new deliveries, finishes the one in hand, cancels the
+//! consumer and closes channels and connections.
 
+mod failures;
+mod handler;
 mod plan;
+mod session;
 
-use std::{future::Future, io::Write, time::Duration};
-
-use futures::StreamExt;
-use lapin::{
-    Channel, Connection, Consumer,
-    message::Delivery,
-    options::{
-        BasicAckOptions, BasicCancelOptions, BasicConsumeOptions, BasicPublishOptions,
-        BasicQosOptions, BasicRejectOptions, ConfirmSelectOptions,
-    },
-    types::FieldTable,
+use std::{
+    future::Future,
+    io::Write,
+    sync::{Arc, Mutex},
+    time::{Duration, Instant},
 };
+
+use backon::{BackoffBuilder, ExponentialBuilder};
+use lapin::{
+    ErrorKind,
+    protocol::{AMQPErrorKind, AMQPHardError, AMQPSoftError},
+};
+use tokio::sync::watch;
+
+pub use handler::{Greeter, Handler, HandlerError};
+pub use session::{INTERNAL_ERROR, REASON_HEADER};
 
 use crate::{
     Settings,
-    amqp::{self, ConnectError},
-    protocol::{self, Outcome, Reply, ReplyToPolicy, ReturnAddress},
+    amqp::ConnectError,
+    protocol::ReplyToPolicy,
     topology::{Topology, Word},
 };
-use plan::Plan;
+use failures::Failures;
+use session::Session;
 
-/// Why the service stopped other than by a shutdown signal.
+/// First reconnection delay; it doubles (plus jitter) up to [`MAX_BACKOFF`].
+pub const MIN_BACKOFF: Duration = Duration::from_millis(100);
+/// Longest wait between two reconnection attempts.
+pub const MAX_BACKOFF: Duration = Duration::from_secs(5);
+/// A session that lasted this long resets the backoff.
+const HEALTHY_SESSION: Duration = Duration::from_secs(10);
+
+/// Why the service stopped other than by a shutdown signal, or why a session
+/// ended (logged, then retried unless [`ServiceError::is_fatal`]).
 #[derive(Debug, thiserror::Error)]
 pub enum ServiceError {
     /// No connection could be made.
@@ -51,207 +74,170 @@ pub enum ServiceError {
     ConsumerEnded,
 }
 
-fn broker(doing: &'static str) -> impl FnOnce(lapin::Error) -> ServiceError {
+impl ServiceError {
+    /// Errors that retrying cannot fix: an invalid URL, refused credentials or
+    /// permissions, a queue or exchange that exists with other arguments.
+    #[must_use]
+    pub fn is_fatal(&self) -> bool {
+        let source = match self {
+            Self::Connect(ConnectError::InvalidUrl(_)) => return true,
+            Self::Connect(ConnectError::Unreachable { source, .. }) => source,
+            Self::Broker { source, .. } => source,
+            Self::Connect(ConnectError::TimedOut { .. }) | Self::ConsumerEnded => return false,
+        };
+        match source.kind() {
+            ErrorKind::ProtocolError(error) => matches!(
+                error.kind(),
+                AMQPErrorKind::Soft(
+                    AMQPSoftError::ACCESSREFUSED | AMQPSoftError::PRECONDITIONFAILED
+                ) | AMQPErrorKind::Hard(AMQPHardError::NOTALLOWED)
+            ),
+            _ => false,
+        }
+    }
+}
+
+pub(crate) fn broker(doing: &'static str) -> impl FnOnce(lapin::Error) -> ServiceError {
     move |source| ServiceError::Broker { doing, source }
 }
 
 /// Where a service writes its `W NAME` lines (stdout unless replaced).
-pub type Printer = Box<dyn Fn(&str) + Send + Sync>;
+pub type Printer = Arc<dyn Fn(&str) + Send + Sync>;
 
-/// A connected consumer service for one word, ready to [`run`](Self::run).
-pub struct ConsumerService {
-    connection: Connection,
-    channel: Channel,
-    consumer: Consumer,
+/// What every session of one service shares.
+pub(crate) struct Shared {
+    settings: Settings,
     word: Word,
+    topology: Topology,
     queue: String,
     policy: ReplyToPolicy,
-    handler_delay: Duration,
+    handler: Arc<dyn Handler>,
     printer: Printer,
+    failures: Mutex<Failures>,
+}
+
+/// A consumer service for one word. Build it, optionally replace its handler
+/// or printer, then [`run`](Self::run) it.
+pub struct ConsumerService {
+    shared: Shared,
+    sessions: watch::Sender<u64>,
 }
 
 impl std::fmt::Debug for ConsumerService {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ConsumerService")
-            .field("word", &self.word)
-            .field("queue", &self.queue)
+            .field("word", &self.shared.word)
+            .field("queue", &self.shared.queue)
             .finish_non_exhaustive()
     }
 }
 
 impl ConsumerService {
-    /// Connects, declares the topology for `word`, sets prefetch and starts
-    /// consuming. When this returns, the queue has a consumer.
-    ///
-    /// # Errors
-    /// [`ServiceError::Connect`] or [`ServiceError::Broker`].
-    pub async fn start(settings: &Settings, word: Word) -> Result<Self, ServiceError> {
-        let connection = amqp::connect(
-            &settings.amqp,
-            &format!("greetings-consumer {} {word}", settings.topology.prefix),
-        )
-        .await?;
-        let channel = connection
-            .create_channel()
-            .await
-            .map_err(broker("opening a channel"))?;
+    /// A service answering for `word` with the [`Greeter`], printing to stdout.
+    #[must_use]
+    pub fn new(settings: &Settings, word: Word) -> Self {
         let topology = Topology::new(&settings.topology.prefix);
-        topology
-            .declare_for_consumer(&channel, &word)
-            .await
-            .map_err(broker("declaring the topology"))?;
-        channel
-            .confirm_select(ConfirmSelectOptions::default())
-            .await
-            .map_err(broker("enabling publisher confirms"))?;
-        channel
-            .basic_qos(settings.consumer.prefetch, BasicQosOptions::default())
-            .await
-            .map_err(broker("setting prefetch"))?;
-        let queue = topology.queue(&word);
-        let consumer = channel
-            .basic_consume(
-                queue.as_str().into(),
-                "".into(),
-                BasicConsumeOptions::default(),
-                FieldTable::default(),
-            )
-            .await
-            .map_err(broker("starting to consume"))?;
-        tracing::info!(%queue, prefetch = settings.consumer.prefetch, "consuming");
-        Ok(Self {
-            connection,
-            channel,
-            consumer,
-            word,
-            queue,
-            policy: ReplyToPolicy::new(&settings.reply_prefix()),
-            handler_delay: settings.consumer.handler_delay,
-            printer: Box::new(print_line),
-        })
+        Self {
+            shared: Shared {
+                queue: topology.queue(&word),
+                policy: ReplyToPolicy::new(&settings.reply_prefix()),
+                settings: settings.clone(),
+                word,
+                topology,
+                handler: Arc::new(Greeter),
+                printer: Arc::new(print_line),
+                failures: Mutex::new(Failures::default()),
+            },
+            sessions: watch::Sender::new(0),
+        }
     }
 
-    /// Sends the `W NAME` lines to `printer` instead of stdout (used by tests
-    /// and embedders).
+    /// Replaces the handler that turns a name into a greeting.
     #[must_use]
-    pub fn with_printer(mut self, printer: impl Fn(&str) + Send + Sync + 'static) -> Self {
-        self.printer = Box::new(printer);
+    pub fn with_handler(mut self, handler: impl Handler) -> Self {
+        self.shared.handler = Arc::new(handler);
         self
     }
 
-    /// Answers requests until `shutdown` completes, then stops gracefully.
+    /// Sends the `W NAME` lines to `printer` instead of stdout.
+    #[must_use]
+    pub fn with_printer(mut self, printer: impl Fn(&str) + Send + Sync + 'static) -> Self {
+        self.shared.printer = Arc::new(printer);
+        self
+    }
+
+    /// How many sessions have started consuming so far: 1 once the service is
+    /// up, one more after each recovery.
+    #[must_use]
+    pub fn sessions(&self) -> watch::Receiver<u64> {
+        self.sessions.subscribe()
+    }
+
+    /// Answers requests until `shutdown` completes, reconnecting after broker
+    /// faults, then stops gracefully.
     ///
     /// # Errors
-    /// [`ServiceError`] when the broker fails or stops delivering.
-    pub async fn run(mut self, shutdown: impl Future<Output = ()>) -> Result<(), ServiceError> {
+    /// Only a [fatal](ServiceError::is_fatal) error ends the service.
+    pub async fn run(self, shutdown: impl Future<Output = ()>) -> Result<(), ServiceError> {
         tokio::pin!(shutdown);
-        let result = loop {
-            tokio::select! {
-                biased;
-                () = &mut shutdown => break Ok(()),
-                delivery = self.consumer.next() => match delivery {
-                    // Handling is not raced against `shutdown`: the message in
-                    // hand is always finished and acked.
-                    Some(Ok(delivery)) => {
-                        if let Err(error) = self.handle(delivery).await {
-                            break Err(error);
+        let builder = ExponentialBuilder::default()
+            .with_min_delay(MIN_BACKOFF)
+            .with_max_delay(MAX_BACKOFF)
+            .with_jitter()
+            .without_max_times();
+        let mut backoff = builder.build();
+        loop {
+            let opened = tokio::select! {
+                opened = Session::open(&self.shared) => opened,
+                () = &mut shutdown => return Ok(()),
+            };
+            let error = match opened {
+                Ok(session) => {
+                    self.sessions.send_modify(|n| *n += 1);
+                    let started = Instant::now();
+                    match session.serve(&self.shared, &mut shutdown).await {
+                        Ok(()) => {
+                            tracing::info!(queue = %self.shared.queue, "stopped");
+                            return Ok(());
+                        }
+                        Err(error) => {
+                            if started.elapsed() >= HEALTHY_SESSION {
+                                backoff = builder.build();
+                            }
+                            error
                         }
                     }
-                    Some(Err(source)) => break Err(ServiceError::Broker { doing: "consuming", source }),
-                    None => break Err(ServiceError::ConsumerEnded),
-                },
-            }
-        };
-        self.close().await;
-        result
-    }
-
-    async fn handle(&self, delivery: Delivery) -> Result<(), ServiceError> {
-        match plan::plan(&delivery.properties, &delivery.data, &self.policy) {
-            Plan::Answer { name, reply_to } => {
-                if !self.handler_delay.is_zero() {
-                    tokio::time::sleep(self.handler_delay).await;
                 }
-                let greeting = format!("{} {name}", self.word);
-                (self.printer)(&greeting);
-                if let Some(address) = reply_to {
-                    self.reply(&address, Outcome::Greeting(greeting)).await?;
-                }
-                delivery
-                    .ack(BasicAckOptions::default())
-                    .await
-                    .map_err(broker("acking a request"))?;
+                Err(error) => error,
+            };
+            if error.is_fatal() {
+                return Err(error);
             }
-            Plan::Refuse { why, reply_to } => {
-                tracing::warn!(reason = %why, queue = %self.queue, "invalid request; dead-lettering it");
-                if let Some(address) = reply_to {
-                    let outcome = Outcome::Error {
-                        code: why.code().to_owned(),
-                        message: why.to_string(),
-                    };
-                    self.reply(&address, outcome).await?;
-                }
-                dead_letter(&delivery).await?;
-            }
-            Plan::Forbidden(why) => {
-                tracing::warn!(reason = %why, queue = %self.queue, "refusing to reply; dead-lettering the request");
-                dead_letter(&delivery).await?;
+            let delay = backoff.next().unwrap_or(MAX_BACKOFF);
+            tracing::warn!(
+                error = %error,
+                error.chain = ?anyhow_chain(&error),
+                retry_in_ms = delay.as_millis(),
+                queue = %self.shared.queue,
+                "broker session lost; reconnecting"
+            );
+            tokio::select! {
+                () = tokio::time::sleep(delay) => {}
+                () = &mut shutdown => return Ok(()),
             }
         }
-        Ok(())
-    }
-
-    /// Publishes a reply and waits for the broker's confirm.
-    async fn reply(&self, address: &ReturnAddress, outcome: Outcome) -> Result<(), ServiceError> {
-        let reply = Reply {
-            consumer: self.word.to_string(),
-            outcome,
-        };
-        let confirmation = self
-            .channel
-            .basic_publish(
-                "".into(),
-                address.reply_to.as_str().into(),
-                BasicPublishOptions::default(),
-                &reply.encode(),
-                protocol::reply_properties(&address.correlation_id),
-            )
-            .await
-            .map_err(broker("publishing a reply"))?
-            .await
-            .map_err(broker("waiting for a reply's confirm"))?;
-        if confirmation.is_nack() {
-            tracing::warn!(reply_to = %address.reply_to, "the broker refused a reply (nack)");
-        }
-        Ok(())
-    }
-
-    async fn close(self) {
-        if let Err(error) = self
-            .channel
-            .basic_cancel(self.consumer.tag(), BasicCancelOptions::default())
-            .await
-        {
-            tracing::debug!(%error, "cancelling the consumer");
-        }
-        if let Err(error) = self.channel.close(200, "shutting down".into()).await {
-            tracing::debug!(%error, "closing the channel");
-        }
-        if let Err(error) = self.connection.close(200, "shutting down".into()).await {
-            tracing::debug!(%error, "closing the connection");
-        }
-        tracing::info!(queue = %self.queue, "stopped");
     }
 }
 
-/// Rejects without requeue, so the broker moves the message to the dead-letter
-/// exchange instead of redelivering it in a loop.
-async fn dead_letter(delivery: &Delivery) -> Result<(), ServiceError> {
-    delivery
-        .reject(BasicRejectOptions { requeue: false })
-        .await
-        .map(drop)
-        .map_err(broker("dead-lettering a request"))
+/// The error's causes, innermost last, for structured logs.
+fn anyhow_chain(error: &(dyn std::error::Error + 'static)) -> Vec<String> {
+    let mut chain = Vec::new();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        chain.push(cause.to_string());
+        source = cause.source();
+    }
+    chain
 }
 
 /// Prints `W NAME` on stdout, one whole line per request. A closed stdout is
@@ -263,19 +249,14 @@ fn print_line(line: &str) {
     }
 }
 
-/// Starts a consumer service for `word` and runs it until `shutdown`.
+/// Runs a consumer service for `word` until `shutdown`.
 ///
 /// # Errors
-/// As [`ConsumerService::start`] and [`ConsumerService::run`].
+/// As [`ConsumerService::run`].
 pub async fn run(
     settings: &Settings,
     word: Word,
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), ServiceError> {
-    tokio::pin!(shutdown);
-    let service = tokio::select! {
-        service = ConsumerService::start(settings, word) => service?,
-        () = &mut shutdown => return Ok(()),
-    };
-    service.run(shutdown).await
+    ConsumerService::new(settings, word).run(shutdown).await
 }
