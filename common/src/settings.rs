@@ -60,6 +60,9 @@ pub struct RpcSettings {
     pub expect: Vec<String>,
     /// Publish requests as persistent messages (delivery mode 2).
     pub persistent: bool,
+    /// Times a call is retried after the connection is lost (each retry on a
+    /// new connection, with the full timeout).
+    pub retries: u32,
 }
 
 /// Consumer-side settings.
@@ -113,6 +116,7 @@ impl Settings {
             .set_default("rpc.concurrency", 64)?
             .set_default("rpc.expect", vec!["hello", "goodbye"])?
             .set_default("rpc.persistent", true)?
+            .set_default("rpc.retries", 0)?
             .set_default("consumer.prefetch", 1)?
             .set_default("consumer.handler_delay", "0s")?
             .set_default("consumer.max_failures", 3)?;

@@ -24,6 +24,9 @@ pub struct Cli {
     /// Names in flight at once [default: 64].
     #[arg(short, long, value_name = "N")]
     pub concurrency: Option<usize>,
+    /// Retry a name this many times when the connection is lost [default: 0].
+    #[arg(short, long, value_name = "N")]
+    pub retries: Option<u32>,
     /// Print one JSON object per name instead of greeting lines.
     #[arg(long)]
     pub json: bool,
@@ -66,6 +69,9 @@ impl Cli {
         }
         if let Some(timeout) = self.timeout {
             settings.rpc.timeout = timeout;
+        }
+        if let Some(retries) = self.retries {
+            settings.rpc.retries = retries;
         }
         if let Some(concurrency) = self.concurrency {
             settings.rpc.concurrency = concurrency;

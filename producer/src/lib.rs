@@ -16,7 +16,7 @@ use std::{
 
 use common::{
     Settings,
-    rpc::{RpcClient, RpcError, Stats},
+    rpc::{ReconnectingClient, RpcError, Stats},
 };
 use futures::StreamExt;
 use indicatif::ProgressBar;
@@ -125,26 +125,28 @@ pub async fn run<O: Write, E: Write>(
     sinks: &mut Sinks<O, E>,
     shutdown: impl Future<Output = ()>,
 ) -> Result<Summary, ProducerError> {
-    let client = RpcClient::connect(settings).await?;
+    let client = ReconnectingClient::connect(settings).await?;
     let result = call_all(&client, settings, names, format, sinks, shutdown).await;
-    let stats = client.stats();
+    let stats = client.stats().await;
     client.close().await;
     sinks.progress.finish_and_clear();
     let mut summary = result?;
     summary.stats = stats;
-    if stats.stray + stats.duplicates + stats.malformed > 0 {
+    if stats.stray + stats.duplicates + stats.malformed + stats.retries > 0 {
         tracing::info!(
             stray = stats.stray,
             duplicates = stats.duplicates,
             malformed = stats.malformed,
-            "dropped replies"
+            retries = stats.retries,
+            reconnects = stats.reconnects,
+            "run statistics"
         );
     }
     Ok(summary)
 }
 
 async fn call_all<O: Write, E: Write>(
-    client: &RpcClient,
+    client: &ReconnectingClient,
     settings: &Settings,
     names: Names,
     format: Format,
@@ -158,11 +160,12 @@ async fn call_all<O: Write, E: Write>(
     };
     let expect = &settings.rpc.expect;
     let timeout = settings.rpc.timeout;
+    let retries = settings.rpc.retries;
     let mut results = names
         .take_until(Box::pin(stop))
         .map(|item| async move {
             let name = item?;
-            let result = client.call(&name, expect, timeout).await;
+            let result = client.call(&name, expect, timeout, retries).await;
             Ok::<_, InputError>((name, result))
         })
         .buffered(settings.rpc.concurrency);

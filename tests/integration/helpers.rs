@@ -59,17 +59,16 @@ fn init_logs() {
 }
 
 /// A raw connection to the test broker, or a clear failure.
-pub(crate) async fn connect_raw() -> Connection {
-    let url = amqp_url();
+pub(crate) async fn connect_raw(url: &str) -> Connection {
     match tokio::time::timeout(
         Duration::from_secs(10),
-        Connection::connect(&url, ConnectionProperties::default()),
+        Connection::connect(url, ConnectionProperties::default()),
     )
     .await
     {
         Ok(Ok(connection)) => connection,
         Ok(Err(e)) => panic!(
-            "cannot reach the test broker (AMQP_URL or {DEFAULT_AMQP_URL}): {e}. \
+            "cannot reach the test broker at {url} (AMQP_URL, default {DEFAULT_AMQP_URL}): {e}. \
              Start one with scripts/ensure-rabbitmq.sh"
         ),
         Err(_) => panic!("the test broker did not answer within 10 s; is RabbitMQ running?"),
@@ -80,17 +79,25 @@ pub(crate) async fn connect_raw() -> Connection {
 pub(crate) struct TestApp {
     pub(crate) settings: Settings,
     pub(crate) prefix: String,
+    /// The broker this test uses (the main one, or a private node).
+    pub(crate) url: String,
     words: Mutex<Vec<String>>,
 }
 
 impl TestApp {
+    /// A test on the machine's broker (`AMQP_URL`).
     pub(crate) async fn new() -> Self {
+        Self::on(&amqp_url()).await
+    }
+
+    /// A test on the broker at `url` (e.g. a private node).
+    pub(crate) async fn on(url: &str) -> Self {
         init_logs();
         // Fail early and clearly when there is no broker.
-        connect_raw().await.close(200, "probe".into()).await.ok();
+        connect_raw(url).await.close(200, "probe".into()).await.ok();
         let prefix = format!("test.{}", &uuid::Uuid::new_v4().simple().to_string()[..12]);
         let env = [
-            ("AMQP_URL".to_owned(), amqp_url()),
+            ("AMQP_URL".to_owned(), url.to_owned()),
             ("GREETINGS_TOPOLOGY__PREFIX".to_owned(), prefix.clone()),
             ("GREETINGS_RPC__TIMEOUT".to_owned(), "10s".to_owned()),
         ];
@@ -98,6 +105,7 @@ impl TestApp {
         Self {
             settings,
             prefix,
+            url: url.to_owned(),
             words: Mutex::new(vec!["victim".to_owned()]),
         }
     }
@@ -130,6 +138,7 @@ impl TestApp {
             None => service,
         };
         let sessions = service.sessions();
+        let losses = service.losses();
         let stop = CancellationToken::new();
         let handle = tokio::spawn(service.run(stop.clone().cancelled_owned()));
         let running = RunningConsumer {
@@ -137,6 +146,7 @@ impl TestApp {
             handle,
             printed,
             sessions,
+            losses,
         };
         running.wait_for_sessions(1).await;
         running
@@ -148,13 +158,13 @@ impl TestApp {
     }
 
     pub(crate) async fn raw(&self) -> Raw {
-        Raw::open(&self.prefix).await
+        Raw::open(&self.url, &self.prefix).await
     }
 
     /// Environment for the binaries: the test broker and this test's prefix.
     pub(crate) fn env(&self) -> Vec<(String, String)> {
         vec![
-            ("AMQP_URL".to_owned(), amqp_url()),
+            ("AMQP_URL".to_owned(), self.url.clone()),
             ("GREETINGS_TOPOLOGY__PREFIX".to_owned(), self.prefix.clone()),
             ("RUST_LOG".to_owned(), "info".to_owned()),
         ]
@@ -194,6 +204,7 @@ impl Drop for TestApp {
     /// Deletes this test's exchanges and queues, even when the test panicked.
     fn drop(&mut self) {
         let prefix = self.prefix.clone();
+        let url = self.url.clone();
         let words = self.words.lock().map(|w| w.clone()).unwrap_or_default();
         let cleanup = std::thread::spawn(move || {
             let runtime = tokio::runtime::Builder::new_current_thread()
@@ -202,7 +213,7 @@ impl Drop for TestApp {
                 .expect("cleanup runtime");
             runtime.block_on(async move {
                 let Ok(connection) =
-                    Connection::connect(&amqp_url(), ConnectionProperties::default()).await
+                    Connection::connect(&url, ConnectionProperties::default()).await
                 else {
                     return;
                 };
@@ -235,6 +246,7 @@ pub(crate) struct RunningConsumer {
     handle: JoinHandle<Result<(), ServiceError>>,
     printed: Arc<Mutex<Vec<String>>>,
     sessions: watch::Receiver<u64>,
+    losses: watch::Receiver<u64>,
 }
 
 impl RunningConsumer {
@@ -247,6 +259,16 @@ impl RunningConsumer {
             matches!(reached, Ok(Ok(_))),
             "consumer did not reach {n} consuming sessions (it has {})",
             *self.sessions.borrow()
+        );
+    }
+
+    /// Waits until `n` sessions have ended with a broker fault.
+    pub(crate) async fn wait_for_losses(&self, n: u64) {
+        let mut losses = self.losses.clone();
+        let reached = tokio::time::timeout(EVENT_TIMEOUT, losses.wait_for(|s| *s >= n)).await;
+        assert!(
+            matches!(reached, Ok(Ok(_))),
+            "consumer did not notice {n} broker faults"
         );
     }
 
@@ -353,10 +375,21 @@ pub(crate) struct ProducerRun {
 
 /// Runs the real `producer` binary to completion.
 pub(crate) async fn run_producer(app: &TestApp, args: &[&str], stdin: Option<&str>) -> ProducerRun {
+    let args: Vec<String> = args.iter().map(|a| (*a).to_owned()).collect();
+    run_producer_with(app.env(), args, stdin.map(str::to_owned)).await
+}
+
+/// Runs the real `producer` binary with the given environment; `'static`, so
+/// a test can spawn it and break the broker meanwhile.
+pub(crate) async fn run_producer_with(
+    env: Vec<(String, String)>,
+    args: Vec<String>,
+    stdin: Option<String>,
+) -> ProducerRun {
     let mut command = Command::new(bin("producer"));
     command
-        .args(args)
-        .envs(app.env())
+        .args(&args)
+        .envs(env)
         .env("RUST_LOG", "warn")
         .stdin(if stdin.is_some() {
             Stdio::piped()
@@ -370,7 +403,6 @@ pub(crate) async fn run_producer(app: &TestApp, args: &[&str], stdin: Option<&st
     let mut child = command.spawn().expect("spawn producer binary");
     if let Some(text) = stdin {
         let mut pipe = child.stdin.take().expect("stdin piped");
-        let text = text.to_owned();
         tokio::spawn(async move {
             use tokio::io::AsyncWriteExt;
             let _ = pipe.write_all(text.as_bytes()).await;
@@ -410,8 +442,8 @@ pub(crate) struct Raw {
 }
 
 impl Raw {
-    async fn open(prefix: &str) -> Self {
-        let connection = connect_raw().await;
+    async fn open(url: &str, prefix: &str) -> Self {
+        let connection = connect_raw(url).await;
         let channel = connection.create_channel().await.expect("channel");
         channel
             .confirm_select(ConfirmSelectOptions::default())

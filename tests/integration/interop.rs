@@ -3,7 +3,7 @@
 
 use std::{path::PathBuf, process::Stdio};
 
-use crate::helpers::{TestApp, amqp_url};
+use crate::helpers::TestApp;
 
 /// The Python interpreter with pika: `GREETINGS_PYTHON`, else the project's
 /// `.venv` made by `scripts/test.sh`.
@@ -32,7 +32,7 @@ async fn a_python_client_following_the_contract_gets_both_replies() {
         .arg(script)
         .args([
             "--url",
-            &amqp_url(),
+            &app.url,
             "--prefix",
             &app.prefix,
             "--timeout",

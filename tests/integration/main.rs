@@ -6,9 +6,15 @@
 #![allow(clippy::expect_used, clippy::unwrap_used)]
 
 mod helpers;
+mod ledger;
+mod node;
+mod proxy;
 
 mod binaries;
 mod contract;
+mod faults;
 mod interop;
+mod node_selftest;
+mod proxy_selftest;
 mod rpc;
 mod shutdown;

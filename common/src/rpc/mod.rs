@@ -10,6 +10,7 @@
 mod error;
 mod gathered;
 mod pending;
+mod reconnecting;
 
 use std::{
     sync::{
@@ -31,6 +32,7 @@ use tokio::{task::JoinHandle, time::Instant};
 pub use error::RpcError;
 pub use gathered::Gathered;
 use pending::Pending;
+pub use reconnecting::{RECONNECT_WINDOW, ReconnectingClient};
 
 use crate::{
     Settings, amqp,
@@ -50,6 +52,10 @@ struct Counters {
 /// A snapshot of the client's counters.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct Stats {
+    /// Calls retried after a lost connection (only with [`ReconnectingClient`]).
+    pub retries: u64,
+    /// Connections replaced after a loss (only with [`ReconnectingClient`]).
+    pub reconnects: u64,
     /// Replies for no call in flight (late, after a timeout, or unknown), dropped.
     pub stray: u64,
     /// Second replies from the same consumer to the same call, dropped.
@@ -143,11 +149,26 @@ impl RpcClient {
         expect: &[String],
         timeout: Duration,
     ) -> Result<Gathered, RpcError> {
+        self.call_with_id(&new_correlation_id(), name, expect, timeout)
+            .await
+    }
+
+    /// [`call`](Self::call) with a given correlation id: a retry of a call
+    /// keeps its id, so that consumers and logs can tell it is the same request.
+    ///
+    /// # Errors
+    /// As [`call`](Self::call).
+    pub async fn call_with_id(
+        &self,
+        correlation_id: &str,
+        name: &Name,
+        expect: &[String],
+        timeout: Duration,
+    ) -> Result<Gathered, RpcError> {
         let deadline = Instant::now() + timeout;
-        let correlation_id = uuid::Uuid::new_v4().simple().to_string();
         let (guard, mut replies) = self
             .pending
-            .register(&correlation_id)
+            .register(correlation_id)
             .ok_or(RpcError::ConnectionLost(None))?;
         let properties = protocol::request_properties(
             &correlation_id,
@@ -210,6 +231,8 @@ impl RpcClient {
     #[must_use]
     pub fn stats(&self) -> Stats {
         Stats {
+            retries: 0,
+            reconnects: 0,
             stray: self.counters.stray.load(Ordering::Relaxed),
             duplicates: self.counters.duplicates.load(Ordering::Relaxed),
             malformed: self.counters.malformed.load(Ordering::Relaxed),
@@ -224,17 +247,36 @@ impl RpcClient {
         self.pending.is_closed()
     }
 
-    /// Closes the channel and the connection.
-    pub async fn close(self) {
-        if let Err(error) = self.channel.close(200, "done".into()).await {
-            tracing::debug!(%error, "closing the RPC channel");
-        }
-        if let Err(error) = self.connection.close(200, "done".into()).await {
-            tracing::debug!(%error, "closing the RPC connection");
+    /// Closes the channel and the connection, giving up after [`CLOSE_TIMEOUT`]
+    /// (a blocked or dead broker may never answer the close).
+    pub async fn close(&self) {
+        let close = async {
+            if let Err(error) = self.channel.close(200, "done".into()).await {
+                tracing::debug!(%error, "closing the RPC channel");
+            }
+            if let Err(error) = self.connection.close(200, "done".into()).await {
+                tracing::debug!(%error, "closing the RPC connection");
+            }
+        };
+        // A blocked connection is not read by the broker: it would never
+        // answer the close.
+        if self.counters.blocked.load(Ordering::Relaxed) {
+            tracing::debug!("connection blocked; dropping it without a close handshake");
+        } else if tokio::time::timeout(CLOSE_TIMEOUT, close).await.is_err() {
+            tracing::warn!("the broker did not answer the close in time; dropping the connection");
         }
         self.pending.close();
         self.dispatcher.abort();
     }
+}
+
+/// Longest [`RpcClient::close`] waits for the broker.
+pub const CLOSE_TIMEOUT: Duration = Duration::from_secs(1);
+
+/// A fresh correlation id (a UUID v4 in hex).
+#[must_use]
+pub fn new_correlation_id() -> String {
+    uuid::Uuid::new_v4().simple().to_string()
 }
 
 /// Routes replies to their calls until the reply stream or the connection

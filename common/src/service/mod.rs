@@ -121,6 +121,7 @@ pub(crate) struct Shared {
 pub struct ConsumerService {
     shared: Shared,
     sessions: watch::Sender<u64>,
+    losses: watch::Sender<u64>,
 }
 
 impl std::fmt::Debug for ConsumerService {
@@ -149,6 +150,7 @@ impl ConsumerService {
                 failures: Mutex::new(Failures::default()),
             },
             sessions: watch::Sender::new(0),
+            losses: watch::Sender::new(0),
         }
     }
 
@@ -171,6 +173,12 @@ impl ConsumerService {
     #[must_use]
     pub fn sessions(&self) -> watch::Receiver<u64> {
         self.sessions.subscribe()
+    }
+
+    /// How many sessions have ended with a broker fault so far.
+    #[must_use]
+    pub fn losses(&self) -> watch::Receiver<u64> {
+        self.losses.subscribe()
     }
 
     /// Answers requests until `shutdown` completes, reconnecting after broker
@@ -201,6 +209,7 @@ impl ConsumerService {
                             return Ok(());
                         }
                         Err(error) => {
+                            self.losses.send_modify(|n| *n += 1);
                             if started.elapsed() >= HEALTHY_SESSION {
                                 backoff = builder.build();
                             }

@@ -1,0 +1,344 @@
+//! Fault injection: crashed consumers, broker restarts, memory alarms, poison
+//! messages and network cuts. Broker faults run on a private node the test
+//! starts itself ([`PrivateNode`]); the machine's main broker is never touched.
+//! Each test prints its ledger or figures (`cargo test -- --nocapture`).
+
+use std::time::{Duration, Instant};
+
+use common::{
+    protocol::{Name, Outcome},
+    rpc::{RpcClient, RpcError},
+    service::{HandlerError, REASON_HEADER},
+    topology::Word,
+};
+use futures::{StreamExt, stream};
+use lapin::types::AMQPValue;
+
+use crate::{
+    helpers::{TestApp, TestHandler, run_producer, run_producer_with, wait_until},
+    ledger::Ledger,
+    node::PrivateNode,
+    proxy::Proxy,
+};
+
+fn names(n: usize) -> Vec<String> {
+    (0..n).map(|i| format!("n{i}")).collect()
+}
+
+fn lines(names: &[String]) -> String {
+    names.iter().map(|n| format!("{n}\n")).collect()
+}
+
+#[tokio::test]
+async fn a_consumer_killed_mid_message_has_it_redelivered_to_another_replica() {
+    let app = TestApp::new().await;
+    let _goodbye = app.consumer_bin("goodbye", &[]).await;
+    let slow = app
+        .consumer_bin("hello", &[("GREETINGS_CONSUMER__HANDLER_DELAY", "30s")])
+        .await;
+    let raw = app.raw().await;
+    let queue = format!("{}.hello", app.prefix);
+
+    let names = names(50);
+    let env = app.env();
+    let producer = tokio::spawn(run_producer_with(
+        env,
+        vec!["--timeout".into(), "30s".into()],
+        Some(lines(&names)),
+    ));
+    // The slow replica holds one request in hand (prefetch 1) before a fast
+    // replica exists; then it is SIGKILLed.
+    wait_until("the slow replica holds a request", || {
+        let (raw, queue) = (&raw, &queue);
+        async move {
+            let (ready, consumers) = raw.queue_counts(queue).await;
+            consumers == 1 && ready >= 1
+        }
+    })
+    .await;
+    let _fast = app.consumer_bin("hello", &[]).await;
+    let mut slow = slow;
+    slow.child.start_kill().expect("SIGKILL the slow replica");
+    slow.child.wait().await.expect("reaped");
+
+    let run = producer.await.expect("producer task");
+    let ledger = Ledger::from_output(&names, &["hello", "goodbye"], &run.stdout);
+    ledger.print("consumer SIGKILLed mid-message");
+    assert_eq!(run.code, 0, "{run:?}");
+    assert_eq!(
+        (ledger.lost, ledger.duplicated, ledger.unexpected),
+        (0, 0, 0)
+    );
+}
+
+/// How the broker is taken down mid-run.
+#[derive(Debug, Clone, Copy)]
+enum Outage {
+    /// `rabbitmqctl stop_app` then `start_app`.
+    StopApp,
+    /// SIGKILL of the Erlang VM, then a restart from the same data directory.
+    Kill,
+}
+
+async fn broker_restart_mid_run_loses_nothing_with_retries(outage: Outage) {
+    let node = PrivateNode::start().await;
+    let app = TestApp::on(&node.url()).await;
+    let hello = app.consumer("hello").await;
+    let goodbye = app.consumer("goodbye").await;
+
+    let names = names(2000);
+    let args = ["--retries", "10", "--timeout", "30s", "--concurrency", "64"];
+    let producer = tokio::spawn(run_producer_with(
+        app.env(),
+        args.iter().map(|a| (*a).to_owned()).collect(),
+        Some(lines(&names)),
+    ));
+    wait_until("the run is well under way", || {
+        let done = hello.printed().len();
+        async move { done >= 300 }
+    })
+    .await;
+
+    let down = Instant::now();
+    match outage {
+        Outage::StopApp => {
+            node.stop_app().await;
+            node.start_app().await;
+        }
+        Outage::Kill => {
+            node.kill().await;
+            node.restart().await;
+        }
+    }
+    let up = Instant::now();
+    hello.wait_for_sessions(2).await;
+    goodbye.wait_for_sessions(2).await;
+    let recovered = up.elapsed();
+
+    let run = producer.await.expect("producer task");
+    let ledger = Ledger::from_output(&names, &["hello", "goodbye"], &run.stdout);
+    ledger.print(&format!("broker {outage:?} mid-run, --retries 10"));
+    println!(
+        "figures [{outage:?}]: broker down for {:?}; consumers consuming again {:?} after the broker was back; producer run {:?}",
+        up - down,
+        recovered,
+        run.elapsed
+    );
+    assert_eq!(run.code, 0, "exit code; stderr:\n{}", run.stderr);
+    assert_eq!(
+        (ledger.lost, ledger.duplicated, ledger.unexpected),
+        (0, 0, 0)
+    );
+    assert!(
+        recovered < Duration::from_secs(15),
+        "recovery took {recovered:?}"
+    );
+}
+
+#[tokio::test]
+async fn broker_stop_app_and_start_app_mid_run_loses_nothing_with_retries() {
+    broker_restart_mid_run_loses_nothing_with_retries(Outage::StopApp).await;
+}
+
+#[tokio::test]
+async fn broker_vm_killed_and_restarted_mid_run_loses_nothing_with_retries() {
+    broker_restart_mid_run_loses_nothing_with_retries(Outage::Kill).await;
+}
+
+#[tokio::test]
+async fn without_retries_calls_in_flight_fail_fast_when_the_broker_stops() {
+    let node = PrivateNode::start().await;
+    let app = TestApp::on(&node.url()).await;
+    let hello = app.consumer("hello").await;
+    hello.stop().await; // a bound queue nobody consumes: calls stay in flight
+    let client = std::sync::Arc::new(app.client().await);
+    let call = {
+        let client = std::sync::Arc::clone(&client);
+        tokio::spawn(async move {
+            let name = Name::parse("Ada").expect("valid");
+            client
+                .call(&name, &["hello".to_owned()], Duration::from_secs(60))
+                .await
+        })
+    };
+    wait_until("the call is in flight", || {
+        let n = client.stats().in_flight;
+        async move { n == 1 }
+    })
+    .await;
+    let stopped = Instant::now();
+    node.stop_app().await;
+    let result = tokio::time::timeout(Duration::from_secs(10), call)
+        .await
+        .expect("fails long before its 60 s deadline")
+        .expect("task");
+    println!(
+        "figures: call failed {:?} after stop_app began",
+        stopped.elapsed()
+    );
+    assert!(
+        matches!(result, Err(RpcError::ConnectionLost(_))),
+        "{result:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_memory_alarm_blocks_the_producer_which_reports_it_and_still_ends_by_its_deadline() {
+    let node = PrivateNode::start().await;
+    let app = TestApp::on(&node.url()).await;
+    let _hello = app.consumer("hello").await;
+    let _goodbye = app.consumer("goodbye").await;
+
+    node.set_memory_watermark("0.0000001").await;
+    let run = run_producer(&app, &["--timeout", "2s", "Ada"], None).await;
+    println!(
+        "figures: blocked run ended after {:?} (timeout 2 s)",
+        run.elapsed
+    );
+    assert_eq!(run.code, 3, "incomplete: {run:?}");
+    assert!(
+        run.stderr.contains("blocking publishes"),
+        "reports the block:\n{}",
+        run.stderr
+    );
+    assert!(
+        run.elapsed < Duration::from_secs(5),
+        "ended by its deadline: {:?}",
+        run.elapsed
+    );
+
+    node.set_memory_watermark("0.4").await;
+    let run = run_producer(&app, &["--timeout", "10s", "Bob"], None).await;
+    assert_eq!(run.code, 0, "after the alarm clears: {run:?}");
+    assert_eq!(run.stdout, "hello Bob\ngoodbye Bob\n");
+}
+
+#[tokio::test]
+async fn a_poison_message_is_dead_lettered_with_its_reason_and_the_others_keep_flowing() {
+    let app = TestApp::new().await;
+    let handler: TestHandler = Box::new(|word: &Word, name: &Name| {
+        if name.as_str() == "poison" {
+            panic!("test handler refuses {name}");
+        }
+        Ok::<_, HandlerError>(format!("{word} {name}"))
+    });
+    let hello = app
+        .consumer_with("hello", &app.settings, Some(handler))
+        .await;
+    let raw = app.raw().await;
+    let mut dead = raw.dead_letters().await;
+    let client = app.client().await;
+
+    let mut all: Vec<String> = names(100);
+    all.insert(50, "poison".to_owned());
+    let results: Vec<_> = stream::iter(&all)
+        .map(|n| {
+            let client = &client;
+            async move {
+                let name = Name::parse(n).expect("valid");
+                (
+                    n,
+                    client
+                        .call(&name, &["hello".to_owned()], Duration::from_secs(20))
+                        .await,
+                )
+            }
+        })
+        .buffer_unordered(32)
+        .collect()
+        .await;
+
+    let mut ok = 0;
+    for (name, result) in results {
+        let gathered = result.expect("call");
+        if name == "poison" {
+            match gathered.reply_of("hello") {
+                Some(Outcome::Error { code, message }) => {
+                    assert_eq!(code, "internal_error");
+                    assert!(message.contains("failed 3 times"), "{message}");
+                }
+                other => panic!("poison got {other:?}"),
+            }
+        } else {
+            assert!(gathered.is_complete(), "{name}: {gathered:?}");
+            ok += 1;
+        }
+    }
+    let letter = dead.next().await;
+    let reason = match letter
+        .properties
+        .headers()
+        .as_ref()
+        .and_then(|h| h.inner().get(REASON_HEADER).cloned())
+    {
+        Some(AMQPValue::LongString(s)) => s.to_string(),
+        other => panic!("no reason header: {other:?}"),
+    };
+    println!("ledger [poison]: normal={ok}/100 dead-lettered=1 reason={reason:?}");
+    assert_eq!(ok, 100);
+    assert_eq!(letter.data, br#"{"name":"poison"}"#);
+    assert!(
+        reason.contains("handler failed 3 times: handler panicked: test handler refuses poison"),
+        "{reason}"
+    );
+    assert_eq!(
+        hello.printed().len(),
+        100,
+        "the poison message was never printed"
+    );
+    hello.stop().await;
+}
+
+#[tokio::test]
+async fn a_network_cut_is_noticed_by_heartbeat_on_both_sides_and_healed() {
+    const HEARTBEAT: u16 = 2;
+    let proxy = Proxy::to_broker().await;
+    let app = TestApp::new().await;
+    let mut settings = app.settings.clone();
+    settings.amqp.url = proxy.amqp_url().into();
+    settings.amqp.heartbeat = HEARTBEAT;
+    let hello = app.consumer_with("hello", &settings, None).await;
+    let client = RpcClient::connect(&settings)
+        .await
+        .expect("client via proxy");
+    let name = Name::parse("Ada").expect("valid");
+    let expect = ["hello".to_owned()];
+    assert!(
+        client
+            .call(&name, &expect, Duration::from_secs(10))
+            .await
+            .expect("call")
+            .is_complete()
+    );
+
+    let cut = Instant::now();
+    proxy.blackhole();
+    let result = client.call(&name, &expect, Duration::from_secs(60)).await;
+    let producer_noticed = cut.elapsed();
+    assert!(
+        matches!(result, Err(RpcError::ConnectionLost(_))),
+        "{result:?}"
+    );
+    hello.wait_for_losses(1).await;
+    let consumer_noticed = cut.elapsed();
+
+    let healed = Instant::now();
+    proxy.heal();
+    hello.wait_for_sessions(2).await;
+    let consumer_back = healed.elapsed();
+    let client = RpcClient::connect(&settings)
+        .await
+        .expect("client after heal");
+    let gathered = client
+        .call(&name, &expect, Duration::from_secs(10))
+        .await
+        .expect("call");
+    println!(
+        "figures [network cut, heartbeat {HEARTBEAT} s]: producer noticed after {producer_noticed:?}, \
+         consumer after {consumer_noticed:?}; consumer consuming again {consumer_back:?} after the heal"
+    );
+    assert!(gathered.is_complete());
+    let bound = Duration::from_secs(u64::from(HEARTBEAT) * 3 + 1);
+    assert!(producer_noticed < bound, "{producer_noticed:?}");
+    assert!(consumer_noticed < bound, "{consumer_noticed:?}");
+}
