@@ -171,7 +171,7 @@ impl RpcClient {
             .register(correlation_id)
             .ok_or(RpcError::ConnectionLost(None))?;
         let properties = protocol::request_properties(
-            &correlation_id,
+            correlation_id,
             DIRECT_REPLY_TO,
             timeout,
             self.persistent,
