@@ -132,16 +132,19 @@ pub async fn run<O: Write, E: Write>(
     sinks.progress.finish_and_clear();
     let mut summary = result?;
     summary.stats = stats;
-    if stats.stray + stats.duplicates + stats.malformed + stats.retries > 0 {
-        tracing::info!(
-            stray = stats.stray,
-            duplicates = stats.duplicates,
-            malformed = stats.malformed,
-            retries = stats.retries,
-            reconnects = stats.reconnects,
-            "run statistics"
-        );
-    }
+    tracing::info!(
+        sent = summary.sent,
+        complete = summary.complete,
+        incomplete = summary.incomplete,
+        invalid = summary.invalid,
+        in_flight = stats.in_flight,
+        stray = stats.stray,
+        duplicates = stats.duplicates,
+        malformed = stats.malformed,
+        retries = stats.retries,
+        reconnects = stats.reconnects,
+        "run statistics"
+    );
     Ok(summary)
 }
 

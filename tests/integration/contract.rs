@@ -223,3 +223,32 @@ async fn a_one_way_request_is_processed_and_printed_without_reply() {
         "not dead-lettered"
     );
 }
+
+#[tokio::test]
+async fn a_request_past_its_deadline_is_never_processed() {
+    let app = TestApp::new().await;
+    let hello = app.consumer("hello").await;
+    let mut raw = app.raw().await;
+    let mut dead = raw.dead_letters().await;
+    let sent_a_minute_ago = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("after 1970")
+        .as_secs()
+        - 60;
+    // The broker only expires messages at the head of a queue; delivered at
+    // once to an idle consumer, this one reaches the consumer's own check.
+    let stale = answerable("stale")
+        .with_timestamp(sent_a_minute_ago)
+        .with_expiration("30000".into());
+    raw.publish(br#"{"name":"Stale"}"#, stale).await;
+
+    let letter = dead.next().await;
+    assert_eq!(correlation_id(&letter), "stale");
+    assert_still_serving(&mut raw, "fresh").await;
+    assert_eq!(
+        hello.printed(),
+        ["hello Ada"],
+        "the stale request was not processed"
+    );
+    hello.stop().await;
+}

@@ -1,7 +1,7 @@
 //! A Jepsen-style ledger of one fault-injection run: what was sent, what came
 //! back, and what was lost, duplicated or unexpected.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 /// Counts for one run, printed by every fault test.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
@@ -27,7 +27,7 @@ impl Ledger {
         for line in stdout.lines() {
             *seen.entry(line).or_default() += 1;
         }
-        let expected: Vec<String> = names
+        let expected: HashSet<String> = names
             .iter()
             .flat_map(|n| words.iter().map(move |w| format!("{w} {n}")))
             .collect();
@@ -38,7 +38,7 @@ impl Ledger {
         let duplicated = seen.values().filter(|&&n| n > 1).map(|n| n - 1).sum();
         let unexpected = seen
             .keys()
-            .filter(|line| !expected.iter().any(|e| e == *line))
+            .filter(|line| !expected.contains(**line))
             .count();
         Self {
             sent: names.len(),

@@ -18,3 +18,4 @@ mod node_selftest;
 mod proxy_selftest;
 mod rpc;
 mod shutdown;
+mod soak;

@@ -122,3 +122,77 @@ fn a_request_missing_reply_to_or_correlation_id_is_one_way() {
         assert_eq!(ReturnAddress::from_properties(&p), None);
     }
 }
+
+mod fuzz {
+    //! Property tests of the request decoder: whatever the bytes, it never
+    //! panics and every refusal is an `invalid_request`.
+
+    use proptest::prelude::*;
+
+    use super::*;
+
+    fn check(body: &[u8]) {
+        match decode_request(body) {
+            Ok(name) => {
+                assert!(body.len() <= MAX_REQUEST_BYTES);
+                assert_eq!(Name::parse(name.as_str()).as_ref(), Ok(&name));
+            }
+            Err(e) => assert_eq!(e.code(), INVALID_REQUEST),
+        }
+    }
+
+    /// Arbitrary JSON values, nested up to a few levels.
+    fn json() -> impl Strategy<Value = serde_json::Value> {
+        let leaf = prop_oneof![
+            Just(serde_json::Value::Null),
+            any::<bool>().prop_map(serde_json::Value::from),
+            any::<i64>().prop_map(serde_json::Value::from),
+            any::<f64>().prop_map(serde_json::Value::from),
+            ".*".prop_map(serde_json::Value::from),
+        ];
+        leaf.prop_recursive(4, 64, 8, |inner| {
+            prop_oneof![
+                prop::collection::vec(inner.clone(), 0..8).prop_map(serde_json::Value::from),
+                prop::collection::btree_map(".*", inner, 0..8)
+                    .prop_map(|m| serde_json::Value::Object(m.into_iter().collect())),
+            ]
+        })
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(2000))]
+
+        #[test]
+        fn arbitrary_bytes_never_panic(body in prop::collection::vec(any::<u8>(), 0..6000)) {
+            check(&body);
+        }
+
+        #[test]
+        fn arbitrary_json_never_panics(value in json()) {
+            check(&serde_json::to_vec(&value).unwrap_or_default());
+        }
+
+        #[test]
+        fn any_name_field_is_accepted_exactly_when_the_name_is_valid(
+            name in any::<String>(),
+            extra in json(),
+        ) {
+            let body = serde_json::to_vec(&serde_json::json!({"name": name, "extra": extra}))
+                .unwrap_or_default();
+            let decoded = decode_request(&body);
+            if body.len() > MAX_REQUEST_BYTES {
+                let too_large = matches!(decoded, Err(InvalidRequest::TooLarge { .. }));
+                prop_assert!(too_large, "{:?}", decoded);
+            } else {
+                prop_assert_eq!(decoded.ok(), Name::parse(&name).ok());
+            }
+        }
+
+        #[test]
+        fn wrong_types_for_name_are_refused(value in json()) {
+            prop_assume!(!value.is_string());
+            let body = serde_json::to_vec(&serde_json::json!({"name": value})).unwrap_or_default();
+            prop_assert!(decode_request(&body).is_err());
+        }
+    }
+}

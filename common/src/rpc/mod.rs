@@ -170,12 +170,8 @@ impl RpcClient {
             .pending
             .register(correlation_id)
             .ok_or(RpcError::ConnectionLost(None))?;
-        let properties = protocol::request_properties(
-            correlation_id,
-            DIRECT_REPLY_TO,
-            timeout,
-            self.persistent,
-        );
+        let properties =
+            protocol::request_properties(correlation_id, DIRECT_REPLY_TO, timeout, self.persistent);
         let body = protocol::encode_request(name);
 
         let mut gathered = Gathered::empty(expect);
