@@ -14,6 +14,7 @@
 //! - [`shutdown`]: the Ctrl+C / SIGTERM future used by both binaries.
 
 pub mod amqp;
+pub mod cli;
 pub mod duration;
 pub mod protocol;
 pub mod rpc;

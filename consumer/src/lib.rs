@@ -3,11 +3,12 @@
 //! `main.rs` only parses flags and maps the outcome to an exit code; tests call
 //! [`run`] with their own shutdown future.
 
-use std::{future::Future, path::PathBuf, process::ExitCode};
+use std::{future::Future, process::ExitCode};
 
 use clap::Parser;
 use common::{
     Settings,
+    cli::SharedArgs,
     service::{self, ServiceError},
     topology::Word,
 };
@@ -33,15 +34,9 @@ pub mod exit {
 pub struct Cli {
     /// The greeting word this service answers with (hello, goodbye, bonjour...).
     pub word: String,
-    /// TOML config file, layered over the defaults and under the environment.
-    #[arg(long, value_name = "FILE")]
-    pub config: Option<PathBuf>,
-    /// Broker URL (overrides AMQP_URL and the config).
-    #[arg(long, value_name = "URL")]
-    pub amqp_url: Option<String>,
-    /// Prefix of every exchange and queue name [config: topology.prefix].
-    #[arg(long)]
-    pub prefix: Option<String>,
+    /// Config file, broker URL and prefix.
+    #[command(flatten)]
+    pub shared: SharedArgs,
     /// Unacknowledged deliveries at once [config: consumer.prefetch].
     #[arg(long)]
     pub prefetch: Option<u16>,
@@ -53,13 +48,7 @@ impl Cli {
     /// # Errors
     /// A message naming the bad setting or word.
     pub fn settings(&self) -> anyhow::Result<(Settings, Word)> {
-        let mut settings = Settings::load(self.config.as_deref())?;
-        if let Some(url) = &self.amqp_url {
-            settings.amqp.url = url.clone().into();
-        }
-        if let Some(prefix) = &self.prefix {
-            settings.topology.prefix.clone_from(prefix);
-        }
+        let mut settings = self.shared.load()?;
         if let Some(prefetch) = self.prefetch {
             settings.consumer.prefetch = prefetch;
         }

@@ -1,9 +1,9 @@
 //! Command-line flags of `producer` and how they layer over the settings.
 
-use std::{path::PathBuf, time::Duration};
+use std::time::Duration;
 
 use clap::Parser;
-use common::{Settings, duration};
+use common::{Settings, cli::SharedArgs, duration};
 
 /// Sends each NAME to every greeting consumer and prints their replies:
 /// `producer Ada Bob` prints `hello Ada`, `goodbye Ada`, `hello Bob`, `goodbye Bob`.
@@ -30,15 +30,9 @@ pub struct Cli {
     /// Print one JSON object per name instead of greeting lines.
     #[arg(long)]
     pub json: bool,
-    /// TOML config file, layered over the defaults and under the environment.
-    #[arg(long, value_name = "FILE")]
-    pub config: Option<PathBuf>,
-    /// Broker URL (overrides AMQP_URL and the config).
-    #[arg(long, value_name = "URL")]
-    pub amqp_url: Option<String>,
-    /// Prefix of every exchange and queue name [default: greetings].
-    #[arg(long)]
-    pub prefix: Option<String>,
+    /// Config file, broker URL and prefix.
+    #[command(flatten)]
+    pub shared: SharedArgs,
 }
 
 const EXIT_CODES: &str = "\
@@ -57,13 +51,7 @@ impl Cli {
     /// # Errors
     /// A message naming the bad setting.
     pub fn settings(&self) -> anyhow::Result<Settings> {
-        let mut settings = Settings::load(self.config.as_deref())?;
-        if let Some(url) = &self.amqp_url {
-            settings.amqp.url = url.clone().into();
-        }
-        if let Some(prefix) = &self.prefix {
-            settings.topology.prefix.clone_from(prefix);
-        }
+        let mut settings = self.shared.load()?;
         if let Some(expect) = &self.expect {
             settings.rpc.expect.clone_from(expect);
         }

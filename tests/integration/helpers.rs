@@ -525,22 +525,28 @@ impl Raw {
 
     /// Ready messages and consumers of `queue` (passive declare).
     pub(crate) async fn queue_counts(&self, queue: &str) -> (u32, u32) {
-        let channel = self.connection.create_channel().await.expect("channel");
-        let q = channel
-            .queue_declare(
-                queue.into(),
-                QueueDeclareOptions {
-                    passive: true,
-                    ..Default::default()
-                },
-                FieldTable::default(),
-            )
-            .await
-            .expect("queue exists");
-        let counts = (q.message_count(), q.consumer_count());
-        let _ = channel.close(200, "done".into()).await;
-        counts
+        queue_counts(&self.connection, queue).await
     }
+}
+
+/// Ready messages and consumers of `queue` (passive declare on a channel of
+/// its own, as a missing queue closes the channel), failing when it is missing.
+pub(crate) async fn queue_counts(connection: &Connection, queue: &str) -> (u32, u32) {
+    let channel = connection.create_channel().await.expect("channel");
+    let q = channel
+        .queue_declare(
+            queue.into(),
+            QueueDeclareOptions {
+                passive: true,
+                ..Default::default()
+            },
+            FieldTable::default(),
+        )
+        .await
+        .unwrap_or_else(|e| panic!("queue {queue} exists: {e}"));
+    let counts = (q.message_count(), q.consumer_count());
+    let _ = channel.close(200, "done".into()).await;
+    counts
 }
 
 pub(crate) struct DeadLetters {

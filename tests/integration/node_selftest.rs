@@ -15,22 +15,9 @@ use crate::node::PrivateNode;
 
 const QUEUE: &str = "selftest.durable";
 
-/// Passive declare: (ready messages) of `QUEUE`, failing when it is missing.
+/// Ready messages of `QUEUE`, failing when it is missing.
 async fn durable_queue_messages(connection: &Connection) -> u32 {
-    let channel = connection.create_channel().await.expect("channel");
-    let queue = channel
-        .queue_declare(
-            QUEUE.into(),
-            QueueDeclareOptions {
-                passive: true,
-                ..Default::default()
-            },
-            FieldTable::default(),
-        )
-        .await
-        .expect("the durable queue exists");
-    let _ = channel.close(200, "done".into()).await;
-    queue.message_count()
+    crate::helpers::queue_counts(connection, QUEUE).await.0
 }
 
 /// Waits for the next event matching `want` on `events`, at most 15 s.
