@@ -70,6 +70,9 @@ pub struct RpcSettings {
 pub struct ConsumerSettings {
     /// Unacknowledged deliveries the broker may push to one consumer.
     pub prefetch: u16,
+    /// Deliveries handled at once (their replies and confirms overlap); at
+    /// most `prefetch`.
+    pub concurrency: u16,
     /// Artificial delay before each reply. A testing aid (to hold a message
     /// "in hand"); leave at 0 in production.
     #[serde(deserialize_with = "duration::deserialize")]
@@ -118,6 +121,7 @@ impl Settings {
             .set_default("rpc.persistent", true)?
             .set_default("rpc.retries", 0)?
             .set_default("consumer.prefetch", 1)?
+            .set_default("consumer.concurrency", 1)?
             .set_default("consumer.handler_delay", "0s")?
             .set_default("consumer.max_failures", 3)?;
         if let Some(path) = file {
@@ -183,6 +187,12 @@ impl Settings {
         }
         if self.consumer.prefetch == 0 {
             return invalid("consumer.prefetch must be at least 1".to_owned());
+        }
+        if self.consumer.concurrency == 0 || self.consumer.concurrency > self.consumer.prefetch {
+            return invalid(format!(
+                "consumer.concurrency {} must be between 1 and consumer.prefetch ({})",
+                self.consumer.concurrency, self.consumer.prefetch
+            ));
         }
         Ok(())
     }
@@ -282,6 +292,9 @@ mod tests {
             ("GREETINGS_RPC__TIMEOUT", "soon", "invalid duration"),
             ("GREETINGS_CONSUMER__PREFETCH", "0", "consumer.prefetch"),
             ("GREETINGS_CONSUMER__PREFETCH", "many", "prefetch"),
+            ("GREETINGS_CONSUMER__CONCURRENCY", "2", "consumer.concurrency"),
+            ("GREETINGS_CONSUMER__CONCURRENCY", "0", "consumer.concurrency"),
+            ("GREETINGS_CONSUMER__MAX_FAILURES", "0", "consumer.max_failures"),
             ("GREETINGS_TOPOLOGY__PREFIX", "has space", "topology.prefix"),
             ("GREETINGS_RPC__EXPECT", "hello,bad word", "rpc.expect"),
         ] {

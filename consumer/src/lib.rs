@@ -37,9 +37,12 @@ pub struct Cli {
     /// Config file, broker URL and prefix.
     #[command(flatten)]
     pub shared: SharedArgs,
-    /// Unacknowledged deliveries at once [config: consumer.prefetch].
+    /// Unacknowledged deliveries at once [default: 1].
     #[arg(long)]
     pub prefetch: Option<u16>,
+    /// Deliveries handled at once, at most the prefetch [default: 1].
+    #[arg(long)]
+    pub concurrency: Option<u16>,
 }
 
 impl Cli {
@@ -51,6 +54,9 @@ impl Cli {
         let mut settings = self.shared.load()?;
         if let Some(prefetch) = self.prefetch {
             settings.consumer.prefetch = prefetch;
+        }
+        if let Some(concurrency) = self.concurrency {
+            settings.consumer.concurrency = concurrency;
         }
         settings.validate()?;
         Ok((settings, Word::parse(&self.word)?))

@@ -279,3 +279,34 @@ async fn kill_connection(name: &str) {
     }
     assert!(killed > 0, "no connection named {name} found:\n{text}");
 }
+
+#[tokio::test]
+async fn a_consumer_handling_many_at_once_answers_each_request_exactly_once() {
+    let app = TestApp::new().await;
+    let mut settings = app.settings.clone();
+    settings.consumer.prefetch = 32;
+    settings.consumer.concurrency = 16;
+    let hello = app.consumer_with("hello", &settings, None).await;
+    let client = app.client().await;
+    let words = expect(&["hello"]);
+    let names: Vec<Name> = (0..500)
+        .map(|i| Name::parse(&format!("c{i}")).expect("valid"))
+        .collect();
+    let results: Vec<_> = stream::iter(&names)
+        .map(|name| {
+            let (client, words) = (&client, &words);
+            async move { (name, client.call(name, words, Duration::from_secs(30)).await) }
+        })
+        .buffer_unordered(128)
+        .collect()
+        .await;
+    for (name, result) in results {
+        let gathered = result.expect("call succeeds");
+        assert_eq!(greeting_of(gathered.reply_of("hello")), Some(format!("hello {name}").as_str()));
+    }
+    let printed: HashSet<String> = hello.printed().into_iter().collect();
+    assert_eq!(printed.len(), 500);
+    assert_eq!(hello.printed().len(), 500, "each request handled once");
+    client.close().await;
+    hello.stop().await;
+}

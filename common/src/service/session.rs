@@ -7,7 +7,7 @@
 
 use std::{future::Future, pin::Pin, sync::PoisonError, time::SystemTime};
 
-use futures::StreamExt;
+use futures::{StreamExt, stream::FuturesUnordered};
 use lapin::{
     BasicProperties, Channel, Connection, Consumer,
     message::Delivery,
@@ -34,11 +34,17 @@ pub const REASON_HEADER: &str = "x-greetings-reason";
 pub const INTERNAL_ERROR: &str = "internal_error";
 
 pub(crate) struct Session {
+    consumer: Consumer,
+    io: SessionIo,
+}
+
+/// Everything a session handles deliveries with; borrowed by every handler in
+/// flight while the delivery stream is polled for more.
+struct SessionIo {
     consume_connection: Connection,
     publish_connection: Connection,
     consume_channel: Channel,
     publish_channel: Channel,
-    consumer: Consumer,
 }
 
 impl Session {
@@ -87,42 +93,53 @@ impl Session {
             .map_err(broker("starting to consume"))?;
         tracing::info!(queue = %shared.queue, prefetch = shared.settings.consumer.prefetch, "consuming");
         Ok(Self {
-            consume_connection,
-            publish_connection,
-            consume_channel,
-            publish_channel,
             consumer,
+            io: SessionIo {
+                consume_connection,
+                publish_connection,
+                consume_channel,
+                publish_channel,
+            },
         })
     }
 
-    /// Handles deliveries until `shutdown` completes (`Ok`) or the broker
-    /// fails (`Err`). Either way the session is closed on return.
+    /// Handles deliveries, up to `consumer.concurrency` at once, until
+    /// `shutdown` completes (`Ok`) or the broker fails (`Err`). On shutdown no
+    /// new delivery is taken and the ones in hand are finished and acked.
+    /// Either way the session is closed on return.
     pub(crate) async fn serve(
-        mut self,
+        self,
         shared: &Shared,
         shutdown: &mut Pin<&mut impl Future<Output = ()>>,
     ) -> Result<(), ServiceError> {
+        let Self { mut consumer, io } = self;
+        let concurrency = usize::from(shared.settings.consumer.concurrency.max(1));
+        let mut in_hand = FuturesUnordered::new();
+        let mut stopping = false;
         let result = loop {
             tokio::select! {
                 biased;
-                () = shutdown.as_mut() => break Ok(()),
-                delivery = self.consumer.next() => match delivery {
-                    // Handling is not raced against `shutdown`: the message in
-                    // hand is always finished and acked.
-                    Some(Ok(delivery)) => {
-                        if let Err(error) = self.handle(shared, delivery).await {
-                            break Err(error);
-                        }
+                () = shutdown.as_mut(), if !stopping => stopping = true,
+                Some(handled) = in_hand.next(), if !in_hand.is_empty() => {
+                    if let Err(error) = handled {
+                        break Err(error);
                     }
+                }
+                delivery = consumer.next(), if !stopping && in_hand.len() < concurrency => match delivery {
+                    Some(Ok(delivery)) => in_hand.push(io.handle(shared, delivery)),
                     Some(Err(source)) => break Err(ServiceError::Broker { doing: "consuming", source }),
                     None => break Err(ServiceError::ConsumerEnded),
                 },
+                else => break Ok(()),
             }
         };
-        self.close(result.is_ok()).await;
+        drop(in_hand);
+        io.close(&consumer, result.is_ok()).await;
         result
     }
+}
 
+impl SessionIo {
     async fn handle(&self, shared: &Shared, delivery: Delivery) -> Result<(), ServiceError> {
         let now = SystemTime::now();
         match plan::plan(&delivery.properties, &delivery.data, &shared.policy, now) {
@@ -315,11 +332,11 @@ impl Session {
     /// Cancels the consumer (on a clean stop) and closes both channels and
     /// connections. Prefetched deliveries not yet handled are requeued by the
     /// broker when the channel closes.
-    async fn close(self, clean: bool) {
+    async fn close(self, consumer: &Consumer, clean: bool) {
         if clean
             && let Err(error) = self
                 .consume_channel
-                .basic_cancel(self.consumer.tag(), BasicCancelOptions::default())
+                .basic_cancel(consumer.tag(), BasicCancelOptions::default())
                 .await
         {
             tracing::debug!(%error, "cancelling the consumer");
