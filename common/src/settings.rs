@@ -292,9 +292,21 @@ mod tests {
             ("GREETINGS_RPC__TIMEOUT", "soon", "invalid duration"),
             ("GREETINGS_CONSUMER__PREFETCH", "0", "consumer.prefetch"),
             ("GREETINGS_CONSUMER__PREFETCH", "many", "prefetch"),
-            ("GREETINGS_CONSUMER__CONCURRENCY", "2", "consumer.concurrency"),
-            ("GREETINGS_CONSUMER__CONCURRENCY", "0", "consumer.concurrency"),
-            ("GREETINGS_CONSUMER__MAX_FAILURES", "0", "consumer.max_failures"),
+            (
+                "GREETINGS_CONSUMER__CONCURRENCY",
+                "2",
+                "consumer.concurrency",
+            ),
+            (
+                "GREETINGS_CONSUMER__CONCURRENCY",
+                "0",
+                "consumer.concurrency",
+            ),
+            (
+                "GREETINGS_CONSUMER__MAX_FAILURES",
+                "0",
+                "consumer.max_failures",
+            ),
             ("GREETINGS_TOPOLOGY__PREFIX", "has space", "topology.prefix"),
             ("GREETINGS_RPC__EXPECT", "hello,bad word", "rpc.expect"),
         ] {

@@ -295,14 +295,22 @@ async fn a_consumer_handling_many_at_once_answers_each_request_exactly_once() {
     let results: Vec<_> = stream::iter(&names)
         .map(|name| {
             let (client, words) = (&client, &words);
-            async move { (name, client.call(name, words, Duration::from_secs(30)).await) }
+            async move {
+                (
+                    name,
+                    client.call(name, words, Duration::from_secs(30)).await,
+                )
+            }
         })
         .buffer_unordered(128)
         .collect()
         .await;
     for (name, result) in results {
         let gathered = result.expect("call succeeds");
-        assert_eq!(greeting_of(gathered.reply_of("hello")), Some(format!("hello {name}").as_str()));
+        assert_eq!(
+            greeting_of(gathered.reply_of("hello")),
+            Some(format!("hello {name}").as_str())
+        );
     }
     let printed: HashSet<String> = hello.printed().into_iter().collect();
     assert_eq!(printed.len(), 500);

@@ -7,6 +7,7 @@
 //! connection, but so are the callers waiting for them, which then fail at once
 //! with [`RpcError::ConnectionLost`]).
 
+mod correlation;
 mod error;
 mod gathered;
 mod pending;
@@ -22,13 +23,14 @@ use std::{
 
 use futures::StreamExt;
 use lapin::{
-    BasicProperties, Channel, Confirmation, Connection, Consumer, Event,
+    Channel, Confirmation, Connection, Consumer, Event,
     message::Delivery,
     options::{BasicConsumeOptions, BasicPublishOptions, ConfirmSelectOptions},
     types::{FieldTable, ShortString},
 };
 use tokio::{task::JoinHandle, time::Instant};
 
+pub use correlation::CorrelationId;
 pub use error::RpcError;
 pub use gathered::Gathered;
 use pending::Pending;
@@ -149,7 +151,7 @@ impl RpcClient {
         expect: &[String],
         timeout: Duration,
     ) -> Result<Gathered, RpcError> {
-        self.call_with_id(&new_correlation_id(), name, expect, timeout)
+        self.call_with_id(CorrelationId::new(), name, expect, timeout)
             .await
     }
 
@@ -160,55 +162,60 @@ impl RpcClient {
     /// As [`call`](Self::call).
     pub async fn call_with_id(
         &self,
-        correlation_id: &str,
+        correlation_id: CorrelationId,
         name: &Name,
         expect: &[String],
         timeout: Duration,
     ) -> Result<Gathered, RpcError> {
         let deadline = Instant::now() + timeout;
-        let (guard, mut replies) = self
+        let (guard, mut woken) = self
             .pending
-            .register(correlation_id)
+            .register(correlation_id, expect)
             .ok_or(RpcError::ConnectionLost(None))?;
-        let properties =
-            protocol::request_properties(correlation_id, DIRECT_REPLY_TO, timeout, self.persistent);
-        let body = protocol::encode_request(name);
-
-        let mut gathered = Gathered::empty(expect);
-        match tokio::time::timeout_at(deadline, self.publish(&body, properties)).await {
+        // Boxed: its state (body, properties, lapin's futures) is freed once
+        // the request is confirmed, so a call waiting for replies stays small.
+        let publish = Box::pin(self.publish(correlation_id, name, timeout));
+        match tokio::time::timeout_at(deadline, publish).await {
             // Not even confirmed by the deadline (e.g. a blocked broker):
             // report everyone missing rather than wait any longer.
-            Err(_elapsed) => return Ok(gathered),
+            Err(_elapsed) => return Ok(Gathered::empty(expect)),
             Ok(result) => result?,
         }
-        loop {
-            tokio::select! {
-                reply = replies.recv() => match reply {
-                    Some(reply) => {
-                        if gathered.add(reply) {
-                            break;
-                        }
-                    }
-                    None => return Err(RpcError::ConnectionLost(None)),
-                },
-                () = tokio::time::sleep_until(deadline) => break,
+        tokio::select! {
+            woken = &mut woken => {
+                if woken.is_err() {
+                    return Err(RpcError::ConnectionLost(None));
+                }
             }
+            () = tokio::time::sleep_until(deadline) => {}
         }
-        drop(guard);
+        let gathered = guard.take().ok_or(RpcError::ConnectionLost(None))?;
         self.counters
             .duplicates
             .fetch_add(gathered.duplicates, Ordering::Relaxed);
         Ok(gathered)
     }
 
-    async fn publish(&self, body: &[u8], properties: BasicProperties) -> Result<(), RpcError> {
+    async fn publish(
+        &self,
+        correlation_id: CorrelationId,
+        name: &Name,
+        timeout: Duration,
+    ) -> Result<(), RpcError> {
+        let properties = protocol::request_properties(
+            &correlation_id.to_string(),
+            DIRECT_REPLY_TO,
+            timeout,
+            self.persistent,
+        );
+        let body = protocol::encode_request(name);
         let options = BasicPublishOptions {
             mandatory: true,
             ..BasicPublishOptions::default()
         };
         let confirmation = async {
             self.channel
-                .basic_publish(self.exchange.clone(), "".into(), options, body, properties)
+                .basic_publish(self.exchange.clone(), "".into(), options, &body, properties)
                 .await?
                 .await
         }
@@ -269,12 +276,6 @@ impl RpcClient {
 /// Longest [`RpcClient::close`] waits for the broker.
 pub const CLOSE_TIMEOUT: Duration = Duration::from_secs(1);
 
-/// A fresh correlation id (a UUID v4 in hex).
-#[must_use]
-pub fn new_correlation_id() -> String {
-    uuid::Uuid::new_v4().simple().to_string()
-}
-
 /// Routes replies to their calls until the reply stream or the connection
 /// ends, then fails every call still waiting.
 async fn dispatch(
@@ -331,7 +332,8 @@ fn route(delivery: &Delivery, pending: &Pending, counters: &Counters) {
             return;
         }
     };
-    if !pending.deliver(correlation_id.as_str(), reply) {
+    let ours = CorrelationId::parse(correlation_id.as_str());
+    if !ours.is_some_and(|id| pending.deliver(id, reply)) {
         counters.stray.fetch_add(1, Ordering::Relaxed);
         tracing::debug!(%correlation_id, "dropped a late or unknown reply");
     }

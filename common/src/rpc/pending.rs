@@ -2,20 +2,30 @@
 //!
 //! Each call registers before it publishes (so no reply can beat it) and holds
 //! a [`CallGuard`] that removes its entry however the call ends: complete,
-//! timed out, or dropped by the caller. When the connection is lost the map is
-//! closed: every waiting call sees its receiver end at once, and later
-//! registrations are refused.
+//! timed out, or dropped by the caller. Replies are gathered in the entry
+//! itself, and the call is woken once, when every expected consumer has
+//! answered: a call in flight costs one small map entry and a oneshot, not a
+//! channel. When the connection is lost the map is closed: every waiting call
+//! sees its wake-up dropped at once, and later registrations are refused.
 
 use std::{
     collections::HashMap,
     sync::{Arc, Mutex, MutexGuard, PoisonError},
 };
 
-use tokio::sync::mpsc;
+use tokio::sync::oneshot;
 
+use super::{CorrelationId, Gathered};
 use crate::protocol::Reply;
 
-type Calls = HashMap<String, mpsc::UnboundedSender<Reply>>;
+#[derive(Debug)]
+struct Entry {
+    gathered: Gathered,
+    /// Fired when `gathered` is complete.
+    done: Option<oneshot::Sender<()>>,
+}
+
+type Calls = HashMap<CorrelationId, Entry>;
 
 /// Calls in flight. `None` once the connection has been lost.
 #[derive(Debug, Default)]
@@ -27,7 +37,18 @@ pub(crate) struct Pending {
 #[derive(Debug)]
 pub(crate) struct CallGuard {
     pending: Arc<Pending>,
-    correlation_id: String,
+    correlation_id: CorrelationId,
+}
+
+impl CallGuard {
+    /// What the call gathered so far; `None` if the connection was lost.
+    pub(crate) fn take(self) -> Option<Gathered> {
+        self.pending
+            .lock()
+            .as_mut()?
+            .remove(&self.correlation_id)
+            .map(|entry| entry.gathered)
+    }
 }
 
 impl Drop for CallGuard {
@@ -47,33 +68,45 @@ impl Pending {
 
     fn lock(&self) -> MutexGuard<'_, Option<Calls>> {
         // A panic while holding this lock cannot leave the map inconsistent
-        // (every operation is a single insert or remove), so poison is ignored.
+        // (every operation is a single insert, update or remove), so poison
+        // is ignored.
         self.calls.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Registers a call; `None` if the connection is already lost.
+    /// Registers a call waiting for `expect`; `None` if the connection is
+    /// already lost. The receiver fires when all have answered, and fails
+    /// when the connection is lost.
     pub(crate) fn register(
         self: &Arc<Self>,
-        correlation_id: &str,
-    ) -> Option<(CallGuard, mpsc::UnboundedReceiver<Reply>)> {
-        let (sender, receiver) = mpsc::unbounded_channel();
-        self.lock()
-            .as_mut()?
-            .insert(correlation_id.to_owned(), sender);
+        correlation_id: CorrelationId,
+        expect: &[String],
+    ) -> Option<(CallGuard, oneshot::Receiver<()>)> {
+        let (done, woken) = oneshot::channel();
+        let entry = Entry {
+            gathered: Gathered::empty(expect),
+            done: Some(done),
+        };
+        self.lock().as_mut()?.insert(correlation_id, entry);
         let guard = CallGuard {
             pending: Arc::clone(self),
-            correlation_id: correlation_id.to_owned(),
+            correlation_id,
         };
-        Some((guard, receiver))
+        Some((guard, woken))
     }
 
-    /// Hands a reply to its call; `false` if no call waits for that id (late
+    /// Adds a reply to its call; `false` if no call waits for that id (late
     /// or unknown reply).
-    pub(crate) fn deliver(&self, correlation_id: &str, reply: Reply) -> bool {
-        self.lock()
-            .as_ref()
-            .and_then(|calls| calls.get(correlation_id))
-            .is_some_and(|sender| sender.send(reply).is_ok())
+    pub(crate) fn deliver(&self, correlation_id: CorrelationId, reply: Reply) -> bool {
+        let mut calls = self.lock();
+        let Some(entry) = calls.as_mut().and_then(|c| c.get_mut(&correlation_id)) else {
+            return false;
+        };
+        if entry.gathered.add(reply)
+            && let Some(done) = entry.done.take()
+        {
+            let _ = done.send(());
+        }
+        true
     }
 
     /// Fails every waiting call and refuses new ones.
@@ -96,36 +129,61 @@ mod tests {
     use super::*;
     use crate::protocol::Outcome;
 
-    fn reply() -> Reply {
+    fn reply(consumer: &str) -> Reply {
         Reply {
-            consumer: "hello".into(),
-            outcome: Outcome::Greeting("hello Ada".into()),
+            consumer: consumer.into(),
+            outcome: Outcome::Greeting(format!("{consumer} Ada")),
         }
+    }
+
+    fn id(n: u128) -> CorrelationId {
+        CorrelationId::parse(&format!("{n:032x}")).expect("valid")
+    }
+
+    fn expect() -> Vec<String> {
+        vec!["hello".to_owned(), "goodbye".to_owned()]
+    }
+
+    #[test]
+    fn the_call_is_woken_once_all_expected_replies_are_in() {
+        let pending = Pending::new();
+        let (guard, mut woken) = pending.register(id(1), &expect()).expect("open");
+        assert!(pending.deliver(id(1), reply("hello")));
+        assert!(woken.try_recv().is_err(), "not complete yet");
+        assert!(
+            pending.deliver(id(1), reply("hello")),
+            "duplicate still belongs to the call"
+        );
+        assert!(pending.deliver(id(1), reply("goodbye")));
+        assert_eq!(woken.try_recv(), Ok(()));
+        let gathered = guard.take().expect("entry");
+        assert_eq!(gathered.replies.len(), 2);
+        assert_eq!(gathered.duplicates, 1);
+        assert_eq!(pending.len(), 0);
     }
 
     #[test]
     fn a_dropped_guard_removes_its_entry_and_later_replies_are_unknown() {
         let pending = Pending::new();
-        let (guard, mut rx) = pending.register("a").expect("open");
+        let (guard, _woken) = pending.register(id(1), &expect()).expect("open");
         assert_eq!(pending.len(), 1);
-        assert!(pending.deliver("a", reply()));
-        assert_eq!(rx.try_recv().ok(), Some(reply()));
         drop(guard);
         assert_eq!(pending.len(), 0);
-        assert!(!pending.deliver("a", reply()));
-        assert!(!pending.deliver("never-registered", reply()));
+        assert!(!pending.deliver(id(1), reply("hello")));
+        assert!(!pending.deliver(id(99), reply("hello")));
     }
 
     #[test]
     fn closing_fails_waiting_calls_and_refuses_new_ones() {
         let pending = Pending::new();
-        let (_guard, mut rx) = pending.register("a").expect("open");
+        let (guard, mut woken) = pending.register(id(1), &expect()).expect("open");
         pending.close();
         assert!(pending.is_closed());
         assert!(matches!(
-            rx.try_recv(),
-            Err(mpsc::error::TryRecvError::Disconnected)
+            woken.try_recv(),
+            Err(oneshot::error::TryRecvError::Closed)
         ));
-        assert!(pending.register("b").is_none());
+        assert!(guard.take().is_none());
+        assert!(pending.register(id(2), &expect()).is_none());
     }
 }

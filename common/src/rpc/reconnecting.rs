@@ -17,7 +17,7 @@ use std::{
 use backon::{BackoffBuilder, ExponentialBuilder};
 use tokio::{sync::Mutex, time::Instant};
 
-use super::{Gathered, RpcClient, RpcError, Stats, new_correlation_id};
+use super::{CorrelationId, Gathered, RpcClient, RpcError, Stats};
 use crate::{Settings, protocol::Name};
 
 /// How long one reconnection may keep trying before the retried call fails.
@@ -64,12 +64,12 @@ impl ReconnectingClient {
         timeout: Duration,
         retries: u32,
     ) -> Result<Gathered, RpcError> {
-        let correlation_id = new_correlation_id();
+        let correlation_id = CorrelationId::new();
         let mut attempt = 0;
         loop {
             let client = Arc::clone(&*self.current.lock().await);
             match client
-                .call_with_id(&correlation_id, name, expect, timeout)
+                .call_with_id(correlation_id, name, expect, timeout)
                 .await
             {
                 Err(RpcError::ConnectionLost(cause)) if attempt < retries => {

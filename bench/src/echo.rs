@@ -1,0 +1,224 @@
+//! The ceiling lane: the smallest possible echo over the same broker with the
+//! same queue settings and the same delivery guarantees as the real system
+//! (fanout to durable queues with a dead-letter exchange, confirmed mandatory
+//! requests, direct reply-to, replies confirmed before the ack, the same
+//! prefetch and concurrency), but no JSON, no validation, no printing and no
+//! abstractions. The ratio of the system lane to this lane is what the
+//! system's own code costs.
+
+use std::{
+    collections::HashMap,
+    sync::{
+        Arc, Mutex, PoisonError,
+        atomic::{AtomicU64, Ordering},
+    },
+    time::Duration,
+};
+
+use anyhow::Context;
+use futures::{StreamExt, stream::FuturesUnordered};
+use lapin::{
+    BasicProperties, Channel, Confirmation, Connection, ConnectionProperties,
+    message::Delivery,
+    options::{
+        BasicAckOptions, BasicConsumeOptions, BasicPublishOptions, BasicQosOptions,
+        ConfirmSelectOptions,
+    },
+    types::FieldTable,
+};
+use tokio::sync::oneshot;
+
+const DIRECT_REPLY_TO: &str = "amq.rabbitmq.reply-to";
+
+/// Runs one echo responder on `queue` until the process is killed.
+pub(crate) async fn respond(
+    url: &str,
+    queue: &str,
+    prefetch: u16,
+    concurrency: u16,
+) -> anyhow::Result<()> {
+    let consume = Connection::connect(url, ConnectionProperties::default()).await?;
+    let publish = Connection::connect(url, ConnectionProperties::default()).await?;
+    let replies = publish.create_channel().await?;
+    replies
+        .confirm_select(ConfirmSelectOptions::default())
+        .await?;
+    let channel = consume.create_channel().await?;
+    channel
+        .basic_qos(prefetch, BasicQosOptions::default())
+        .await?;
+    let mut deliveries = channel
+        .basic_consume(
+            queue.into(),
+            "".into(),
+            BasicConsumeOptions::default(),
+            FieldTable::default(),
+        )
+        .await?;
+    let mut in_hand = FuturesUnordered::new();
+    loop {
+        tokio::select! {
+            Some(done) = in_hand.next(), if !in_hand.is_empty() => { let () = done?; }
+            delivery = deliveries.next(), if in_hand.len() < usize::from(concurrency) => match delivery {
+                Some(delivery) => in_hand.push(echo(&replies, delivery?)),
+                None => return Ok(()),
+            },
+        }
+    }
+}
+
+async fn echo(replies: &Channel, delivery: Delivery) -> anyhow::Result<()> {
+    let properties = &delivery.properties;
+    if let (Some(reply_to), Some(id)) = (properties.reply_to(), properties.correlation_id()) {
+        replies
+            .basic_publish(
+                "".into(),
+                reply_to.clone(),
+                BasicPublishOptions::default(),
+                &delivery.data,
+                BasicProperties::default().with_correlation_id(id.clone()),
+            )
+            .await?
+            .await?;
+    }
+    delivery.ack(BasicAckOptions::default()).await?;
+    Ok(())
+}
+
+/// Calls in flight: replies still expected, and whom to wake.
+type Calls = HashMap<u64, (u8, oneshot::Sender<()>)>;
+
+/// The ceiling lane's requester: direct reply-to, a map of calls, nothing else.
+pub(crate) struct EchoClient {
+    connection: Connection,
+    channel: Channel,
+    exchange: String,
+    responders: u8,
+    persistent: bool,
+    next: AtomicU64,
+    pending: Arc<Mutex<Calls>>,
+}
+
+impl EchoClient {
+    pub(crate) async fn connect(
+        url: &str,
+        exchange: &str,
+        responders: u8,
+        persistent: bool,
+    ) -> anyhow::Result<Self> {
+        let connection = Connection::connect(url, ConnectionProperties::default()).await?;
+        let channel = connection.create_channel().await?;
+        channel
+            .confirm_select(ConfirmSelectOptions::default())
+            .await?;
+        let mut replies = channel
+            .basic_consume(
+                DIRECT_REPLY_TO.into(),
+                "".into(),
+                BasicConsumeOptions {
+                    no_ack: true,
+                    ..BasicConsumeOptions::default()
+                },
+                FieldTable::default(),
+            )
+            .await?;
+        let pending: Arc<Mutex<Calls>> = Arc::default();
+        let routes = Arc::clone(&pending);
+        tokio::spawn(async move {
+            while let Some(Ok(reply)) = replies.next().await {
+                let Some(id) = reply
+                    .properties
+                    .correlation_id()
+                    .as_ref()
+                    .and_then(|id| id.as_str().parse::<u64>().ok())
+                else {
+                    continue;
+                };
+                let mut pending = routes.lock().unwrap_or_else(PoisonError::into_inner);
+                if let Some((left, _)) = pending.get_mut(&id) {
+                    *left -= 1;
+                    if *left == 0
+                        && let Some((_, done)) = pending.remove(&id)
+                    {
+                        let _ = done.send(());
+                    }
+                }
+            }
+        });
+        Ok(Self {
+            connection,
+            channel,
+            exchange: exchange.to_owned(),
+            responders,
+            persistent,
+            next: AtomicU64::new(0),
+            pending,
+        })
+    }
+
+    pub(crate) async fn close(self) {
+        let _ = self.connection.close(200, "done".into()).await;
+    }
+
+    /// One echo round trip; `Ok(false)` when not every responder answered in time.
+    pub(crate) async fn call(&self, body: &[u8], timeout: Duration) -> anyhow::Result<bool> {
+        let id = self.next.fetch_add(1, Ordering::Relaxed);
+        let (done, answered) = oneshot::channel();
+        self.pending
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(id, (self.responders, done));
+        let properties = BasicProperties::default()
+            .with_correlation_id(id.to_string().into())
+            .with_reply_to(DIRECT_REPLY_TO.into())
+            .with_expiration(timeout.as_millis().to_string().into())
+            .with_delivery_mode(if self.persistent { 2 } else { 1 });
+        let confirmation = self
+            .channel
+            .basic_publish(
+                self.exchange.as_str().into(),
+                "".into(),
+                BasicPublishOptions {
+                    mandatory: true,
+                    ..BasicPublishOptions::default()
+                },
+                body,
+                properties,
+            )
+            .await?
+            .await?;
+        anyhow::ensure!(
+            matches!(confirmation, Confirmation::Ack(None)),
+            "echo request not routed"
+        );
+        let complete = tokio::time::timeout(timeout, answered)
+            .await
+            .is_ok_and(|r| r.is_ok());
+        if !complete {
+            self.pending
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .remove(&id);
+        }
+        Ok(complete)
+    }
+}
+
+/// Declares the echo lane's topology (same shape as the system's, under its
+/// own prefix) and returns its exchange name.
+pub(crate) async fn declare(
+    url: &str,
+    prefix: &str,
+    words: &[common::topology::Word],
+) -> anyhow::Result<String> {
+    let connection = Connection::connect(url, ConnectionProperties::default())
+        .await
+        .context("connecting to declare the echo lane")?;
+    let channel = connection.create_channel().await?;
+    let topology = common::topology::Topology::new(prefix);
+    for word in words {
+        topology.declare_for_consumer(&channel, word).await?;
+    }
+    let _ = connection.close(200, "declared".into()).await;
+    Ok(topology.exchange())
+}

@@ -1,0 +1,394 @@
+//! `bench`: throughput and latency of the greetings RPC system against the
+//! local broker, beside a raw-broker ceiling lane, with sweeps and a plot.
+//!
+//! ```text
+//! bench --spawn-consumers --baseline           # system vs ceiling, A B A B
+//! bench --spawn-consumers --sweep              # prefetch x in-flight x replicas table
+//! bench --spawn-consumers --baseline --plot latency.svg
+//! bench --memory                               # bytes per request in flight
+//! ```
+
+mod echo;
+mod lanes;
+mod load;
+mod memory;
+mod plot;
+mod procs;
+mod report;
+
+use std::{alloc::System, process::ExitCode, time::Duration};
+
+use clap::{Parser, Subcommand};
+use common::{Settings, cli::SharedArgs, duration};
+use lanes::{Deployment, Lane};
+use procs::Children;
+use report::{Row, Usage};
+use stats_alloc::{INSTRUMENTED_SYSTEM, StatsAlloc};
+
+/// Counts allocations, for the exact heap cost of a request in flight.
+#[global_allocator]
+static ALLOCATOR: &StatsAlloc<System> = &INSTRUMENTED_SYSTEM;
+
+/// Heap bytes allocated and not yet freed by this process.
+fn live_heap_bytes() -> u64 {
+    let stats = ALLOCATOR.stats();
+    u64::try_from(
+        stats
+            .bytes_allocated
+            .saturating_sub(stats.bytes_deallocated),
+    )
+    .unwrap_or(u64::MAX)
+}
+
+/// Benchmarks the greetings RPC system (see README, Performance).
+#[derive(Debug, Parser)]
+#[command(version, about)]
+struct Cli {
+    #[command(subcommand)]
+    mode: Option<Mode>,
+    #[command(flatten)]
+    shared: SharedArgs,
+    /// Measured requests per run.
+    #[arg(short = 'n', long, default_value_t = 20_000)]
+    requests: u64,
+    /// Unmeasured requests before each run.
+    #[arg(long, default_value_t = 2_000)]
+    warmup: u64,
+    /// Requests in flight (closed loop).
+    #[arg(short, long, default_value_t = 64)]
+    concurrency: usize,
+    /// Requests per second (open loop) instead of a closed loop.
+    #[arg(long)]
+    rate: Option<f64>,
+    /// Per-call deadline.
+    #[arg(long, value_parser = duration::parse, default_value = "10s")]
+    timeout: Duration,
+    /// Consumer prefetch (spawned consumers and echo responders).
+    #[arg(long, default_value_t = 1)]
+    prefetch: u16,
+    /// Deliveries each consumer handles at once [default: the prefetch].
+    #[arg(long)]
+    consumer_concurrency: Option<u16>,
+    /// Consumer processes per word.
+    #[arg(long, default_value_t = 1)]
+    replicas: u16,
+    /// Start hello and goodbye consumer processes (else they must be running).
+    #[arg(long)]
+    spawn_consumers: bool,
+    /// Also run the ceiling lane, alternating with the system lane.
+    #[arg(long)]
+    baseline: bool,
+    /// System/ceiling pairs to run with --baseline.
+    #[arg(long, default_value_t = 3)]
+    pairs: usize,
+    /// Transient requests (delivery mode 1) in both lanes.
+    #[arg(long)]
+    transient: bool,
+    /// Sweep prefetch (1,8,32,128) x in-flight (1,16,64,512) x replicas (1,2,4).
+    #[arg(long)]
+    sweep: bool,
+    /// Draw latency percentiles against throughput over a sweep of in-flight values.
+    #[arg(long, value_name = "SVG")]
+    plot: Option<std::path::PathBuf>,
+    /// In-flight values for --plot.
+    #[arg(long, value_delimiter = ',', default_value = "1,4,16,64,256")]
+    plot_concurrency: Vec<usize>,
+    /// Measure memory per request in flight (10,000 unanswered requests).
+    #[arg(long)]
+    memory: bool,
+    /// JSON lines instead of a table.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Debug, Subcommand)]
+enum Mode {
+    /// (internal) An echo responder of the ceiling lane.
+    #[command(hide = true)]
+    Echo {
+        #[arg(long)]
+        queue: String,
+        #[arg(long)]
+        prefetch: u16,
+        #[arg(long)]
+        concurrency: u16,
+        #[arg(long)]
+        amqp_url: String,
+    },
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let cli = Cli::parse();
+    common::telemetry::init("warn");
+    match run(cli).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("bench: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(cli: Cli) -> anyhow::Result<()> {
+    if let Some(Mode::Echo {
+        queue,
+        prefetch,
+        concurrency,
+        amqp_url,
+    }) = &cli.mode
+    {
+        return echo::respond(amqp_url, queue, *prefetch, *concurrency).await;
+    }
+    let mut settings = cli.shared.load()?;
+    // The bench owns (and deletes afterwards) the queues under a private
+    // prefix; with consumers already running it uses theirs and deletes only
+    // its ceiling lane's.
+    let owns_system_lane = cli.spawn_consumers || cli.memory;
+    if owns_system_lane {
+        settings.topology.prefix = format!(
+            "{}.bench.{}",
+            cli.shared.prefix.as_deref().unwrap_or("greetings"),
+            std::process::id()
+        );
+    }
+    settings.rpc.timeout = cli.timeout;
+    settings.rpc.persistent = !cli.transient;
+    settings.validate()?;
+    let bench = Bench {
+        cli: &cli,
+        settings: &settings,
+    };
+    let result = if cli.memory {
+        memory::per_request(&settings).await
+    } else if cli.sweep {
+        bench.sweep().await
+    } else if let Some(path) = &cli.plot {
+        bench.plot(path).await
+    } else {
+        bench.compare().await
+    };
+    lanes::clean_up(&settings, owns_system_lane).await?;
+    result
+}
+
+struct Bench<'a> {
+    cli: &'a Cli,
+    settings: &'a Settings,
+}
+
+impl Bench<'_> {
+    fn deployment(&self, prefetch: u16, replicas: u16) -> Deployment {
+        Deployment {
+            prefetch,
+            concurrency: self
+                .cli
+                .consumer_concurrency
+                .unwrap_or(prefetch)
+                .min(prefetch),
+            replicas,
+        }
+    }
+
+    fn header(&self) {
+        if !self.cli.json {
+            println!("{}", report::HEADER);
+        }
+    }
+
+    fn emit(&self, row: &Row) -> anyhow::Result<()> {
+        if self.cli.json {
+            println!("{}", serde_json::to_string(row)?);
+        } else {
+            println!("{}", report::line(row));
+        }
+        Ok(())
+    }
+
+    async fn start(&self, lane: &str, deployment: Deployment) -> anyhow::Result<(Lane, Children)> {
+        if lane == "system" {
+            lanes::system(self.settings, deployment, self.cli.spawn_consumers).await
+        } else {
+            lanes::baseline(self.settings, deployment).await
+        }
+    }
+
+    /// Runs one lane once at `in_flight` (or the open-loop rate).
+    async fn measure(
+        &self,
+        name: &'static str,
+        lane: &Lane,
+        children: &Children,
+        deployment: Deployment,
+        in_flight: usize,
+    ) -> anyhow::Result<Row> {
+        let broker = procs::broker_pid();
+        let me = std::process::id();
+        let before = (
+            procs::cpu_seconds(me).unwrap_or(0.0),
+            children.cpu_seconds(),
+            broker.and_then(procs::cpu_seconds),
+        );
+        let run = match self.cli.rate {
+            Some(rate) => {
+                load::open(
+                    lane,
+                    self.cli.requests,
+                    self.cli.warmup,
+                    rate,
+                    self.cli.timeout,
+                    100_000,
+                )
+                .await?
+            }
+            None => {
+                load::closed(
+                    lane,
+                    self.cli.requests,
+                    self.cli.warmup,
+                    in_flight,
+                    self.cli.timeout,
+                )
+                .await?
+            }
+        };
+        let usage = Usage {
+            bench_cpu_s: procs::cpu_seconds(me).unwrap_or(0.0) - before.0,
+            consumers_cpu_s: children.cpu_seconds() - before.1,
+            broker_cpu_s: broker
+                .and_then(procs::cpu_seconds)
+                .zip(before.2)
+                .map(|(a, b)| a - b),
+            bench_peak_rss_kib: procs::status_kib(me, "VmHWM").unwrap_or(0),
+            consumers_peak_rss_kib: children.peak_rss_kib(),
+        };
+        Ok(Row::new(
+            name,
+            deployment,
+            in_flight,
+            self.cli.rate.unwrap_or(0.0),
+            &run,
+            lane.duplicates(),
+            usage,
+        ))
+    }
+
+    async fn once(
+        &self,
+        name: &'static str,
+        deployment: Deployment,
+        in_flight: usize,
+    ) -> anyhow::Result<Row> {
+        let (lane, children) = self.start(name, deployment).await?;
+        let row = self
+            .measure(name, &lane, &children, deployment, in_flight)
+            .await?;
+        lane.close().await;
+        drop(children);
+        self.emit(&row)?;
+        Ok(row)
+    }
+
+    /// The system lane, and with --baseline the ceiling lane, alternating
+    /// A B A B; prints the ratio of each pair and their median.
+    async fn compare(&self) -> anyhow::Result<()> {
+        let deployment = self.deployment(self.cli.prefetch, self.cli.replicas);
+        self.header();
+        if !self.cli.baseline {
+            self.once("system", deployment, self.cli.concurrency)
+                .await?;
+            return Ok(());
+        }
+        let (mut throughput, mut p50) = (Vec::new(), Vec::new());
+        for _ in 0..self.cli.pairs {
+            let system = self
+                .once("system", deployment, self.cli.concurrency)
+                .await?;
+            let ceiling = self
+                .once("ceiling", deployment, self.cli.concurrency)
+                .await?;
+            throughput.push(system.rps / ceiling.rps);
+            p50.push(system.p50_us as f64 / ceiling.p50_us.max(1) as f64);
+        }
+        let summary = serde_json::json!({
+            "pairs": throughput.len(),
+            "throughput_ratios": throughput,
+            "p50_ratios": p50,
+            "median_throughput_ratio": report::median(&mut throughput.clone()),
+            "median_p50_ratio": report::median(&mut p50.clone()),
+        });
+        if self.cli.json {
+            println!("{summary}");
+        } else {
+            let list = |v: &[f64]| {
+                v.iter()
+                    .map(|r| format!("{r:.2}"))
+                    .collect::<Vec<_>>()
+                    .join(" ")
+            };
+            println!(
+                "system/ceiling throughput per pair: {} -> median {:.2} ({:.0}% of what this broker can do here)",
+                list(&throughput),
+                report::median(&mut throughput.clone()),
+                100.0 * report::median(&mut throughput.clone())
+            );
+            println!(
+                "system/ceiling p50 latency per pair: {} -> median {:.2}",
+                list(&p50),
+                report::median(&mut p50.clone())
+            );
+        }
+        Ok(())
+    }
+
+    /// prefetch x replicas x in-flight, consumers started once per
+    /// (prefetch, replicas).
+    async fn sweep(&self) -> anyhow::Result<()> {
+        self.header();
+        for prefetch in [1, 8, 32, 128] {
+            for replicas in [1, 2, 4] {
+                let deployment = self.deployment(prefetch, replicas);
+                let (lane, children) = self.start("system", deployment).await?;
+                for in_flight in [1, 16, 64, 512] {
+                    let row = self
+                        .measure("system", &lane, &children, deployment, in_flight)
+                        .await?;
+                    self.emit(&row)?;
+                }
+                lane.close().await;
+                drop(children);
+            }
+        }
+        Ok(())
+    }
+
+    /// Latency against throughput over --plot-concurrency, both lanes if
+    /// --baseline.
+    async fn plot(&self, path: &std::path::Path) -> anyhow::Result<()> {
+        let deployment = self.deployment(self.cli.prefetch, self.cli.replicas);
+        self.header();
+        let mut system = Vec::new();
+        let mut ceiling = Vec::new();
+        for &in_flight in &self.cli.plot_concurrency {
+            system.push(
+                self.once("system", deployment, in_flight)
+                    .await?
+                    .plot_point(),
+            );
+            if self.cli.baseline {
+                ceiling.push(
+                    self.once("ceiling", deployment, in_flight)
+                        .await?
+                        .plot_point(),
+                );
+            }
+        }
+        let title = format!(
+            "greetings RPC: latency vs throughput (prefetch {}, consumer concurrency {}, {} replica(s) per word)",
+            deployment.prefetch, deployment.concurrency, deployment.replicas
+        );
+        plot::write_plot(path, &title, &system, &ceiling)?;
+        eprintln!("bench: wrote {}", path.display());
+        Ok(())
+    }
+}

@@ -1,0 +1,106 @@
+//! Memory per request in flight: hold 10,000 unanswered requests (queues
+//! bound, no consumers) and compare with one in flight, both as the process's
+//! RSS (what the issue asks for) and as live heap bytes (exact, from the
+//! counting allocator). Requests are sent in batches, each confirmed by the
+//! broker before the next, so that the transient cost of publishing (which
+//! the allocator keeps as RSS afterwards) does not pass for the cost of
+//! waiting.
+
+use std::{sync::Arc, time::Duration};
+
+use common::{Settings, protocol::Name, rpc::RpcClient, topology::Topology};
+
+use lapin::{Connection, ConnectionProperties, options::QueueDeclareOptions, types::FieldTable};
+use secrecy::ExposeSecret;
+
+use crate::{lanes, procs};
+
+const HELD: usize = 10_000;
+const BATCH: usize = 500;
+
+pub(crate) async fn per_request(settings: &Settings) -> anyhow::Result<()> {
+    let url = settings.amqp.url.expose_secret().to_owned();
+    let connection = Connection::connect(&url, ConnectionProperties::default()).await?;
+    let channel = connection.create_channel().await?;
+    let topology = Topology::new(&settings.topology.prefix);
+    for word in lanes::words()? {
+        topology.declare_for_consumer(&channel, &word).await?;
+    }
+    let client = Arc::new(RpcClient::connect(settings).await?);
+    let expect: Arc<Vec<String>> =
+        Arc::new(lanes::words()?.iter().map(ToString::to_string).collect());
+    let hold = |i: usize| {
+        let (client, expect) = (Arc::clone(&client), Arc::clone(&expect));
+        tokio::spawn(async move {
+            let name = Name::parse(&format!("n{i}"))?;
+            client
+                .call(&name, &expect, Duration::from_secs(600))
+                .await?;
+            anyhow::Ok(())
+        })
+    };
+    let future_size = {
+        let name = Name::parse("n0")?;
+        std::mem::size_of_val(&client.call(&name, &expect, Duration::from_secs(1)))
+    };
+    let queue = topology.queue(&lanes::words()?[0]);
+    let me = std::process::id();
+    let mut tasks = vec![hold(0)];
+    wait_confirmed(&connection, &queue, 1).await?;
+    let (rss_one, heap_one) = (
+        procs::status_kib(me, "VmRSS").unwrap_or(0),
+        crate::live_heap_bytes(),
+    );
+    for batch in (1..HELD).collect::<Vec<_>>().chunks(BATCH) {
+        tasks.extend(batch.iter().copied().map(hold));
+        wait_confirmed(&connection, &queue, batch[batch.len() - 1] + 1).await?;
+    }
+    anyhow::ensure!(
+        client.stats().in_flight == HELD,
+        "expected {HELD} calls in flight"
+    );
+    let (rss_many, heap_many) = (
+        procs::status_kib(me, "VmRSS").unwrap_or(0),
+        crate::live_heap_bytes(),
+    );
+    let per = |one: u64, many: u64| many.saturating_sub(one) as f64 / (HELD - 1) as f64;
+    println!(
+        "memory: {HELD} requests in flight: RSS {rss_one} -> {rss_many} KiB = {:.0} bytes per request; \
+         live heap {heap_one} -> {heap_many} bytes = {:.0} bytes per request; \
+         a call's future is {future_size} bytes (inline in the producer's stream, in a task here)",
+        per(rss_one, rss_many) * 1024.0,
+        per(heap_one, heap_many),
+    );
+    for task in tasks {
+        task.abort();
+    }
+    let _ = connection.close(200, "measured".into()).await;
+    Ok(())
+}
+
+/// Waits until `queue` holds `n` messages: that many requests are confirmed.
+async fn wait_confirmed(connection: &Connection, queue: &str, n: usize) -> anyhow::Result<()> {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let channel = connection.create_channel().await?;
+        let declared = channel
+            .queue_declare(
+                queue.into(),
+                QueueDeclareOptions {
+                    passive: true,
+                    ..QueueDeclareOptions::default()
+                },
+                FieldTable::default(),
+            )
+            .await?;
+        let _ = channel.close(200, "counted".into()).await;
+        if usize::try_from(declared.message_count())? >= n {
+            return Ok(());
+        }
+        anyhow::ensure!(
+            tokio::time::Instant::now() < deadline,
+            "{n} requests were never confirmed"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
