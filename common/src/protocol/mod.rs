@@ -112,18 +112,21 @@ pub enum Outcome {
 }
 
 #[derive(Serialize, Deserialize)]
-struct ReplyWire {
-    consumer: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    greeting: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    error: Option<ErrorWire>,
+struct ReplyWire<'a> {
+    #[serde(borrow)]
+    consumer: Cow<'a, str>,
+    #[serde(borrow, skip_serializing_if = "Option::is_none")]
+    greeting: Option<Cow<'a, str>>,
+    #[serde(borrow, skip_serializing_if = "Option::is_none")]
+    error: Option<ErrorWire<'a>>,
 }
 
 #[derive(Serialize, Deserialize)]
-struct ErrorWire {
-    code: String,
-    message: String,
+struct ErrorWire<'a> {
+    #[serde(borrow)]
+    code: Cow<'a, str>,
+    #[serde(borrow)]
+    message: Cow<'a, str>,
 }
 
 /// A reply body that does not follow the contract.
@@ -136,17 +139,17 @@ impl Reply {
     #[must_use]
     pub fn encode(&self) -> Vec<u8> {
         let (greeting, error) = match &self.outcome {
-            Outcome::Greeting(g) => (Some(g.clone()), None),
+            Outcome::Greeting(g) => (Some(Cow::Borrowed(g.as_str())), None),
             Outcome::Error { code, message } => (
                 None,
                 Some(ErrorWire {
-                    code: code.clone(),
-                    message: message.clone(),
+                    code: Cow::Borrowed(code.as_str()),
+                    message: Cow::Borrowed(message.as_str()),
                 }),
             ),
         };
         let wire = ReplyWire {
-            consumer: self.consumer.clone(),
+            consumer: Cow::Borrowed(self.consumer.as_str()),
             greeting,
             error,
         };
@@ -162,8 +165,11 @@ impl Reply {
         let wire: ReplyWire =
             serde_json::from_slice(body).map_err(|e| MalformedReply(e.to_string()))?;
         let outcome = match (wire.greeting, wire.error) {
-            (Some(greeting), None) => Outcome::Greeting(greeting),
-            (None, Some(ErrorWire { code, message })) => Outcome::Error { code, message },
+            (Some(greeting), None) => Outcome::Greeting(greeting.into_owned()),
+            (None, Some(ErrorWire { code, message })) => Outcome::Error {
+                code: code.into_owned(),
+                message: message.into_owned(),
+            },
             _ => {
                 return Err(MalformedReply(
                     "exactly one of \"greeting\" and \"error\" must be present".to_owned(),
@@ -171,7 +177,7 @@ impl Reply {
             }
         };
         Ok(Self {
-            consumer: wire.consumer,
+            consumer: wire.consumer.into_owned(),
             outcome,
         })
     }

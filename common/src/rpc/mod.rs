@@ -175,11 +175,14 @@ impl RpcClient {
         // Boxed: its state (body, properties, lapin's futures) is freed once
         // the request is confirmed, so a call waiting for replies stays small.
         let publish = Box::pin(self.publish(correlation_id, name, timeout));
-        match tokio::time::timeout_at(deadline, publish).await {
+        // One timer for the whole call.
+        let expired = tokio::time::sleep_until(deadline);
+        tokio::pin!(expired);
+        tokio::select! {
+            published = publish => published?,
             // Not even confirmed by the deadline (e.g. a blocked broker):
             // report everyone missing rather than wait any longer.
-            Err(_elapsed) => return Ok(Gathered::empty(expect)),
-            Ok(result) => result?,
+            () = &mut expired => return Ok(Gathered::empty(expect)),
         }
         tokio::select! {
             woken = &mut woken => {
@@ -187,7 +190,7 @@ impl RpcClient {
                     return Err(RpcError::ConnectionLost(None));
                 }
             }
-            () = tokio::time::sleep_until(deadline) => {}
+            () = &mut expired => {}
         }
         let gathered = guard.take().ok_or(RpcError::ConnectionLost(None))?;
         self.counters
