@@ -231,7 +231,7 @@ fn render(title: &str, system: &[PlotPoint], baseline: &[PlotPoint]) -> anyhow::
             chart
                 .draw_series(std::iter::empty::<Circle<(f64, f64), u32>>())
                 .map_err(|e| anyhow::anyhow!("cannot add the baseline legend entry: {e}"))?
-                .label("baseline (dashed, ▲)")
+                .label("ceiling lane (dashed, ▲)")
                 .legend(move |(x, y)| {
                     EmptyElement::at((x, y))
                         + DashedPathElement::new(vec![(0, 0), (24, 0)], 6, 4, style)
@@ -695,7 +695,7 @@ mod tests {
             "p99.9",
             "c=64",
             "c=512",
-            "baseline",
+            "ceiling lane",
             "RPC latency vs throughput",
         ] {
             assert!(svg.contains(needle), "missing {needle:?}");
@@ -725,7 +725,7 @@ mod tests {
         std::fs::remove_file(&path).unwrap();
         assert!(svg.starts_with("<svg"));
         assert!(svg.contains("c=8"));
-        assert!(!svg.contains("baseline"));
+        assert!(!svg.contains("ceiling lane"));
     }
 
     #[test]
