@@ -171,3 +171,49 @@ async fn an_unreachable_broker_exits_4_without_showing_the_password() {
     );
     assert!(!run.stderr.contains("s3cr3t"), "{}", run.stderr);
 }
+
+#[tokio::test]
+async fn the_benchmark_runs_both_lanes_and_reports_no_loss() {
+    // A smoke test of the README's benchmark command on a tiny run: figures
+    // are not checked here (they belong to the benchmark, not to tests).
+    let app = TestApp::new().await;
+    let output = tokio::process::Command::new(crate::helpers::bin("bench"))
+        .args([
+            "--spawn-consumers",
+            "--baseline",
+            "--pairs",
+            "1",
+            "-n",
+            "200",
+            "--warmup",
+            "20",
+            "--json",
+        ])
+        .args(["--amqp-url", &app.url, "--prefix", &app.prefix])
+        .output()
+        .await
+        .expect("run bench");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let lines: Vec<serde_json::Value> = stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("JSON line"))
+        .collect();
+    assert_eq!(lines.len(), 3, "system row, ceiling row, summary: {stdout}");
+    for row in &lines[..2] {
+        assert_eq!(row["requests"], 200, "{row}");
+        assert_eq!(row["lost"], 0, "{row}");
+        assert_eq!(row["errors"], 0, "{row}");
+    }
+    assert_eq!(lines[0]["lane"], "system");
+    assert_eq!(lines[1]["lane"], "ceiling");
+    assert!(
+        lines[2]["median_throughput_ratio"]
+            .as_f64()
+            .is_some_and(|r| r > 0.0)
+    );
+}
