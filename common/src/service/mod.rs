@@ -46,9 +46,10 @@ use crate::{
 use failures::Failures;
 use session::Session;
 
-/// First reconnection delay; it doubles (plus jitter) up to [`MAX_BACKOFF`].
+/// First reconnection delay; it doubles up to half of [`MAX_BACKOFF`], and a
+/// random jitter of up to as much again is added to each delay.
 pub const MIN_BACKOFF: Duration = Duration::from_millis(100);
-/// Longest wait between two reconnection attempts.
+/// Longest wait between two reconnection attempts, jitter included.
 pub const MAX_BACKOFF: Duration = Duration::from_secs(5);
 /// A session that lasted this long resets the backoff.
 const HEALTHY_SESSION: Duration = Duration::from_secs(10);
@@ -190,7 +191,8 @@ impl ConsumerService {
         tokio::pin!(shutdown);
         let builder = ExponentialBuilder::default()
             .with_min_delay(MIN_BACKOFF)
-            .with_max_delay(MAX_BACKOFF)
+            // backon's jitter adds up to 100% of the delay: cap at half.
+            .with_max_delay(MAX_BACKOFF / 2)
             .with_jitter()
             .without_max_times();
         let mut backoff = builder.build();
