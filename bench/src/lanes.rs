@@ -143,7 +143,23 @@ pub(crate) async fn baseline(
 /// Waits (up to 30 s) until `queue` has `count` consumers.
 async fn wait_for_consumers(url: &str, queue: &str, count: u16) -> anyhow::Result<()> {
     let connection = Connection::connect(url, ConnectionProperties::default()).await?;
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    let waited = wait_for_queue(&connection, queue, Duration::from_secs(30), |q| {
+        q.consumer_count() >= u32::from(count)
+    })
+    .await;
+    let _ = connection.close(200, "ready".into()).await;
+    waited.with_context(|| format!("{queue} did not get {count} consumers"))
+}
+
+/// Polls `queue` (passive declare, a channel per look, since a missing queue
+/// closes the channel) until `ready` holds, for at most `timeout`.
+pub(crate) async fn wait_for_queue(
+    connection: &Connection,
+    queue: &str,
+    timeout: Duration,
+    ready: impl Fn(&lapin::Queue) -> bool,
+) -> anyhow::Result<()> {
+    let deadline = tokio::time::Instant::now() + timeout;
     loop {
         let channel = connection.create_channel().await?;
         let declared = channel
@@ -156,14 +172,13 @@ async fn wait_for_consumers(url: &str, queue: &str, count: u16) -> anyhow::Resul
                 FieldTable::default(),
             )
             .await;
-        let _ = channel.close(200, "checked".into()).await;
-        if declared.is_ok_and(|q| q.consumer_count() >= u32::from(count)) {
-            let _ = connection.close(200, "ready".into()).await;
+        let _ = channel.close(200, "looked".into()).await;
+        if declared.is_ok_and(|q| ready(&q)) {
             return Ok(());
         }
         anyhow::ensure!(
             tokio::time::Instant::now() < deadline,
-            "{queue} did not get {count} consumers within 30 s"
+            "gave up waiting on {queue} after {timeout:?}"
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }

@@ -10,7 +10,7 @@ use std::{sync::Arc, time::Duration};
 
 use common::{Settings, protocol::Name, rpc::RpcClient, topology::Topology};
 
-use lapin::{Connection, ConnectionProperties, options::QueueDeclareOptions, types::FieldTable};
+use lapin::{Connection, ConnectionProperties};
 use secrecy::ExposeSecret;
 
 use crate::{lanes, procs};
@@ -80,27 +80,8 @@ pub(crate) async fn per_request(settings: &Settings) -> anyhow::Result<()> {
 
 /// Waits until `queue` holds `n` messages: that many requests are confirmed.
 async fn wait_confirmed(connection: &Connection, queue: &str, n: usize) -> anyhow::Result<()> {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
-    loop {
-        let channel = connection.create_channel().await?;
-        let declared = channel
-            .queue_declare(
-                queue.into(),
-                QueueDeclareOptions {
-                    passive: true,
-                    ..QueueDeclareOptions::default()
-                },
-                FieldTable::default(),
-            )
-            .await?;
-        let _ = channel.close(200, "counted".into()).await;
-        if usize::try_from(declared.message_count())? >= n {
-            return Ok(());
-        }
-        anyhow::ensure!(
-            tokio::time::Instant::now() < deadline,
-            "{n} requests were never confirmed"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    lanes::wait_for_queue(connection, queue, Duration::from_secs(60), |q| {
+        usize::try_from(q.message_count()).is_ok_and(|count| count >= n)
+    })
+    .await
 }
