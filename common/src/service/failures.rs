@@ -42,6 +42,10 @@ impl Failures {
 
     /// Forgets a message (handled, or dead-lettered).
     pub(crate) fn forget(&mut self, properties: &BasicProperties, body: &[u8]) {
+        // The common case, nothing has failed: no key to build or hash.
+        if self.counts.is_empty() {
+            return;
+        }
         let key = key(properties, body);
         if self.counts.remove(&key).is_some() {
             self.order.retain(|k| *k != key);
