@@ -8,7 +8,7 @@ use std::{
 
 use common::{
     protocol::{Name, Outcome},
-    rpc::RpcError,
+    rpc::{Gathered, RpcClient, RpcError},
 };
 use futures::{StreamExt, stream};
 
@@ -16,6 +16,26 @@ use crate::helpers::TestApp;
 
 fn expect(words: &[&str]) -> Vec<String> {
     words.iter().map(|w| (*w).to_owned()).collect()
+}
+
+/// Calls `count` names `<stem>-<i>` with `parallel` in flight; results in
+/// completion order, each with its name.
+async fn call_many(
+    client: &RpcClient,
+    stem: &str,
+    count: usize,
+    words: &[String],
+    parallel: usize,
+) -> Vec<(Name, Result<Gathered, RpcError>)> {
+    stream::iter(0..count)
+        .map(|i| async move {
+            let name = Name::parse(&format!("{stem}-{i}")).expect("valid");
+            let result = client.call(&name, words, Duration::from_secs(30)).await;
+            (name, result)
+        })
+        .buffer_unordered(parallel)
+        .collect()
+        .await
 }
 
 fn greeting_of(outcome: Option<&Outcome>) -> Option<&str> {
@@ -62,22 +82,7 @@ async fn a_thousand_concurrent_names_each_get_their_own_replies() {
     let client = app.client().await;
     let words = expect(&["hello", "goodbye"]);
 
-    let names: Vec<Name> = (0..1000)
-        .map(|i| Name::parse(&format!("name-{i}")).expect("valid"))
-        .collect();
-    let results: Vec<_> = stream::iter(&names)
-        .map(|name| {
-            let (client, words) = (&client, &words);
-            async move {
-                (
-                    name,
-                    client.call(name, words, Duration::from_secs(30)).await,
-                )
-            }
-        })
-        .buffer_unordered(1000)
-        .collect()
-        .await;
+    let results = call_many(&client, "name", 1000, &words, 1000).await;
 
     let mut seen = HashSet::new();
     for (name, result) in results {
@@ -289,22 +294,7 @@ async fn a_consumer_handling_many_at_once_answers_each_request_exactly_once() {
     let hello = app.consumer_with("hello", &settings, None).await;
     let client = app.client().await;
     let words = expect(&["hello"]);
-    let names: Vec<Name> = (0..500)
-        .map(|i| Name::parse(&format!("c{i}")).expect("valid"))
-        .collect();
-    let results: Vec<_> = stream::iter(&names)
-        .map(|name| {
-            let (client, words) = (&client, &words);
-            async move {
-                (
-                    name,
-                    client.call(name, words, Duration::from_secs(30)).await,
-                )
-            }
-        })
-        .buffer_unordered(128)
-        .collect()
-        .await;
+    let results = call_many(&client, "c", 500, &words, 128).await;
     for (name, result) in results {
         let gathered = result.expect("call succeeds");
         assert_eq!(
