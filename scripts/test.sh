@@ -17,8 +17,11 @@ ensure_python_venv "$root/.venv" "$root"
 say "building the binaries"
 cargo build --workspace --bins --quiet
 say "running the tests"
-# The 100,000-request soak test runs alone afterwards: run beside the fault
-# tests on 2 cores it would starve their timing bounds.
-cargo test --workspace "$@" -- --skip soak::
+cargo test --workspace "$@" -- --skip faults:: --skip soak::
+# The fault-injection tests and the 100,000-request soak print their ledgers
+# and figures; the soak runs alone, as beside the fault tests on 2 cores it
+# would starve their timing bounds.
+say "running the fault-injection tests (ledgers and figures below)"
+cargo test -p greetings-tests "$@" -- faults:: --nocapture
 say "running the soak test"
-cargo test -p greetings-tests "$@" -- soak::
+cargo test -p greetings-tests "$@" -- soak:: --nocapture
