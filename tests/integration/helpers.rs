@@ -449,18 +449,7 @@ impl Raw {
             .confirm_select(ConfirmSelectOptions::default())
             .await
             .expect("confirms");
-        let replies = channel
-            .basic_consume(
-                "amq.rabbitmq.reply-to".into(),
-                "".into(),
-                BasicConsumeOptions {
-                    no_ack: true,
-                    ..Default::default()
-                },
-                FieldTable::default(),
-            )
-            .await
-            .expect("consume direct reply-to");
+        let replies = consume_no_ack(&channel, "amq.rabbitmq.reply-to").await;
         Self {
             connection,
             channel,
@@ -505,18 +494,7 @@ impl Raw {
     /// A consumer of this test's dead-letter queue.
     pub(crate) async fn dead_letters(&self) -> DeadLetters {
         let channel = self.connection.create_channel().await.expect("channel");
-        let consumer = channel
-            .basic_consume(
-                format!("{}.dead", self.prefix).into(),
-                "".into(),
-                BasicConsumeOptions {
-                    no_ack: true,
-                    ..Default::default()
-                },
-                FieldTable::default(),
-            )
-            .await
-            .expect("consume the dead-letter queue");
+        let consumer = consume_no_ack(&channel, &format!("{}.dead", self.prefix)).await;
         DeadLetters {
             _channel: channel,
             consumer,
@@ -547,6 +525,22 @@ pub(crate) async fn queue_counts(connection: &Connection, queue: &str) -> (u32, 
     let counts = (q.message_count(), q.consumer_count());
     let _ = channel.close(200, "done".into()).await;
     counts
+}
+
+/// An auto-acked consumer of `queue`.
+async fn consume_no_ack(channel: &Channel, queue: &str) -> Consumer {
+    channel
+        .basic_consume(
+            queue.into(),
+            "".into(),
+            BasicConsumeOptions {
+                no_ack: true,
+                ..Default::default()
+            },
+            FieldTable::default(),
+        )
+        .await
+        .unwrap_or_else(|e| panic!("consume {queue}: {e}"))
 }
 
 pub(crate) struct DeadLetters {
