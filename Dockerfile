@@ -1,11 +1,29 @@
-# Builds both binaries; the image runs one of them (see docker-compose.yml).
-FROM rust:1-slim-bookworm AS build
-WORKDIR /src
-COPY . .
-RUN cargo build --release --locked --bins
+# The project's image: both service binaries on a small Debian 13 base, run as a non-root user.
+# `docker-compose build` uses this file (stage `runtime`, the last one) when it can reach a registry
+# and crates.io. scripts/compose-test.sh, on machines without network access, uses
+# Dockerfile.host-binaries instead: the same runtime stage, with binaries built on the host.
+ARG RUST_IMAGE=rust:1-slim-trixie
+ARG BASE_IMAGE=debian:trixie-slim
 
-FROM debian:bookworm-slim
-RUN useradd --system --uid 10001 greetings
-COPY --from=build /src/target/release/producer /src/target/release/consumer /usr/local/bin/
-USER greetings
+FROM ${RUST_IMAGE} AS build
+WORKDIR /src
+# Dependency layer: only manifests and a stub of every crate, so source edits keep it cached.
+COPY Cargo.toml Cargo.lock ./
+COPY common/Cargo.toml common/
+COPY producer/Cargo.toml producer/
+COPY consumer/Cargo.toml consumer/
+COPY bench/Cargo.toml bench/
+COPY tests/Cargo.toml tests/
+RUN for c in common producer consumer bench tests; do mkdir -p $c/src && echo 'fn main() {}' > $c/src/main.rs && touch $c/src/lib.rs; done \
+ && (cargo build --release --locked --bins || true) \
+ && rm -rf common/src producer/src consumer/src bench/src tests/src
+COPY . .
+RUN touch */src/*.rs && cargo build --release --locked --bins \
+ && mkdir /out && cp target/release/producer target/release/consumer /out/
+
+FROM ${BASE_IMAGE} AS runtime
+RUN useradd --system --uid 10001 --no-create-home --shell /usr/sbin/nologin greetings
+COPY --from=build /out/producer /out/consumer /usr/local/bin/
+USER 10001:10001
 ENTRYPOINT ["/usr/local/bin/consumer"]
+CMD ["--help"]

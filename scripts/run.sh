@@ -15,7 +15,8 @@ cd "$root"
 
 require_cargo
 "$root/scripts/ensure-rabbitmq.sh"
-cargo build --workspace --bins --quiet
+say "building the programs (the first build on a new machine takes a few minutes)"
+cargo build --workspace --bins
 bin="$root/target/debug"
 logs="$root/target/run"
 mkdir -p "$logs"

@@ -14,14 +14,19 @@ cd "$root"
 require_cargo
 "$root/scripts/ensure-rabbitmq.sh"
 ensure_python_venv "$root/.venv" "$root"
-say "building the binaries"
-cargo build --workspace --bins --quiet
+say "building the programs (the first build on a new machine takes a few minutes)"
+cargo build --workspace --bins
 say "running the tests"
 cargo test --workspace "$@" -- --skip faults:: --skip soak::
 # The fault-injection tests and the 100,000-request soak print their ledgers
 # and figures; the soak runs alone, as beside the fault tests on 2 cores it
-# would starve their timing bounds.
+# would starve their timing bounds. Same `cargo test --workspace` selection
+# as above (only the filter differs), so nothing is compiled again.
 say "running the fault-injection tests (ledgers and figures below)"
-cargo test -p greetings-tests "$@" -- faults:: --nocapture
+cargo test --workspace "$@" -- faults:: --nocapture
 say "running the soak test"
-cargo test -p greetings-tests "$@" -- soak:: --nocapture
+cargo test --workspace "$@" -- soak:: --nocapture
+# The compose deployment on a real Docker engine (installed and started when
+# missing), with the debug binaries built above.
+say "running the compose test (docker-compose up, demo, scale, restart, down)"
+COMPOSE_TEST_PROFILE=debug "$root/scripts/compose-test.sh"

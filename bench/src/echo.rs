@@ -208,16 +208,14 @@ impl EchoClient {
 /// own prefix) and returns its exchange name.
 pub(crate) async fn declare(
     url: &str,
-    prefix: &str,
+    topology: &common::topology::Topology,
     words: &[common::topology::Word],
 ) -> anyhow::Result<String> {
     let connection = Connection::connect(url, ConnectionProperties::default())
         .await
         .context("connecting to declare the echo lane")?;
-    let channel = connection.create_channel().await?;
-    let topology = common::topology::Topology::new(prefix);
     for word in words {
-        topology.declare_for_consumer(&channel, word).await?;
+        topology.declare_for_consumer(&connection, word).await?;
     }
     let _ = connection.close(200, "declared".into()).await;
     Ok(topology.exchange())

@@ -81,11 +81,11 @@ pub(crate) async fn system(
     spawn: bool,
 ) -> anyhow::Result<(Lane, Children)> {
     let url = settings.amqp.url.expose_secret().to_owned();
-    let topology = Topology::new(&settings.topology.prefix);
+    let topology = Topology::from_settings(&settings.topology);
     let mut children = Children::default();
     if spawn {
         // Declared first so that polling for consumers never meets a missing queue.
-        crate::echo::declare(&url, &settings.topology.prefix, &words()?).await?;
+        crate::echo::declare(&url, &topology, &words()?).await?;
         let consumer = procs::sibling("consumer")?;
         for word in words()? {
             for _ in 0..deployment.replicas {
@@ -117,8 +117,10 @@ pub(crate) async fn baseline(
 ) -> anyhow::Result<(Lane, Children)> {
     let url = settings.amqp.url.expose_secret().to_owned();
     let prefix = format!("{}.base", settings.topology.prefix);
-    let exchange = crate::echo::declare(&url, &prefix, &words()?).await?;
-    let topology = Topology::new(&prefix);
+    let mut base = settings.topology.clone();
+    base.prefix.clone_from(&prefix);
+    let topology = Topology::from_settings(&base);
+    let exchange = crate::echo::declare(&url, &topology, &words()?).await?;
     let bench = std::env::current_exe().context("locating the bench binary")?;
     let mut children = Children::default();
     for word in words()? {

@@ -120,7 +120,7 @@ enum Mode {
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = Cli::parse();
-    common::telemetry::init("warn");
+    common::telemetry::init(tracing::Level::WARN);
     match run(cli).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {

@@ -21,10 +21,9 @@ const BATCH: usize = 500;
 pub(crate) async fn per_request(settings: &Settings) -> anyhow::Result<()> {
     let url = settings.amqp.url.expose_secret().to_owned();
     let connection = Connection::connect(&url, ConnectionProperties::default()).await?;
-    let channel = connection.create_channel().await?;
-    let topology = Topology::new(&settings.topology.prefix);
+    let topology = Topology::from_settings(&settings.topology);
     for word in lanes::words()? {
-        topology.declare_for_consumer(&channel, &word).await?;
+        topology.declare_for_consumer(&connection, &word).await?;
     }
     let client = Arc::new(RpcClient::connect(settings).await?);
     let expect: Arc<Vec<String>> =

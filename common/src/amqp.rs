@@ -3,10 +3,16 @@
 
 use std::time::Duration;
 
-use lapin::{Connection, ConnectionProperties, uri::AMQPUri};
+use std::path::{Path, PathBuf};
+
+use lapin::{
+    Connection, ConnectionProperties,
+    tcp::{OwnedIdentity, OwnedTLSConfig},
+    uri::{AMQPScheme, AMQPUri},
+};
 use secrecy::ExposeSecret;
 
-use crate::settings::AmqpSettings;
+use crate::settings::{AmqpSettings, TlsSettings};
 
 /// Longest a connection attempt may take before it counts as unreachable.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -27,6 +33,27 @@ pub enum ConnectError {
         #[source]
         source: lapin::Error,
     },
+    /// A TLS file named in the settings cannot be read.
+    #[error("cannot read the TLS file {}", path.display())]
+    TlsFile {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// `amqp.password_file` cannot be read.
+    #[error("cannot read the password file {}", path.display())]
+    PasswordFile {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// TLS files are set for a plain `amqp://` URL.
+    #[error("amqp.tls files are set but the URL is not amqps://")]
+    TlsWithoutAmqps,
     /// The broker did not finish the handshake within [`CONNECT_TIMEOUT`].
     #[error("cannot connect to {url}: no answer within {CONNECT_TIMEOUT:?}")]
     TimedOut {
@@ -35,11 +62,11 @@ pub enum ConnectError {
     },
 }
 
-/// Parses the configured URL and adds the configured heartbeat unless the URL
-/// sets one itself.
+/// Parses the configured URL, adds the configured heartbeat unless the URL
+/// sets one itself, and the password from `password_file` when set.
 ///
 /// # Errors
-/// [`ConnectError::InvalidUrl`].
+/// [`ConnectError::InvalidUrl`], [`ConnectError::PasswordFile`].
 pub fn uri(settings: &AmqpSettings) -> Result<AMQPUri, ConnectError> {
     let mut uri: AMQPUri = settings
         .url
@@ -48,6 +75,15 @@ pub fn uri(settings: &AmqpSettings) -> Result<AMQPUri, ConnectError> {
         .map_err(ConnectError::InvalidUrl)?;
     if uri.query.heartbeat.is_none() {
         uri.query.heartbeat = Some(settings.heartbeat);
+    }
+    if let Some(path) = &settings.password_file {
+        let password =
+            std::fs::read_to_string(path).map_err(|source| ConnectError::PasswordFile {
+                path: path.clone(),
+                source,
+            })?;
+        let password = password.strip_suffix('\n').unwrap_or(&password);
+        uri.authority.userinfo.password = password.trim_end_matches('\r').to_owned();
     }
     Ok(uri)
 }
@@ -73,8 +109,13 @@ pub fn redacted(uri: &AMQPUri) -> String {
 pub async fn connect(settings: &AmqpSettings, name: &str) -> Result<Connection, ConnectError> {
     let uri = uri(settings)?;
     let url = redacted(&uri);
+    let tls = tls_config(&uri, &settings.tls)?;
     let properties = ConnectionProperties::default().with_connection_name(name.into());
-    match tokio::time::timeout(CONNECT_TIMEOUT, Connection::connect_uri(uri, properties)).await {
+    let connecting = async {
+        let runtime = lapin::runtime::default_runtime()?;
+        Connection::connect_uri_with_config(uri, properties, tls, runtime).await
+    };
+    match tokio::time::timeout(CONNECT_TIMEOUT, connecting).await {
         Ok(Ok(connection)) => {
             tracing::info!(%url, connection = name, "connected to broker");
             Ok(connection)
@@ -82,6 +123,44 @@ pub async fn connect(settings: &AmqpSettings, name: &str) -> Result<Connection, 
         Ok(Err(source)) => Err(ConnectError::Unreachable { url, source }),
         Err(_) => Err(ConnectError::TimedOut { url }),
     }
+}
+
+/// The TLS configuration for `uri`: the files of `settings`, read now (they
+/// may be rotated between connections).
+///
+/// # Errors
+/// [`ConnectError::TlsFile`] for a file that cannot be read;
+/// [`ConnectError::TlsWithoutAmqps`] for files set with a plain URL.
+pub fn tls_config(uri: &AMQPUri, settings: &TlsSettings) -> Result<OwnedTLSConfig, ConnectError> {
+    let any = settings.ca_file.is_some() || settings.cert_file.is_some();
+    if uri.scheme != AMQPScheme::AMQPS {
+        return if any {
+            Err(ConnectError::TlsWithoutAmqps)
+        } else {
+            Ok(OwnedTLSConfig::default())
+        };
+    }
+    let read = |path: &Path| {
+        std::fs::read(path).map_err(|source| ConnectError::TlsFile {
+            path: path.to_owned(),
+            source,
+        })
+    };
+    let cert_chain = match &settings.ca_file {
+        Some(path) => Some(String::from_utf8_lossy(&read(path)?).into_owned()),
+        None => None,
+    };
+    let identity = match (&settings.cert_file, &settings.key_file) {
+        (Some(cert), Some(key)) => Some(OwnedIdentity::PKCS8 {
+            pem: read(cert)?,
+            key: read(key)?,
+        }),
+        _ => None,
+    };
+    Ok(OwnedTLSConfig {
+        identity,
+        cert_chain,
+    })
 }
 
 #[cfg(test)]
@@ -92,6 +171,8 @@ mod tests {
         AmqpSettings {
             url: url.to_owned().into(),
             heartbeat: 10,
+            password_file: None,
+            tls: TlsSettings::default(),
         }
     }
 
@@ -109,6 +190,40 @@ mod tests {
         let shown = redacted(&u);
         assert!(!shown.contains("s3cr3t"), "{shown}");
         assert!(shown.contains("user:***@host:5672"), "{shown}");
+    }
+
+    #[test]
+    fn a_password_file_replaces_the_urls_password_and_is_never_shown() {
+        let mut file = tempfile::NamedTempFile::new().expect("temp file");
+        std::io::Write::write_all(&mut file, b"fr0m-f1le\n").expect("write");
+        let mut s = settings("amqp://producer@h:5672/greetings");
+        s.password_file = Some(file.path().to_owned());
+        let u = uri(&s).expect("valid");
+        assert_eq!(u.authority.userinfo.password, "fr0m-f1le");
+        assert!(!redacted(&u).contains("fr0m-f1le"));
+        s.password_file = Some("/nonexistent/producer.password".into());
+        let err = uri(&s).expect_err("missing file");
+        assert!(
+            err.to_string().contains("/nonexistent/producer.password"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn tls_files_need_amqps_and_must_be_readable() {
+        let files = TlsSettings {
+            ca_file: Some("/nonexistent/ca.pem".into()),
+            ..TlsSettings::default()
+        };
+        let plain = uri(&settings("amqp://u:p@h:5672/%2f")).expect("valid");
+        assert!(matches!(
+            tls_config(&plain, &files),
+            Err(ConnectError::TlsWithoutAmqps)
+        ));
+        assert!(tls_config(&plain, &TlsSettings::default()).is_ok());
+        let secure = uri(&settings("amqps://u:p@h:5671/%2f")).expect("valid");
+        let err = tls_config(&secure, &files).expect_err("missing file");
+        assert!(err.to_string().contains("/nonexistent/ca.pem"), "{err}");
     }
 
     #[test]

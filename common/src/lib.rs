@@ -11,12 +11,15 @@
 //! - [`protocol`]: wire contract v1 (request and reply bodies and properties);
 //! - [`rpc`]: the scatter-gather RPC client used by the producer;
 //! - [`service`]: the consumer runtime that answers requests;
-//! - [`shutdown`]: the Ctrl+C / SIGTERM future used by both binaries.
+//! - [`shutdown`]: the Ctrl+C / SIGTERM future used by both binaries;
+//! - [`telemetry`] and [`report`]: log lines and the one line a user reads
+//!   about an error.
 
 pub mod amqp;
 pub mod cli;
 pub mod duration;
 pub mod protocol;
+pub mod report;
 pub mod rpc;
 pub mod service;
 pub mod settings;

@@ -4,10 +4,14 @@
 //!
 //! Every setting, with its environment variable, is listed in the README.
 
-use std::{collections::HashMap, path::Path, time::Duration};
+use std::{
+    collections::HashMap,
+    path::{Path, PathBuf},
+    time::Duration,
+};
 
 use config::{Config, Environment, File};
-use secrecy::SecretString;
+use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 
 use crate::{duration, topology::Word};
@@ -35,6 +39,27 @@ pub struct AmqpSettings {
     pub url: SecretString,
     /// Heartbeat interval in seconds negotiated with the broker (0 disables).
     pub heartbeat: u16,
+    /// A file holding the password (a generated credential, a Docker or
+    /// Kubernetes secret): it replaces the URL's password, read at each
+    /// connection; one trailing newline is ignored.
+    #[serde(default)]
+    pub password_file: Option<PathBuf>,
+    /// Certificates for `amqps://` URLs.
+    #[serde(default)]
+    pub tls: TlsSettings,
+}
+
+/// Certificates for `amqps://` URLs (PEM files). The broker's certificate is
+/// always checked: against `ca_file` when set, else the system's roots, and
+/// for the URL's host name.
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct TlsSettings {
+    /// CA certificates that sign the broker's certificate.
+    pub ca_file: Option<PathBuf>,
+    /// This client's certificate, for mutual TLS (with `key_file`).
+    pub cert_file: Option<PathBuf>,
+    /// This client's private key (PKCS#8 PEM), for mutual TLS (with `cert_file`).
+    pub key_file: Option<PathBuf>,
 }
 
 /// Names of the exchanges and queues.
@@ -45,6 +70,18 @@ pub struct TopologySettings {
     /// Queue-name prefix a `reply_to` may use besides direct reply-to and
     /// server-named queues; defaults to `<prefix>.reply.`.
     pub reply_prefix: Option<String>,
+    /// A word's queue (and its retry queue) unused this long (no consumer,
+    /// not re-declared) is deleted by the broker (`x-expires`), so a retired
+    /// word stops collecting requests. Zero: never.
+    #[serde(deserialize_with = "duration::deserialize")]
+    pub queue_expires: Duration,
+    /// Most messages the dead-letter queue keeps (`x-max-length`; the oldest
+    /// are dropped first). Zero: no limit.
+    pub dead_letter_max_length: u32,
+    /// How long the dead-letter queue keeps a message (`x-message-ttl`).
+    /// Zero: for ever.
+    #[serde(deserialize_with = "duration::deserialize")]
+    pub dead_letter_ttl: Duration,
 }
 
 /// Producer-side RPC settings.
@@ -73,19 +110,27 @@ pub struct ConsumerSettings {
     /// Deliveries handled at once (their replies and confirms overlap); at
     /// most `prefetch`.
     pub concurrency: u16,
-    /// Artificial delay before each reply. A testing aid (to hold a message
-    /// "in hand"); leave at 0 in production.
-    #[serde(deserialize_with = "duration::deserialize")]
-    pub handler_delay: Duration,
     /// Failed handling attempts after which a request is dead-lettered as poison.
     pub max_failures: u32,
+    /// Delay before the first retry of a request whose handler failed; it
+    /// doubles with each further failure.
+    #[serde(deserialize_with = "duration::deserialize")]
+    pub retry_delay: Duration,
+    /// Longest delay between two attempts of one request.
+    #[serde(deserialize_with = "duration::deserialize")]
+    pub max_retry_delay: Duration,
+    /// How far this consumer's clock may be off the producer's before a live
+    /// request counts as expired (it is judged by `timestamp` + `expiration`).
+    #[serde(deserialize_with = "duration::deserialize")]
+    pub clock_skew: Duration,
 }
 
 /// Configuration that cannot be used, with the reason.
 #[derive(Debug, thiserror::Error)]
 pub enum SettingsError {
-    /// The file, an environment variable or a default could not be read or typed.
-    #[error("cannot load configuration: {0}")]
+    /// The file, an environment variable or a default could not be read or
+    /// typed (the cause says which).
+    #[error("cannot load configuration")]
     Load(#[from] config::ConfigError),
     /// A value was read but is out of its allowed range.
     #[error("invalid configuration: {0}")]
@@ -122,8 +167,13 @@ impl Settings {
             .set_default("rpc.retries", 0)?
             .set_default("consumer.prefetch", 1)?
             .set_default("consumer.concurrency", 1)?
-            .set_default("consumer.handler_delay", "0s")?
-            .set_default("consumer.max_failures", 3)?;
+            .set_default("topology.queue_expires", "1h")?
+            .set_default("topology.dead_letter_max_length", 10_000)?
+            .set_default("topology.dead_letter_ttl", "7d")?
+            .set_default("consumer.max_failures", 3)?
+            .set_default("consumer.retry_delay", "1s")?
+            .set_default("consumer.max_retry_delay", "30s")?
+            .set_default("consumer.clock_skew", "30s")?;
         if let Some(path) = file {
             builder = builder.add_source(File::from(path).required(true));
         }
@@ -151,6 +201,12 @@ impl Settings {
     /// [`SettingsError::Invalid`] naming the setting and the allowed range.
     pub fn validate(&self) -> Result<(), SettingsError> {
         let invalid = |msg: String| Err(SettingsError::Invalid(msg));
+        if self.topology.prefix.starts_with("amq.") {
+            return invalid(format!(
+                "topology.prefix {:?} must not start with 'amq.': RabbitMQ reserves those names",
+                self.topology.prefix
+            ));
+        }
         if !crate::topology::is_valid_prefix(&self.topology.prefix) {
             return invalid(format!(
                 "topology.prefix {:?} must be 1-100 characters of letters, digits, '.', '-' or '_'",
@@ -166,9 +222,43 @@ impl Settings {
         }
         if self.rpc.timeout.is_zero() || self.rpc.timeout > Duration::from_secs(24 * 3600) {
             return invalid(format!(
-                "rpc.timeout {:?} must be more than 0 and at most 24h",
-                self.rpc.timeout
+                "rpc.timeout must be more than 0 and at most 24h (got {})",
+                humantime::format_duration(self.rpc.timeout)
             ));
+        }
+        let tls = &self.amqp.tls;
+        if (tls.ca_file.is_some() || tls.cert_file.is_some())
+            && !self.amqp.url.expose_secret().starts_with("amqps://")
+        {
+            return invalid("amqp.tls files are set but amqp.url is not amqps://".to_owned());
+        }
+        if tls.cert_file.is_some() != tls.key_file.is_some() {
+            return invalid(
+                "amqp.tls.cert_file and amqp.tls.key_file go together (mutual TLS needs both)"
+                    .to_owned(),
+            );
+        }
+        if self.consumer.retry_delay.is_zero()
+            || self.consumer.max_retry_delay < self.consumer.retry_delay
+        {
+            return invalid(format!(
+                "consumer.retry_delay ({}) must be more than 0 and at most consumer.max_retry_delay ({})",
+                humantime::format_duration(self.consumer.retry_delay),
+                humantime::format_duration(self.consumer.max_retry_delay)
+            ));
+        }
+        // Broker-side limits: x-expires and x-message-ttl are 32-bit ms.
+        for (setting, value) in [
+            ("topology.queue_expires", self.topology.queue_expires),
+            ("topology.dead_letter_ttl", self.topology.dead_letter_ttl),
+            ("consumer.max_retry_delay", self.consumer.max_retry_delay),
+        ] {
+            if value.as_millis() > u128::from(u32::MAX) {
+                return invalid(format!(
+                    "{setting} must be at most 49 days (got {})",
+                    humantime::format_duration(value)
+                ));
+            }
         }
         if self.rpc.concurrency == 0 || self.rpc.concurrency > 65_535 {
             return invalid(format!(
@@ -211,8 +301,6 @@ impl Settings {
 mod tests {
     use std::io::Write;
 
-    use secrecy::ExposeSecret;
-
     use super::*;
 
     fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
@@ -233,6 +321,14 @@ mod tests {
         assert_eq!(s.rpc.concurrency, 64);
         assert_eq!(s.rpc.expect, ["hello", "goodbye"]);
         assert_eq!(s.consumer.prefetch, 1);
+        assert_eq!(s.consumer.clock_skew, Duration::from_secs(30));
+        assert_eq!(s.consumer.retry_delay, Duration::from_secs(1));
+        assert_eq!(s.topology.dead_letter_max_length, 10_000);
+        assert_eq!(
+            s.topology.dead_letter_ttl,
+            Duration::from_secs(7 * 24 * 3600)
+        );
+        assert_eq!(s.topology.queue_expires, Duration::from_secs(3600));
     }
 
     #[test]
@@ -284,6 +380,17 @@ mod tests {
         assert!(!debug.contains("s3cr3t"), "{debug}");
     }
 
+    /// The error and its causes, as a user sees them.
+    fn chain(err: &dyn std::error::Error) -> String {
+        let mut text = err.to_string();
+        let mut source = err.source();
+        while let Some(cause) = source {
+            text = format!("{text}: {cause}");
+            source = cause.source();
+        }
+        text
+    }
+
     #[test]
     fn out_of_range_values_are_rejected_with_the_setting_named() {
         for (key, value, needle) in [
@@ -309,20 +416,68 @@ mod tests {
             ),
             ("GREETINGS_TOPOLOGY__PREFIX", "has space", "topology.prefix"),
             ("GREETINGS_RPC__EXPECT", "hello,bad word", "rpc.expect"),
+            ("GREETINGS_TOPOLOGY__PREFIX", "amq.x", "RabbitMQ reserves"),
+            ("GREETINGS_RPC__TIMEOUT", "0", "(got 0s)"),
+            (
+                "GREETINGS_CONSUMER__RETRY_DELAY",
+                "0",
+                "consumer.retry_delay",
+            ),
+            (
+                "GREETINGS_CONSUMER__MAX_RETRY_DELAY",
+                "10ms",
+                "consumer.retry_delay",
+            ),
+            (
+                "GREETINGS_TOPOLOGY__QUEUE_EXPIRES",
+                "100d",
+                "topology.queue_expires",
+            ),
         ] {
             let err = Settings::load_from(None, env(&[(key, value)]))
                 .expect_err(&format!("{key}={value} must be rejected"));
-            assert!(err.to_string().contains(needle), "{key}={value}: {err}");
+            let text = chain(&err);
+            assert!(text.contains(needle), "{key}={value}: {text}");
         }
+    }
+
+    #[test]
+    fn mutual_tls_needs_both_the_certificate_and_the_key() {
+        let err = Settings::load_from(
+            None,
+            env(&[
+                ("AMQP_URL", "amqps://u:p@h:5671/%2f"),
+                ("GREETINGS_AMQP__TLS__CERT_FILE", "/client.pem"),
+            ]),
+        )
+        .expect_err("cert without key");
+        assert!(err.to_string().contains("go together"), "{err}");
+        let s = Settings::load_from(
+            None,
+            env(&[
+                ("AMQP_URL", "amqps://u:p@h:5671/%2f"),
+                ("GREETINGS_AMQP__TLS__CA_FILE", "/ca.pem"),
+                ("GREETINGS_AMQP__TLS__CERT_FILE", "/client.pem"),
+                ("GREETINGS_AMQP__TLS__KEY_FILE", "/client.key"),
+            ]),
+        )
+        .expect("amqps with every file");
+        assert_eq!(s.amqp.tls.ca_file.as_deref(), Some(Path::new("/ca.pem")));
     }
 
     #[test]
     fn a_missing_config_file_is_an_error() {
         let err = Settings::load_from(Some(Path::new("/nonexistent/greetings.toml")), env(&[]))
             .expect_err("missing file");
-        assert!(
-            err.to_string().contains("cannot load configuration"),
-            "{err}"
+        let text = chain(&err);
+        assert!(text.starts_with("cannot load configuration: "), "{text}");
+        assert!(text.contains("/nonexistent/greetings.toml"), "{text}");
+        // Said once, not repeated by the cause.
+        assert_eq!(
+            text.matches("cannot load configuration").count(),
+            1,
+            "{text}"
         );
+        assert_eq!(text.matches("not found").count(), 1, "{text}");
     }
 }

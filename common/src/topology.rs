@@ -2,19 +2,31 @@
 //! idempotent declaration (wire contract v1, point 2).
 //!
 //! ```text
-//! <prefix>            fanout, durable   requests
-//! <prefix>.<word>     durable queue     bound to <prefix>, x-dead-letter-exchange=<prefix>.dlx
-//! <prefix>.dlx        fanout, durable   dead letters
-//! <prefix>.dead       durable queue     bound to <prefix>.dlx
+//! <prefix>              fanout, durable   requests
+//! <prefix>.<word>       durable queue     bound to <prefix>, x-dead-letter-exchange=<prefix>.dlx,
+//!                                         x-expires=queue_expires
+//! <prefix>.<word>.retry durable queue     not bound; delayed retries wait here (per-message
+//!                                         expiration), then go back to <prefix>.<word>
+//! <prefix>.dlx          fanout, durable   dead letters
+//! <prefix>.dead         durable queue     bound to <prefix>.dlx, x-max-length, x-message-ttl
 //! ```
+//!
+//! The bounds (`x-expires`, `x-max-length`, `x-message-ttl`) are
+//! best-effort on a queue that already exists without them or with other
+//! values: RabbitMQ refuses to redeclare a queue with other arguments, so the
+//! service then uses the queue as it is and logs how to migrate it (README,
+//! "Migrating queues"). Any other argument must match.
 
-use std::fmt;
+use std::{fmt, time::Duration};
 
 use lapin::{
-    Channel, ExchangeKind,
+    Channel, Connection, ExchangeKind,
     options::{ExchangeDeclareOptions, QueueBindOptions, QueueDeclareOptions},
+    protocol::{AMQPErrorKind, AMQPSoftError},
     types::{AMQPValue, FieldTable},
 };
+
+use crate::settings::TopologySettings;
 
 /// A consumer's greeting word (`hello`, `goodbye`, `bonjour`): 1 to 64 ASCII
 /// letters, digits, `-` or `_`, because it becomes part of a queue name.
@@ -68,18 +80,37 @@ pub fn is_valid_prefix(prefix: &str) -> bool {
             .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_'))
 }
 
-/// The names of every exchange and queue under one prefix.
+/// The names of every exchange and queue under one prefix, and the bounds
+/// the consumers declare their queues with.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Topology {
     prefix: String,
+    queue_expires: Duration,
+    dead_letter_max_length: u32,
+    dead_letter_ttl: Duration,
 }
 
 impl Topology {
-    /// Names under `prefix` (already validated by the settings).
+    /// Names under `prefix` (already validated by the settings), with no
+    /// queue bounds: enough for a producer, which declares only the exchange.
     #[must_use]
     pub fn new(prefix: &str) -> Self {
         Self {
             prefix: prefix.to_owned(),
+            queue_expires: Duration::ZERO,
+            dead_letter_max_length: 0,
+            dead_letter_ttl: Duration::ZERO,
+        }
+    }
+
+    /// Names and queue bounds from the settings.
+    #[must_use]
+    pub fn from_settings(settings: &TopologySettings) -> Self {
+        Self {
+            queue_expires: settings.queue_expires,
+            dead_letter_max_length: settings.dead_letter_max_length,
+            dead_letter_ttl: settings.dead_letter_ttl,
+            ..Self::new(&settings.prefix)
         }
     }
 
@@ -93,6 +124,12 @@ impl Topology {
     #[must_use]
     pub fn queue(&self, word: &Word) -> String {
         format!("{}.{}", self.prefix, word)
+    }
+
+    /// Where requests of `word` wait out the delay before a retry.
+    #[must_use]
+    pub fn retry_queue(&self, word: &Word) -> String {
+        format!("{}.{}.retry", self.prefix, word)
     }
 
     /// The dead-letter exchange.
@@ -115,43 +152,144 @@ impl Topology {
         declare_fanout(channel, &self.exchange()).await
     }
 
-    /// Declares everything a consumer of `word` uses: both exchanges, the dead
-    /// letter queue, and the word's queue bound to the request exchange.
-    /// Idempotent: every service runs it at start.
+    /// Declares everything a consumer of `word` uses: both exchanges, the
+    /// dead-letter queue, the word's queue bound to the request exchange and
+    /// its retry queue. Idempotent: every service runs it at start. Opens
+    /// its own channels on `connection` (a refused declare closes its channel).
     ///
     /// # Errors
-    /// The broker's refusal, e.g. a queue that exists with other arguments.
-    pub async fn declare_for_consumer(&self, channel: &Channel, word: &Word) -> lapin::Result<()> {
-        let durable = QueueDeclareOptions {
-            durable: true,
-            ..QueueDeclareOptions::default()
-        };
-        self.declare_exchange(channel).await?;
-        declare_fanout(channel, &self.dead_letter_exchange()).await?;
-        channel
-            .queue_declare(
-                self.dead_letter_queue().into(),
-                durable,
-                FieldTable::default(),
-            )
-            .await?;
-        bind(
-            channel,
-            &self.dead_letter_queue(),
-            &self.dead_letter_exchange(),
-        )
-        .await?;
+    /// The broker's refusal, e.g. a queue that exists with another
+    /// dead-letter exchange (bounds alone never fail it: see the module docs).
+    pub async fn declare_for_consumer(
+        &self,
+        connection: &Connection,
+        word: &Word,
+    ) -> lapin::Result<()> {
+        let channel = connection.create_channel().await?;
+        self.declare_exchange(&channel).await?;
+        declare_fanout(&channel, &self.dead_letter_exchange()).await?;
+        let _ = channel.close(200, "declared".into()).await;
 
+        let mut dead_bounds = FieldTable::default();
+        if self.dead_letter_max_length > 0 {
+            dead_bounds.insert(
+                "x-max-length".into(),
+                AMQPValue::LongLongInt(i64::from(self.dead_letter_max_length)),
+            );
+        }
+        if let Some(ms) = millis(self.dead_letter_ttl) {
+            dead_bounds.insert("x-message-ttl".into(), AMQPValue::LongLongInt(ms));
+        }
+        let dead = self.dead_letter_queue();
+        declare_queue(connection, &dead, FieldTable::default(), dead_bounds).await?;
+
+        let mut expires = FieldTable::default();
+        if let Some(ms) = millis(self.queue_expires) {
+            expires.insert("x-expires".into(), AMQPValue::LongLongInt(ms));
+        }
+        let queue = self.queue(word);
         let mut arguments = FieldTable::default();
         arguments.insert(
             "x-dead-letter-exchange".into(),
             AMQPValue::LongString(self.dead_letter_exchange().into()),
         );
-        channel
-            .queue_declare(self.queue(word).into(), durable, arguments)
-            .await?;
-        bind(channel, &self.queue(word), &self.exchange()).await
+        declare_queue(connection, &queue, arguments, expires.clone()).await?;
+
+        // Expired retries go back to the word's queue through the default
+        // exchange.
+        let mut retry = FieldTable::default();
+        retry.insert(
+            "x-dead-letter-exchange".into(),
+            AMQPValue::LongString("".into()),
+        );
+        retry.insert(
+            "x-dead-letter-routing-key".into(),
+            AMQPValue::LongString(queue.as_str().into()),
+        );
+        declare_queue(connection, &self.retry_queue(word), retry, expires).await?;
+
+        let channel = connection.create_channel().await?;
+        bind(&channel, &dead, &self.dead_letter_exchange()).await?;
+        bind(&channel, &queue, &self.exchange()).await?;
+        let _ = channel.close(200, "declared".into()).await;
+        Ok(())
     }
+}
+
+/// `Some(ms)` for a non-zero duration (already range-checked by the settings).
+fn millis(duration: Duration) -> Option<i64> {
+    (!duration.is_zero()).then(|| i64::try_from(duration.as_millis()).unwrap_or(i64::MAX))
+}
+
+/// Declares a durable queue with its `required` arguments and its `bounds`.
+/// When the queue already exists with other bounds (or none), the broker
+/// answers PRECONDITION_FAILED; the queue is then declared with the required
+/// arguments only, passively if need be, and a warning says how to migrate.
+async fn declare_queue(
+    connection: &Connection,
+    name: &str,
+    required: FieldTable,
+    bounds: FieldTable,
+) -> lapin::Result<()> {
+    let durable = QueueDeclareOptions {
+        durable: true,
+        ..QueueDeclareOptions::default()
+    };
+    let mut arguments = required.clone();
+    for (key, value) in bounds.inner() {
+        arguments.insert(key.clone(), value.clone());
+    }
+    let channel = connection.create_channel().await?;
+    match channel.queue_declare(name.into(), durable, arguments).await {
+        Ok(_) => {
+            let _ = channel.close(200, "declared".into()).await;
+            return Ok(());
+        }
+        Err(error) if is_precondition_failed(&error) && !bounds.inner().is_empty() => {
+            tracing::warn!(
+                queue = name,
+                %error,
+                "queue exists with other bounds (x-expires, x-max-length or x-message-ttl); \
+                 using it as it is. To apply the configured bounds, delete it once drained, or \
+                 set a policy (README, Migrating queues)"
+            );
+        }
+        Err(error) => return Err(error),
+    }
+    // The refused declare closed that channel. The queue's other arguments
+    // must still be what the contract says: a passive declare cannot check
+    // them, so check by declaring with the required arguments alone when the
+    // queue has no bounds, and fall back to passive when it has others.
+    let channel = connection.create_channel().await?;
+    match channel.queue_declare(name.into(), durable, required).await {
+        Ok(_) => {}
+        Err(error) if is_precondition_failed(&error) => {
+            let channel = connection.create_channel().await?;
+            channel
+                .queue_declare(
+                    name.into(),
+                    QueueDeclareOptions {
+                        passive: true,
+                        ..QueueDeclareOptions::default()
+                    },
+                    FieldTable::default(),
+                )
+                .await?;
+            let _ = channel.close(200, "declared".into()).await;
+            return Ok(());
+        }
+        Err(error) => return Err(error),
+    }
+    let _ = channel.close(200, "declared".into()).await;
+    Ok(())
+}
+
+fn is_precondition_failed(error: &lapin::Error) -> bool {
+    matches!(
+        error.kind(),
+        lapin::ErrorKind::ProtocolError(e)
+            if matches!(e.kind(), AMQPErrorKind::Soft(AMQPSoftError::PRECONDITIONFAILED))
+    )
 }
 
 async fn declare_fanout(channel: &Channel, name: &str) -> lapin::Result<()> {
@@ -192,6 +330,7 @@ mod tests {
         assert_eq!(t.queue(&hello), "greetings.hello");
         assert_eq!(t.dead_letter_exchange(), "greetings.dlx");
         assert_eq!(t.dead_letter_queue(), "greetings.dead");
+        assert_eq!(t.retry_queue(&hello), "greetings.hello.retry");
     }
 
     #[test]

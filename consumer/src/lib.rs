@@ -1,9 +1,10 @@
 //! The `consumer` binary's logic: flags, settings, and the service for one word.
 //!
-//! `main.rs` only parses flags and maps the outcome to an exit code; tests call
-//! [`run`] with their own shutdown future.
+//! `main.rs` only parses flags and calls [`serve`]; tests call [`run`] with a
+//! shutdown token of their own, or [`serve`] with another handler (the
+//! `gated-consumer` test binary).
 
-use std::{future::Future, process::ExitCode};
+use std::process::ExitCode;
 
 use clap::Parser;
 use common::{
@@ -70,18 +71,52 @@ impl Cli {
 pub async fn run(
     settings: &Settings,
     word: Word,
-    shutdown: impl Future<Output = ()>,
+    shutdown: common::shutdown::CancellationToken,
 ) -> Result<(), ServiceError> {
     service::run(settings, word, shutdown).await
+}
+
+/// The whole `consumer` program after flag parsing: logs, settings, the
+/// service for the word (which `customize` may change, e.g. its handler),
+/// run until SIGINT or SIGTERM, and the documented exit code. A binary of
+/// your own with another handler is `serve(Cli::parse(), |s| s.with_handler(h))`.
+pub async fn serve(
+    cli: Cli,
+    customize: impl FnOnce(service::ConsumerService) -> service::ConsumerService,
+) -> ExitCode {
+    common::telemetry::init(tracing::Level::INFO);
+    let (settings, word) = match cli.settings() {
+        Ok(loaded) => loaded,
+        Err(error) => {
+            tracing::error!("{}", common::report::one_line(error.as_ref()));
+            return ExitCode::from(exit::USAGE);
+        }
+    };
+    let service = customize(service::ConsumerService::new(&settings, word));
+    match service.run(common::shutdown::on_signal()).await {
+        Ok(()) => ExitCode::from(exit::OK),
+        Err(error) => {
+            let code = exit_code(&error);
+            tracing::error!("consumer stopped: {}", common::report::one_line(&error));
+            code
+        }
+    }
 }
 
 /// Maps a service failure to the documented exit code.
 #[must_use]
 pub fn exit_code(error: &ServiceError) -> ExitCode {
     ExitCode::from(match error {
-        ServiceError::Connect(common::amqp::ConnectError::InvalidUrl(_)) => exit::USAGE,
-        ServiceError::Connect(_) | ServiceError::ConsumerEnded | ServiceError::Broker { .. } => {
-            exit::BROKER
-        }
+        ServiceError::Connect(
+            common::amqp::ConnectError::InvalidUrl(_)
+            | common::amqp::ConnectError::TlsFile { .. }
+            | common::amqp::ConnectError::PasswordFile { .. }
+            | common::amqp::ConnectError::TlsWithoutAmqps,
+        ) => exit::USAGE,
+        ServiceError::Connect(_)
+        | ServiceError::ConsumerEnded
+        | ServiceError::Broker { .. }
+        | ServiceError::ConnectionClosed { .. }
+        | ServiceError::OpenTimedOut(_) => exit::BROKER,
     })
 }

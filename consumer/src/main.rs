@@ -3,25 +3,9 @@
 use std::process::ExitCode;
 
 use clap::Parser;
-use consumer::{Cli, exit, exit_code};
+use consumer::Cli;
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    let cli = Cli::parse();
-    common::telemetry::init("info");
-    let (settings, word) = match cli.settings() {
-        Ok(loaded) => loaded,
-        Err(error) => {
-            tracing::error!("{error:#}");
-            return ExitCode::from(exit::USAGE);
-        }
-    };
-    match consumer::run(&settings, word, common::shutdown::shutdown_signal()).await {
-        Ok(()) => ExitCode::from(exit::OK),
-        Err(error) => {
-            let code = exit_code(&error);
-            tracing::error!("consumer stopped: {:#}", anyhow::Error::from(error));
-            code
-        }
-    }
+    consumer::serve(Cli::parse(), |service| service).await
 }

@@ -15,16 +15,18 @@ pub struct Cli {
     /// Names to greet (1-100 characters, not only whitespace, no control characters).
     #[arg(value_name = "NAME")]
     pub names: Vec<String>,
-    /// Consumers to wait for, in output order [default: hello,goodbye].
+    /// Consumers to wait for, in output order [default: hello,goodbye]. Replies from
+    /// others are printed after them only if they arrive before these complete
+    /// the call; later ones are counted as stray, not printed.
     #[arg(short, long, value_delimiter = ',', value_name = "WORDS")]
     pub expect: Option<Vec<String>>,
-    /// How long to wait for all replies to one name: 5, 2.5, 500ms, 5s [default: 5s].
+    /// Deadline for all replies to one name, retries included: 5, 2.5, 500ms, 5s [default: 5s].
     #[arg(short, long, value_parser = duration::parse, value_name = "DURATION")]
     pub timeout: Option<Duration>,
     /// Names in flight at once [default: 64].
     #[arg(short, long, value_name = "N")]
     pub concurrency: Option<usize>,
-    /// Retry a name this many times when the connection is lost [default: 0].
+    /// Resend a name this many times when the connection is lost, within its timeout [default: 0].
     #[arg(short, long, value_name = "N")]
     pub retries: Option<u32>,
     /// Print one JSON object per name instead of greeting lines.
@@ -39,7 +41,7 @@ const EXIT_CODES: &str = "\
 Exit codes:
   0  every name got a greeting from every expected consumer
   1  unexpected failure (e.g. stdout closed)
-  2  bad usage or invalid name (nothing is sent for an invalid name)
+  2  bad usage (including an invalid broker URL) or invalid name (nothing is sent for an invalid name)
   3  incomplete: a reply missing by the deadline, or an error reply
   4  broker unreachable, or connection lost
   5  no queue bound to the exchange: no consumer is running
@@ -49,7 +51,8 @@ impl Cli {
     /// Loads the layered settings and applies the flags on top.
     ///
     /// # Errors
-    /// A message naming the bad setting.
+    /// A message naming the bad setting, or saying why the broker URL is
+    /// invalid.
     pub fn settings(&self) -> anyhow::Result<Settings> {
         let mut settings = self.shared.load()?;
         if let Some(expect) = &self.expect {
@@ -65,6 +68,9 @@ impl Cli {
             settings.rpc.concurrency = concurrency;
         }
         settings.validate()?;
+        // A URL that cannot parse is bad usage (exit 2), found before
+        // anything connects.
+        common::amqp::uri(&settings.amqp)?;
         Ok(settings)
     }
 

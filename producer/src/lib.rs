@@ -9,13 +9,14 @@ pub mod input;
 pub mod output;
 
 use std::{
-    future::Future,
     io::{self, Write},
     sync::atomic::{AtomicBool, Ordering},
 };
 
+use common::shutdown::CancellationToken;
 use common::{
     Settings,
+    amqp::ConnectError,
     rpc::{ReconnectingClient, RpcError, Stats},
 };
 use futures::StreamExt;
@@ -31,7 +32,8 @@ pub mod exit {
     pub const OK: u8 = 0;
     /// Unexpected failure, such as a closed stdout.
     pub const FAILURE: u8 = 1;
-    /// Bad usage or an invalid name.
+    /// Bad usage (flags, settings, a broker URL that does not parse) or an
+    /// invalid name.
     pub const USAGE: u8 = 2;
     /// A reply missing by the deadline, or an error reply.
     pub const INCOMPLETE: u8 = 3;
@@ -92,6 +94,12 @@ impl ProducerError {
     #[must_use]
     pub fn exit_code(&self) -> u8 {
         match self {
+            Self::Rpc(RpcError::Connect(
+                ConnectError::InvalidUrl(_)
+                | ConnectError::TlsFile { .. }
+                | ConnectError::PasswordFile { .. }
+                | ConnectError::TlsWithoutAmqps,
+            )) => exit::USAGE,
             Self::Rpc(RpcError::NoRoute { .. }) => exit::NO_ROUTE,
             Self::Rpc(e) if e.is_connection_error() => exit::BROKER,
             Self::Rpc(_) | Self::Output(_) => exit::FAILURE,
@@ -113,7 +121,7 @@ pub struct Sinks<O, E> {
 /// Calls every consumer for each name of `names`, at most
 /// `settings.rpc.concurrency` names in flight, and writes each result in input
 /// order as soon as it and every name before it are done. Stops reading input
-/// when `shutdown` completes, and finishes the names already in flight.
+/// when `shutdown` is cancelled, and finishes the names already in flight.
 ///
 /// # Errors
 /// [`ProducerError`] when the broker is unreachable, the connection is lost,
@@ -123,11 +131,11 @@ pub async fn run<O: Write, E: Write>(
     names: Names,
     format: Format,
     sinks: &mut Sinks<O, E>,
-    shutdown: impl Future<Output = ()>,
+    shutdown: CancellationToken,
 ) -> Result<Summary, ProducerError> {
     let client = ReconnectingClient::connect(settings).await?;
     let result = call_all(&client, settings, names, format, sinks, shutdown).await;
-    let stats = client.stats().await;
+    let stats = client.stats();
     client.close().await;
     sinks.progress.finish_and_clear();
     let mut summary = result?;
@@ -154,11 +162,11 @@ async fn call_all<O: Write, E: Write>(
     names: Names,
     format: Format,
     sinks: &mut Sinks<O, E>,
-    shutdown: impl Future<Output = ()>,
+    shutdown: CancellationToken,
 ) -> Result<Summary, ProducerError> {
     let interrupted = AtomicBool::new(false);
     let stop = async {
-        shutdown.await;
+        shutdown.cancelled().await;
         interrupted.store(true, Ordering::Relaxed);
     };
     let expect = &settings.rpc.expect;

@@ -3,6 +3,7 @@
 use std::{io::IsTerminal, process::ExitCode, time::Duration};
 
 use clap::Parser;
+use common::report::one_line;
 use futures::{StreamExt, stream};
 use indicatif::{ProgressBar, ProgressStyle};
 use producer::{Cli, Format, Names, Sinks, exit, input};
@@ -13,11 +14,11 @@ const PROGRESS_MIN_NAMES: usize = 50;
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = Cli::parse();
-    common::telemetry::init("warn");
+    common::telemetry::init(tracing::Level::WARN);
     let settings = match cli.settings() {
         Ok(settings) => settings,
         Err(error) => {
-            eprintln!("producer: {error:#}");
+            eprintln!("producer: {}", one_line(error.as_ref()));
             return ExitCode::from(exit::USAGE);
         }
     };
@@ -53,17 +54,28 @@ async fn main() -> ExitCode {
         names,
         format,
         &mut sinks,
-        common::shutdown::shutdown_signal(),
+        common::shutdown::on_signal(),
     )
     .await;
-    match result {
-        Ok(summary) => ExitCode::from(summary.exit_code()),
+    let code = match result {
+        Ok(summary) => summary.exit_code(),
         Err(error) => {
-            let code = error.exit_code();
-            eprintln!("producer: {:#}", anyhow::Error::from(error));
-            ExitCode::from(code)
+            eprintln!("producer: {}", one_line(&error));
+            error.exit_code()
         }
-    }
+    };
+    exit_now(code)
+}
+
+/// Exits with `code` at once, output flushed. Returning from `main` would
+/// drop the runtime while lapin's I/O thread may still wait on a task of it,
+/// and that thread then prints a panic ("task was cancelled") after our one
+/// line about a lost connection (seen once in a CI run).
+fn exit_now(code: u8) -> ExitCode {
+    use std::io::Write;
+    let _ = std::io::stdout().flush();
+    let _ = std::io::stderr().flush();
+    std::process::exit(i32::from(code))
 }
 
 /// A bar on stderr for long runs, only when stderr is a terminal.

@@ -42,3 +42,28 @@ fn an_invalid_name_exits_2_before_connecting() {
     assert!(stderr.contains("argument 2: invalid name"), "{stderr}");
     assert!(stderr.contains("nothing was sent"), "{stderr}");
 }
+
+#[test]
+fn an_invalid_broker_url_is_bad_usage_exit_2() {
+    for url in [
+        "http://x",
+        "not a url",
+        "amqp://guest:s3cr3t@host:notaport/%2f",
+    ] {
+        let output = Command::new(PRODUCER)
+            .args(["--amqp-url", url, "Ada"])
+            .env_remove("AMQP_URL")
+            .env_remove("RUST_LOG")
+            .output()
+            .expect("run producer");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(2), "{url}: {stderr}");
+        let lines: Vec<&str> = stderr.lines().collect();
+        assert_eq!(lines.len(), 1, "{url}: {stderr}");
+        assert!(
+            lines[0].starts_with("producer: invalid AMQP URL: "),
+            "{url}: {stderr}"
+        );
+        assert!(!stderr.contains("s3cr3t"), "{url}: {stderr}");
+    }
+}

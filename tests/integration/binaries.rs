@@ -3,7 +3,9 @@
 
 use std::time::Duration;
 
-use crate::helpers::{TestApp, run_producer};
+use lapin::uri::AMQPUri;
+
+use crate::helpers::{TestApp, kill_connection, run_producer, run_producer_with, wait_until};
 
 #[tokio::test]
 async fn producer_prints_every_greeting_in_input_order_and_exits_0() {
@@ -99,18 +101,48 @@ async fn a_stopped_consumer_gives_the_partial_result_and_exit_3_within_timeout_p
 }
 
 #[tokio::test]
-async fn no_bound_queue_is_an_immediate_error_with_exit_5() {
+async fn no_bound_queue_is_one_immediate_line_and_exit_5_however_many_names() {
     let app = TestApp::new().await;
 
-    let run = run_producer(&app, &["--timeout", "30s", "Ada"], None).await;
+    let args = ["--timeout", "30s", "Ada", "Bob", "Cy", "Dee", "Eve", "Flo"];
+    let run = run_producer(&app, &args, None).await;
 
     assert_eq!(run.code, 5, "{run:?}");
-    assert!(run.stderr.contains("no queue is bound"), "{}", run.stderr);
+    let lines: Vec<&str> = run.stderr.lines().collect();
+    assert_eq!(lines.len(), 1, "one line, none per name:\n{}", run.stderr);
+    assert!(
+        lines[0].starts_with("producer: no queue is bound"),
+        "{}",
+        run.stderr
+    );
     assert!(
         run.elapsed < Duration::from_secs(5),
         "took {:?}",
         run.elapsed
     );
+}
+
+#[tokio::test]
+async fn a_wrong_password_is_one_line_naming_the_refused_login_and_exit_4() {
+    let app = TestApp::new().await;
+    let mut uri: AMQPUri = app.url.parse().expect("the test broker's URL parses");
+    uri.authority.userinfo.password = "n0t-the-password".to_owned();
+    let url = uri.to_string();
+
+    let run = run_producer(&app, &["--amqp-url", &url, "Ada"], None).await;
+
+    assert_eq!(run.code, 4, "{run:?}");
+    let lines: Vec<&str> = run.stderr.lines().collect();
+    assert_eq!(lines.len(), 1, "exactly one line:\n{}", run.stderr);
+    let line = lines[0];
+    assert!(line.starts_with("producer: cannot connect to "), "{line}");
+    assert!(line.contains("ACCESS_REFUSED"), "names the cause: {line}");
+    assert_eq!(
+        line.matches("Login was refused").count(),
+        1,
+        "the cause once, not once per link of the error chain: {line}"
+    );
+    assert!(!line.contains("n0t-the-password"), "{line}");
 }
 
 #[tokio::test]
@@ -170,6 +202,43 @@ async fn an_unreachable_broker_exits_4_without_showing_the_password() {
         run.stderr
     );
     assert!(!run.stderr.contains("s3cr3t"), "{}", run.stderr);
+}
+
+#[tokio::test]
+async fn a_lost_connection_without_retries_is_one_line_with_its_cause_and_exit_4() {
+    let app = TestApp::new().await;
+    // A bound queue nobody consumes: the request waits there, the call in flight.
+    app.consumer("hello").await.stop().await;
+    let raw = app.raw().await;
+    let queue = format!("{}.hello", app.prefix);
+    let args = ["--expect", "hello", "--timeout", "60s", "Ada"];
+    let producer = tokio::spawn(run_producer_with(
+        app.env(),
+        args.iter().map(|a| (*a).to_owned()).collect(),
+        None,
+    ));
+    wait_until("the request waits in the queue", || {
+        let (raw, queue) = (&raw, &queue);
+        async move { raw.queue_counts(queue).await == (1, 0) }
+    })
+    .await;
+
+    kill_connection(&format!("greetings-producer {}", app.prefix)).await;
+    let run = producer.await.expect("producer task");
+
+    assert_eq!(run.code, 4, "{run:?}");
+    let lines: Vec<&str> = run.stderr.lines().collect();
+    assert_eq!(lines.len(), 1, "exactly one line:\n{}", run.stderr);
+    assert!(
+        lines[0].starts_with("producer: the connection to the broker was lost: "),
+        "{}",
+        lines[0]
+    );
+    assert!(
+        lines[0].contains("CONNECTION_FORCED"),
+        "names the cause: {}",
+        lines[0]
+    );
 }
 
 #[tokio::test]

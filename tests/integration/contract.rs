@@ -230,15 +230,12 @@ async fn a_request_past_its_deadline_is_never_processed() {
     let hello = app.consumer("hello").await;
     let mut raw = app.raw().await;
     let mut dead = raw.dead_letters().await;
-    let sent_a_minute_ago = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .expect("after 1970")
-        .as_secs()
-        - 60;
+    // Past its 30 s deadline by far more than the tolerated clock skew (30 s).
+    let sent_five_minutes_ago = unix_now() - 300;
     // The broker only expires messages at the head of a queue; delivered at
     // once to an idle consumer, this one reaches the consumer's own check.
     let stale = answerable("stale")
-        .with_timestamp(sent_a_minute_ago)
+        .with_timestamp(sent_five_minutes_ago)
         .with_expiration("30000".into());
     raw.publish(br#"{"name":"Stale"}"#, stale).await;
 
@@ -250,5 +247,38 @@ async fn a_request_past_its_deadline_is_never_processed() {
         ["hello Ada"],
         "the stale request was not processed"
     );
+    hello.stop().await;
+}
+
+fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("after 1970")
+        .as_secs()
+}
+
+/// Defect: a consumer whose clock ran 10 s ahead dead-lettered every request
+/// made with a 5 s timeout.
+#[tokio::test]
+async fn requests_are_answered_whichever_way_the_clocks_are_skewed_within_the_tolerance() {
+    let app = TestApp::new().await;
+    let hello = app.consumer("hello").await;
+    let mut raw = app.raw().await;
+    // As a consumer 10 s ahead of the producer sees a fresh 5 s request...
+    let consumer_ahead = answerable("ahead")
+        .with_timestamp(unix_now() - 10)
+        .with_expiration("5000".into());
+    // ... and as a consumer 10 s behind sees one.
+    let consumer_behind = answerable("behind")
+        .with_timestamp(unix_now() + 10)
+        .with_expiration("5000".into());
+    for (id, properties) in [("ahead", consumer_ahead), ("behind", consumer_behind)] {
+        raw.publish(br#"{"name":"Ada"}"#, properties).await;
+        let reply = raw.next_reply().await;
+        assert_eq!(correlation_id(&reply), id);
+        let reply = Reply::decode(&reply.data).expect("reply follows the contract");
+        assert_eq!(reply.outcome, Outcome::Greeting("hello Ada".into()), "{id}");
+    }
+    assert_eq!(hello.printed(), ["hello Ada", "hello Ada"]);
     hello.stop().await;
 }

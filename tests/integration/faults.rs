@@ -6,16 +6,14 @@
 use std::time::{Duration, Instant};
 
 use common::{
-    protocol::{Name, Outcome},
+    protocol::{Name, Outcome, names::INTERNAL_ERROR},
     rpc::{RpcClient, RpcError},
-    service::{HandlerError, REASON_HEADER},
-    topology::Word,
+    service::HandlerError,
 };
-use futures::{StreamExt, stream};
-use lapin::types::AMQPValue;
+use futures::{FutureExt, StreamExt, stream};
 
 use crate::{
-    helpers::{TestApp, TestHandler, run_producer, run_producer_with, wait_until},
+    helpers::{TestApp, TestHandler, run_producer, run_producer_with_stats, wait_until},
     ledger::Ledger,
     node::PrivateNode,
     proxy::Proxy,
@@ -32,43 +30,42 @@ fn lines(names: &[String]) -> String {
 #[tokio::test]
 async fn a_consumer_killed_mid_message_has_it_redelivered_to_another_replica() {
     let app = TestApp::new().await;
-    let _goodbye = app.consumer_bin("goodbye", &[]).await;
-    let slow = app
-        .consumer_bin("hello", &[("GREETINGS_CONSUMER__HANDLER_DELAY", "30s")])
-        .await;
-    let raw = app.raw().await;
-    let queue = format!("{}.hello", app.prefix);
+    let goodbye = app.consumer_bin("goodbye", &[]).await;
+    let mut slow = app.gated_consumer_bin("hello").await;
 
     let names = names(50);
-    let env = app.env();
-    let producer = tokio::spawn(run_producer_with(
-        env,
+    let producer = tokio::spawn(run_producer_with_stats(
+        app.env(),
         vec!["--timeout".into(), "30s".into()],
         Some(lines(&names)),
     ));
-    // The slow replica holds one request in hand (prefetch 1) before a fast
-    // replica exists; then it is SIGKILLed.
-    wait_until("the slow replica holds a request", || {
-        let (raw, queue) = (&raw, &queue);
-        async move {
-            let (ready, consumers) = raw.queue_counts(queue).await;
-            consumers == 1 && ready >= 1
-        }
-    })
-    .await;
-    let _fast = app.consumer_bin("hello", &[]).await;
-    let mut slow = slow;
-    slow.child.start_kill().expect("SIGKILL the slow replica");
+    // The gated replica holds one request in hand (prefetch 1) before a
+    // second replica exists; then it is SIGKILLed.
+    slow.wait_for_stderr("gate: holding").await;
+    let fast = app.consumer_bin("hello", &[]).await;
+    slow.child.start_kill().expect("SIGKILL the gated replica");
     slow.child.wait().await.expect("reaped");
 
     let run = producer.await.expect("producer task");
-    let ledger = Ledger::from_output(&names, &["hello", "goodbye"], &run.stdout);
+    let handled: Vec<String> = [&slow, &fast, &goodbye]
+        .iter()
+        .flat_map(|c| c.stdout_lines())
+        .collect();
+    let ledger = Ledger::from_output(&names, &["hello", "goodbye"], &run.stdout)
+        .with_handled(handled.iter().map(String::as_str))
+        .with_duplicate_replies(run.duplicate_replies());
     ledger.print("consumer SIGKILLed mid-message");
     assert_eq!(run.code, 0, "{run:?}");
     assert_eq!(
-        (ledger.lost, ledger.duplicated, ledger.unexpected),
+        (ledger.lost, ledger.printed_twice, ledger.unexpected),
         (0, 0, 0)
     );
+    assert!(
+        slow.stdout_lines().is_empty(),
+        "the killed replica never finished its request"
+    );
+    assert_eq!(ledger.handled_twice, 0, "no request was handled twice");
+    assert_eq!(ledger.duplicate_replies, Some(0));
 }
 
 /// How the broker is taken down mid-run.
@@ -88,7 +85,7 @@ async fn broker_restart_mid_run_loses_nothing_with_retries(outage: Outage) {
 
     let names = names(2000);
     let args = ["--retries", "10", "--timeout", "30s", "--concurrency", "64"];
-    let producer = tokio::spawn(run_producer_with(
+    let producer = tokio::spawn(run_producer_with_stats(
         app.env(),
         args.iter().map(|a| (*a).to_owned()).collect(),
         Some(lines(&names)),
@@ -116,7 +113,14 @@ async fn broker_restart_mid_run_loses_nothing_with_retries(outage: Outage) {
     let recovered = up.elapsed();
 
     let run = producer.await.expect("producer task");
-    let ledger = Ledger::from_output(&names, &["hello", "goodbye"], &run.stdout);
+    let handled: Vec<String> = hello
+        .printed()
+        .into_iter()
+        .chain(goodbye.printed())
+        .collect();
+    let ledger = Ledger::from_output(&names, &["hello", "goodbye"], &run.stdout)
+        .with_handled(handled.iter().map(String::as_str))
+        .with_duplicate_replies(run.duplicate_replies());
     ledger.print(&format!("broker {outage:?} mid-run, --retries 10"));
     println!(
         "figures [{outage:?}]: broker down for {:?}; consumers consuming again {:?} after the broker was back; producer run {:?}",
@@ -125,10 +129,13 @@ async fn broker_restart_mid_run_loses_nothing_with_retries(outage: Outage) {
         run.elapsed
     );
     assert_eq!(run.code, 0, "exit code; stderr:\n{}", run.stderr);
+    // Redeliveries after the outage may be handled twice (at least once):
+    // reported in the ledger above, not asserted away.
     assert_eq!(
-        (ledger.lost, ledger.duplicated, ledger.unexpected),
+        (ledger.lost, ledger.printed_twice, ledger.unexpected),
         (0, 0, 0)
     );
+    assert!(ledger.duplicate_replies.is_some(), "{}", run.stderr);
     assert!(
         recovered < Duration::from_secs(15),
         "recovery took {recovered:?}"
@@ -216,15 +223,18 @@ async fn a_memory_alarm_blocks_the_producer_which_reports_it_and_still_ends_by_i
 #[tokio::test]
 async fn a_poison_message_is_dead_lettered_with_its_reason_and_the_others_keep_flowing() {
     let app = TestApp::new().await;
-    let handler: TestHandler = Box::new(|word: &Word, name: &Name| {
-        if name.as_str() == "poison" {
-            panic!("test handler refuses {name}");
+    let handler: TestHandler = Box::new(|name, cx| {
+        async move {
+            if name.as_str() == "poison" {
+                panic!("test handler refuses {name}");
+            }
+            Ok::<_, HandlerError>(format!("{} {name}", cx.word))
         }
-        Ok::<_, HandlerError>(format!("{word} {name}"))
+        .boxed()
     });
-    let hello = app
-        .consumer_with("hello", &app.settings, Some(handler))
-        .await;
+    let mut settings = app.settings.clone();
+    settings.consumer.retry_delay = Duration::from_millis(200);
+    let hello = app.consumer_with("hello", &settings, Some(handler)).await;
     let raw = app.raw().await;
     let mut dead = raw.dead_letters().await;
     let client = app.client().await;
@@ -254,7 +264,7 @@ async fn a_poison_message_is_dead_lettered_with_its_reason_and_the_others_keep_f
         if name == "poison" {
             match gathered.reply_of("hello") {
                 Some(Outcome::Error { code, message }) => {
-                    assert_eq!(code, "internal_error");
+                    assert_eq!(code, INTERNAL_ERROR);
                     assert!(message.contains("failed 3 times"), "{message}");
                 }
                 other => panic!("poison got {other:?}"),
@@ -265,15 +275,7 @@ async fn a_poison_message_is_dead_lettered_with_its_reason_and_the_others_keep_f
         }
     }
     let letter = dead.next().await;
-    let reason = match letter
-        .properties
-        .headers()
-        .as_ref()
-        .and_then(|h| h.inner().get(REASON_HEADER).cloned())
-    {
-        Some(AMQPValue::LongString(s)) => s.to_string(),
-        other => panic!("no reason header: {other:?}"),
-    };
+    let reason = crate::helpers::reason(&letter).expect("a reason header");
     println!("ledger [poison]: normal={ok}/100 dead-lettered=1 reason={reason:?}");
     assert_eq!(ok, 100);
     assert_eq!(letter.data, br#"{"name":"poison"}"#);

@@ -13,11 +13,11 @@ use common::{
     Settings,
     protocol::Name,
     rpc::RpcClient,
-    service::{ConsumerService, HandlerError, ServiceError},
+    service::{ConsumerService, Context, HandlerError, ServiceCounters, ServiceError},
     settings::DEFAULT_AMQP_URL,
     topology::Word,
 };
-use futures::StreamExt;
+use futures::{FutureExt, StreamExt, future::BoxFuture};
 use lapin::{
     BasicProperties, Channel, Confirmation, Connection, ConnectionProperties, Consumer,
     message::Delivery,
@@ -37,10 +37,23 @@ use tokio_util::sync::CancellationToken;
 
 /// A handler a test plugs into an in-process consumer.
 pub(crate) type TestHandler =
-    Box<dyn Fn(&Word, &Name) -> Result<String, HandlerError> + Send + Sync>;
+    Box<dyn Fn(Name, Context) -> BoxFuture<'static, Result<String, HandlerError>> + Send + Sync>;
+
+/// A [`TestHandler`] from a plain function of the name and context.
+pub(crate) fn test_handler<F>(f: F) -> TestHandler
+where
+    F: Fn(&Name, &Context) -> Result<String, HandlerError> + Send + Sync + 'static,
+{
+    Box::new(move |name, cx| {
+        let result = f(&name, &cx);
+        async move { result }.boxed()
+    })
+}
 
 /// Longest any single expected event may take before a test fails.
-pub(crate) const EVENT_TIMEOUT: Duration = Duration::from_secs(15);
+/// A failure bound, not a speed target: generous, since the machines are
+/// shared and the suite boots private nodes in parallel.
+pub(crate) const EVENT_TIMEOUT: Duration = Duration::from_secs(30);
 
 pub(crate) fn amqp_url() -> String {
     std::env::var("AMQP_URL")
@@ -53,7 +66,7 @@ fn init_logs() {
     static ONCE: Once = Once::new();
     ONCE.call_once(|| {
         if std::env::var_os("TEST_LOG").is_some() {
-            common::telemetry::init("info");
+            common::telemetry::init(tracing::Level::INFO);
         }
     });
 }
@@ -128,6 +141,8 @@ impl TestApp {
         settings: &Settings,
         handler: Option<TestHandler>,
     ) -> RunningConsumer {
+        // Expected panics of test handlers are not noise in the output.
+        quiet_expected_panics();
         self.remember(word);
         let printed = Arc::new(Mutex::new(Vec::new()));
         let sink = Arc::clone(&printed);
@@ -139,14 +154,16 @@ impl TestApp {
         };
         let sessions = service.sessions();
         let losses = service.losses();
+        let counters = service.counters();
         let stop = CancellationToken::new();
-        let handle = tokio::spawn(service.run(stop.clone().cancelled_owned()));
+        let handle = tokio::spawn(service.run(stop.clone()));
         let running = RunningConsumer {
             stop,
             handle,
             printed,
             sessions,
             losses,
+            counters,
         };
         running.wait_for_sessions(1).await;
         running
@@ -176,27 +193,51 @@ impl TestApp {
         word: &str,
         extra_env: &[(&str, &str)],
     ) -> ConsumerProcess {
+        self.start_bin("consumer", &self.url, word, extra_env).await
+    }
+
+    /// Starts `gated-consumer` (the consumer service with a handler that
+    /// holds every request until [`ConsumerProcess::open_gate`]); when this
+    /// returns it is consuming.
+    pub(crate) async fn gated_consumer_bin(&self, word: &str) -> ConsumerProcess {
+        self.start_bin("gated-consumer", &self.url, word, &[]).await
+    }
+
+    async fn start_bin(
+        &self,
+        program: &str,
+        url: &str,
+        word: &str,
+        extra_env: &[(&str, &str)],
+    ) -> ConsumerProcess {
         self.remember(word);
-        let mut command = Command::new(bin("consumer"));
+        let mut command = Command::new(bin(program));
         command
             .arg(word)
             .envs(self.env())
+            .env("AMQP_URL", url)
             .envs(extra_env.iter().copied())
-            .stdin(Stdio::null())
+            .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .kill_on_drop(true);
         let mut child = command.spawn().expect("spawn consumer binary");
+        let stdin = child.stdin.take();
         let stdout = collect_lines(child.stdout.take().expect("stdout piped"), None);
         let (ready_tx, mut ready) = watch::channel(false);
         let stderr = collect_lines(child.stderr.take().expect("stderr piped"), Some(ready_tx));
         let started = tokio::time::timeout(EVENT_TIMEOUT, ready.wait_for(|r| *r)).await;
         assert!(
             matches!(started, Ok(Ok(_))),
-            "consumer {word} did not start consuming; stderr:\n{}",
+            "{program} {word} did not start consuming; stderr:\n{}",
             stderr.lock().expect("lock").join("\n")
         );
-        ConsumerProcess { child, stdout }
+        ConsumerProcess {
+            child,
+            stdin,
+            stdout,
+            stderr,
+        }
     }
 }
 
@@ -220,8 +261,10 @@ impl Drop for TestApp {
                 let Ok(channel) = connection.create_channel().await else {
                     return;
                 };
-                let mut queues: Vec<String> =
-                    words.iter().map(|w| format!("{prefix}.{w}")).collect();
+                let mut queues: Vec<String> = words
+                    .iter()
+                    .flat_map(|w| [format!("{prefix}.{w}"), format!("{prefix}.{w}.retry")])
+                    .collect();
                 queues.push(format!("{prefix}.dead"));
                 for queue in queues {
                     let _ = channel
@@ -247,6 +290,7 @@ pub(crate) struct RunningConsumer {
     printed: Arc<Mutex<Vec<String>>>,
     sessions: watch::Receiver<u64>,
     losses: watch::Receiver<u64>,
+    pub(crate) counters: Arc<ServiceCounters>,
 }
 
 impl RunningConsumer {
@@ -260,6 +304,11 @@ impl RunningConsumer {
             "consumer did not reach {n} consuming sessions (it has {})",
             *self.sessions.borrow()
         );
+    }
+
+    /// Sessions started so far.
+    pub(crate) fn sessions_now(&self) -> watch::Ref<'_, u64> {
+        self.sessions.borrow()
     }
 
     /// Waits until `n` sessions have ended with a broker fault.
@@ -288,15 +337,59 @@ impl RunningConsumer {
     }
 }
 
-/// A running `consumer` binary with its output collected line by line.
+/// A running `consumer` (or `gated-consumer`) binary with its output
+/// collected line by line.
 pub(crate) struct ConsumerProcess {
     pub(crate) child: Child,
+    stdin: Option<tokio::process::ChildStdin>,
     pub(crate) stdout: Arc<Mutex<Vec<String>>>,
+    pub(crate) stderr: Arc<Mutex<Vec<String>>>,
 }
 
 impl ConsumerProcess {
     pub(crate) fn stdout_lines(&self) -> Vec<String> {
         self.stdout.lock().expect("lock").clone()
+    }
+
+    pub(crate) fn stderr_lines(&self) -> Vec<String> {
+        self.stderr.lock().expect("lock").clone()
+    }
+
+    /// Waits until stderr has a line containing `text`.
+    pub(crate) async fn wait_for_stderr(&self, text: &str) {
+        wait_until(&format!("the consumer logs {text:?}"), || {
+            let found = self.stderr_lines().iter().any(|l| l.contains(text));
+            async move { found }
+        })
+        .await;
+    }
+
+    /// Opens a `gated-consumer`'s gate: every request held is answered, and
+    /// later ones pass at once.
+    pub(crate) async fn open_gate(&mut self) {
+        use tokio::io::AsyncWriteExt;
+        let stdin = self.stdin.as_mut().expect("stdin piped");
+        stdin.write_all(b"open\n").await.expect("write to the gate");
+        stdin.flush().await.expect("flush the gate");
+    }
+
+    /// Sends SIGTERM (the process goes on running).
+    pub(crate) fn sigterm(&self) {
+        let pid = self.child.id().expect("consumer still running");
+        let status = std::process::Command::new("kill")
+            .args(["-TERM", &pid.to_string()])
+            .status()
+            .expect("run kill");
+        assert!(status.success(), "kill -TERM {pid} failed");
+    }
+
+    /// Waits for the process to exit; its exit code (-1 for a signal).
+    pub(crate) async fn exit_code(&mut self) -> i32 {
+        let exit = tokio::time::timeout(EVENT_TIMEOUT, self.child.wait())
+            .await
+            .expect("consumer exits in time")
+            .expect("wait for consumer");
+        exit.code().unwrap_or(-1)
     }
 
     /// Waits until stdout has a line equal to `line`.
@@ -310,17 +403,9 @@ impl ConsumerProcess {
 
     /// Sends SIGTERM and returns the exit code.
     pub(crate) async fn terminate(mut self) -> (i32, Vec<String>) {
-        let pid = self.child.id().expect("consumer still running");
-        let status = std::process::Command::new("kill")
-            .args(["-TERM", &pid.to_string()])
-            .status()
-            .expect("run kill");
-        assert!(status.success(), "kill -TERM {pid} failed");
-        let exit = tokio::time::timeout(EVENT_TIMEOUT, self.child.wait())
-            .await
-            .expect("consumer exits after SIGTERM")
-            .expect("wait for consumer");
-        (exit.code().unwrap_or(-1), self.stdout_lines())
+        self.sigterm();
+        let code = self.exit_code().await;
+        (code, self.stdout_lines())
     }
 }
 
@@ -344,6 +429,25 @@ fn collect_lines(
         }
     });
     lines
+}
+
+/// One call for "Ada" waiting for `words`, on a client of its own made with
+/// `settings` (closed afterwards).
+pub(crate) async fn call_ada(settings: &Settings, words: &[&str]) -> common::rpc::Gathered {
+    let client = RpcClient::connect(settings)
+        .await
+        .expect("RPC client connects");
+    let expect: Vec<String> = words.iter().map(|w| (*w).to_owned()).collect();
+    let gathered = client
+        .call(
+            &Name::parse("Ada").expect("valid"),
+            &expect,
+            Duration::from_secs(10),
+        )
+        .await
+        .expect("call");
+    client.close().await;
+    gathered
 }
 
 /// Path of a workspace binary, built by `cargo test --workspace` (the
@@ -373,6 +477,22 @@ pub(crate) struct ProducerRun {
     pub(crate) elapsed: Duration,
 }
 
+impl ProducerRun {
+    /// Replies the producer's client received twice from one consumer for
+    /// one call (and dropped), from its `run statistics` log line; `None`
+    /// when the run logged none (see [`run_producer_with_stats`]).
+    pub(crate) fn duplicate_replies(&self) -> Option<u64> {
+        let line = self.stderr.lines().find(|l| l.contains("run statistics"))?;
+        let value = line.split("duplicates=").nth(1)?;
+        value
+            .chars()
+            .take_while(char::is_ascii_digit)
+            .collect::<String>()
+            .parse()
+            .ok()
+    }
+}
+
 /// Runs the real `producer` binary to completion.
 pub(crate) async fn run_producer(app: &TestApp, args: &[&str], stdin: Option<&str>) -> ProducerRun {
     let args: Vec<String> = args.iter().map(|a| (*a).to_owned()).collect();
@@ -386,11 +506,33 @@ pub(crate) async fn run_producer_with(
     args: Vec<String>,
     stdin: Option<String>,
 ) -> ProducerRun {
+    run_producer_logging(env, args, stdin, None).await
+}
+
+/// Runs the real `producer` binary with its final statistics logged (for
+/// [`ProducerRun::duplicate_replies`]).
+pub(crate) async fn run_producer_with_stats(
+    env: Vec<(String, String)>,
+    args: Vec<String>,
+    stdin: Option<String>,
+) -> ProducerRun {
+    run_producer_logging(env, args, stdin, Some("warn,producer=info")).await
+}
+
+async fn run_producer_logging(
+    env: Vec<(String, String)>,
+    args: Vec<String>,
+    stdin: Option<String>,
+    log: Option<&str>,
+) -> ProducerRun {
     let mut command = Command::new(bin("producer"));
+    command.args(&args).envs(env);
+    match log {
+        Some(filter) => command.env("RUST_LOG", filter),
+        // What a user sees: the producer's own default log filter.
+        None => command.env_remove("RUST_LOG"),
+    };
     command
-        .args(&args)
-        .envs(env)
-        .env("RUST_LOG", "warn")
         .stdin(if stdin.is_some() {
             Stdio::piped()
         } else {
@@ -418,6 +560,29 @@ pub(crate) async fn run_producer_with(
         stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
         elapsed: started.elapsed(),
     }
+}
+
+/// Closes, from the broker's side, the connections whose name contains `name`
+/// (names carry the test's unique prefix, so parallel tests are unaffected).
+pub(crate) async fn kill_connection(name: &str) {
+    let output = tokio::process::Command::new("rabbitmqctl")
+        .args(["-q", "list_connections", "pid", "client_properties"])
+        .output()
+        .await
+        .expect("rabbitmqctl runs (the tests need it, as root, on the broker's machine)");
+    let text = String::from_utf8_lossy(&output.stdout);
+    let mut killed = 0;
+    for line in text.lines().filter(|l| l.contains(name)) {
+        let pid = line.split_whitespace().next().expect("pid column");
+        let status = tokio::process::Command::new("rabbitmqctl")
+            .args(["-q", "close_connection", pid, "test closes the connection"])
+            .status()
+            .await
+            .expect("rabbitmqctl close_connection");
+        assert!(status.success());
+        killed += 1;
+    }
+    assert!(killed > 0, "no connection named {name} found:\n{text}");
 }
 
 /// Polls `condition` until it holds, failing the test after [`EVENT_TIMEOUT`].
@@ -510,8 +675,20 @@ impl Raw {
 /// Ready messages and consumers of `queue` (passive declare on a channel of
 /// its own, as a missing queue closes the channel), failing when it is missing.
 pub(crate) async fn queue_counts(connection: &Connection, queue: &str) -> (u32, u32) {
+    passive_declare(connection, queue)
+        .await
+        .unwrap_or_else(|e| panic!("queue {queue} exists: {e}"))
+}
+
+/// Whether `queue` exists. A declare, even passive, renews an `x-expires`
+/// lease: to watch a queue expire, publish to it instead.
+pub(crate) async fn queue_exists(connection: &Connection, queue: &str) -> bool {
+    passive_declare(connection, queue).await.is_ok()
+}
+
+async fn passive_declare(connection: &Connection, queue: &str) -> lapin::Result<(u32, u32)> {
     let channel = connection.create_channel().await.expect("channel");
-    let q = channel
+    let declared = channel
         .queue_declare(
             queue.into(),
             QueueDeclareOptions {
@@ -521,10 +698,39 @@ pub(crate) async fn queue_counts(connection: &Connection, queue: &str) -> (u32, 
             FieldTable::default(),
         )
         .await
-        .unwrap_or_else(|e| panic!("queue {queue} exists: {e}"));
-    let counts = (q.message_count(), q.consumer_count());
+        .map(|q| (q.message_count(), q.consumer_count()));
     let _ = channel.close(200, "done".into()).await;
-    counts
+    declared
+}
+
+/// Declares a durable queue with `arguments` (as an earlier version, or a
+/// test, would have).
+pub(crate) async fn declare_durable(channel: &Channel, queue: &str, arguments: FieldTable) {
+    channel
+        .queue_declare(
+            queue.into(),
+            QueueDeclareOptions {
+                durable: true,
+                ..QueueDeclareOptions::default()
+            },
+            arguments,
+        )
+        .await
+        .unwrap_or_else(|e| panic!("declare {queue}: {e}"));
+}
+
+/// The `x-greetings-reason` header of a dead letter the service published.
+pub(crate) fn reason(letter: &Delivery) -> Option<String> {
+    match letter
+        .properties
+        .headers()
+        .as_ref()?
+        .inner()
+        .get(common::protocol::names::REASON_HEADER)?
+    {
+        lapin::types::AMQPValue::LongString(s) => Some(s.to_string()),
+        _ => None,
+    }
 }
 
 /// An auto-acked consumer of `queue`.
@@ -564,4 +770,25 @@ pub(crate) fn answerable(correlation_id: &str) -> BasicProperties {
         .with_content_type("application/json".into())
         .with_correlation_id(correlation_id.into())
         .with_reply_to("amq.rabbitmq.reply-to".into())
+}
+
+/// Expected panics of test handlers (their message starts with "test
+/// handler") are not printed, even with `RUST_BACKTRACE` set; any other
+/// panic is, as usual.
+pub(crate) fn quiet_expected_panics() {
+    static ONCE: Once = Once::new();
+    ONCE.call_once(|| {
+        let default = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            let payload = info.payload();
+            let message = payload
+                .downcast_ref::<&str>()
+                .copied()
+                .or_else(|| payload.downcast_ref::<String>().map(String::as_str))
+                .unwrap_or("");
+            if !message.starts_with("test handler") {
+                default(info);
+            }
+        }));
+    });
 }

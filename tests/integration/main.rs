@@ -11,11 +11,17 @@ mod node;
 mod proxy;
 
 mod binaries;
+mod bounds;
 mod contract;
+mod deadlines;
 mod faults;
 mod interop;
 mod node_selftest;
+mod privileges;
 mod proxy_selftest;
+mod refusals;
+mod retries;
 mod rpc;
 mod shutdown;
 mod soak;
+mod tls;

@@ -50,11 +50,26 @@ pub(crate) struct PrivateNode {
     dir: Option<tempfile::TempDir>,
     /// OS pid of the node's Erlang VM, while we believe it runs.
     pid: Mutex<Option<u32>>,
+    /// `user:password@` and `/vhost` of [`url`](Self::url).
+    login: (String, String),
 }
 
 impl PrivateNode {
     /// Boots a fresh node; when this returns, AMQP connections succeed.
     pub(crate) async fn start() -> Self {
+        Self::start_with("").await
+    }
+
+    /// Boots a fresh node with `extra` lines appended to its `rabbitmq.conf`
+    /// (say a TLS listener); its plain listener stays, for readiness checks.
+    pub(crate) async fn start_with(extra: &str) -> Self {
+        Self::start_as(extra, "guest:guest", "%2f").await
+    }
+
+    /// Like [`start_with`](Self::start_with), for a node whose users come
+    /// from its config (definitions): `userinfo` (`user:password`) and
+    /// `vhost` make [`url`](Self::url), used to tell when the node is up.
+    pub(crate) async fn start_as(extra: &str, userinfo: &str, vhost: &str) -> Self {
         let short = format!("t{}", &uuid::Uuid::new_v4().simple().to_string()[..8]);
         let (port, dist_port) = free_ports();
         let dir = tempfile::Builder::new()
@@ -65,7 +80,7 @@ impl PrivateNode {
             dir.path().join("rabbitmq.conf"),
             // Required: /etc/rabbitmq/rabbitmq.conf would otherwise make this
             // node listen on 5672 too (and crash, the main broker has it).
-            format!("listeners.tcp.default = 127.0.0.1:{port}\n"),
+            format!("listeners.tcp.default = 127.0.0.1:{port}\n{extra}\n"),
         )
         .expect("write rabbitmq.conf");
         std::fs::write(dir.path().join("plugins"), "[].\n").expect("write enabled plugins file");
@@ -76,14 +91,16 @@ impl PrivateNode {
             dist_port,
             dir: Some(dir),
             pid: Mutex::new(None),
+            login: (userinfo.to_owned(), vhost.to_owned()),
         };
         node.boot("start").await;
         node
     }
 
-    /// `amqp://guest:guest@127.0.0.1:<port>/%2f`
+    /// `amqp://guest:guest@127.0.0.1:<port>/%2f` (or the login it started with).
     pub(crate) fn url(&self) -> String {
-        format!("amqp://guest:guest@127.0.0.1:{}/%2f", self.port)
+        let (userinfo, vhost) = &self.login;
+        format!("amqp://{userinfo}@127.0.0.1:{}/{vhost}", self.port)
     }
 
     pub(crate) fn port(&self) -> u16 {
@@ -417,6 +434,11 @@ impl Drop for PrivateNode {
             }
         }
     }
+}
+
+/// A free loopback port, outside the CLI tools' range (for an extra listener).
+pub(crate) fn free_port() -> u16 {
+    free_ports().0
 }
 
 /// Two distinct free loopback ports, outside the CLI tools' range.

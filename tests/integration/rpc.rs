@@ -245,7 +245,7 @@ async fn calls_fail_at_once_when_the_connection_is_lost() {
     .await;
     // Close the connection under the client, as a broker restart would.
     let started = Instant::now();
-    kill_connection(&format!("greetings-producer {}", app.prefix)).await;
+    crate::helpers::kill_connection(&format!("greetings-producer {}", app.prefix)).await;
     let result = tokio::time::timeout(Duration::from_secs(10), call)
         .await
         .expect("the call ends long before its 60 s timeout")
@@ -260,29 +260,6 @@ async fn calls_fail_at_once_when_the_connection_is_lost() {
         started.elapsed()
     );
     assert!(client.is_connection_lost());
-}
-
-/// Closes, from the broker's side, the connections whose name contains `name`
-/// (names carry the test's unique prefix, so parallel tests are unaffected).
-async fn kill_connection(name: &str) {
-    let output = tokio::process::Command::new("rabbitmqctl")
-        .args(["-q", "list_connections", "pid", "client_properties"])
-        .output()
-        .await
-        .expect("rabbitmqctl runs (the tests need it, as root, on the broker's machine)");
-    let text = String::from_utf8_lossy(&output.stdout);
-    let mut killed = 0;
-    for line in text.lines().filter(|l| l.contains(name)) {
-        let pid = line.split_whitespace().next().expect("pid column");
-        let status = tokio::process::Command::new("rabbitmqctl")
-            .args(["-q", "close_connection", pid, "test closes the connection"])
-            .status()
-            .await
-            .expect("rabbitmqctl close_connection");
-        assert!(status.success());
-        killed += 1;
-    }
-    assert!(killed > 0, "no connection named {name} found:\n{text}");
 }
 
 #[tokio::test]

@@ -1,18 +1,21 @@
 //! Graceful shutdown: the message in hand is finished, nothing is lost and
-//! nothing is processed twice.
+//! nothing is processed twice; a broker that goes away while a consumer
+//! drains never turns the stop into a crash.
 
 use std::{collections::HashSet, sync::Arc, time::Duration};
 
-use common::protocol::Name;
+use common::{protocol::Name, topology::Topology};
 use futures::future::join_all;
 
-use crate::helpers::{TestApp, wait_until};
+use crate::{
+    helpers::{TestApp, answerable, queue_counts},
+    node::PrivateNode,
+};
 
 #[tokio::test]
 async fn sigterm_with_a_message_in_hand_loses_nothing_and_processes_nothing_twice() {
     let app = TestApp::new().await;
-    let delay = [("GREETINGS_CONSUMER__HANDLER_DELAY", "500ms")];
-    let first = app.consumer_bin("hello", &delay).await;
+    let mut first = app.gated_consumer_bin("hello").await;
     let client = Arc::new(app.client().await);
     let raw = app.raw().await;
     let queue = format!("{}.hello", app.prefix);
@@ -30,17 +33,25 @@ async fn sigterm_with_a_message_in_hand_loses_nothing_and_processes_nothing_twic
             })
         })
         .collect();
-    // One delivered and in hand (prefetch 1), two still ready in the queue.
-    wait_until("one request is in hand", || {
-        let raw = &raw;
-        let queue = &queue;
+    // One delivered and held at the gate (prefetch 1), two still ready.
+    first.wait_for_stderr("gate: holding").await;
+    crate::helpers::wait_until("two requests wait in the queue", || {
+        let (raw, queue) = (&raw, &queue);
         async move { raw.queue_counts(queue).await == (2, 1) }
     })
     .await;
 
-    let (code, first_lines) = first.terminate().await;
+    first.sigterm();
+    first.wait_for_stderr("received SIGTERM").await;
+    first.open_gate().await;
+    let code = first.exit_code().await;
+    let first_lines = first.stdout_lines();
     assert_eq!(code, 0, "SIGTERM is a clean exit");
-    assert!(!first_lines.is_empty(), "the message in hand was finished");
+    assert_eq!(
+        first_lines.len(),
+        1,
+        "the message in hand was finished, no other taken: {first_lines:?}"
+    );
 
     let second = app.consumer_bin("hello", &[]).await;
     let results = join_all(calls).await;
@@ -56,4 +67,44 @@ async fn sigterm_with_a_message_in_hand_loses_nothing_and_processes_nothing_twic
     assert_eq!(unique.len(), 3, "{all:?}");
     assert_eq!(client.stats().duplicates, 0);
     assert_eq!(raw.queue_counts(&queue).await.0, 0);
+}
+
+/// Defect: the service re-polled its completed shutdown future after a
+/// broker failure while draining, and panicked.
+#[tokio::test]
+async fn sigterm_then_the_broker_going_away_with_a_message_in_hand_exits_0_and_keeps_it() {
+    let node = PrivateNode::start().await;
+    let app = TestApp::on(&node.url()).await;
+    let connection = node.connect().await;
+    let word = common::topology::Word::parse("hello").expect("valid");
+    Topology::from_settings(&app.settings.topology)
+        .declare_for_consumer(&connection, &word)
+        .await
+        .expect("declare");
+    let raw = app.raw().await;
+    let persistent = answerable("in-hand").with_delivery_mode(2);
+    raw.publish(br#"{"name":"Ada"}"#, persistent).await;
+
+    // Under a memory alarm the consumer receives the request but its reply
+    // publish is blocked: the request stays in hand, unacked.
+    node.set_memory_watermark("0.0000001").await;
+    let mut consumer = app.consumer_bin("hello", &[]).await;
+    consumer.wait_for_stdout("hello Ada").await;
+
+    consumer.sigterm();
+    consumer.wait_for_stderr("received SIGTERM").await;
+    node.stop_app().await;
+    let code = consumer.exit_code().await;
+    let stderr = consumer.stderr_lines().join("\n");
+    assert_eq!(code, 0, "a clean exit; stderr:\n{stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+
+    node.start_app().await;
+    let connection = node.connect().await;
+    let queue = format!("{}.hello", app.prefix);
+    assert_eq!(
+        queue_counts(&connection, &queue).await,
+        (1, 0),
+        "the request in hand is back in its queue"
+    );
 }

@@ -79,13 +79,33 @@ async fn a_hundred_thousand_requests_keep_memory_flat_and_leave_nothing_in_fligh
         .expect("output");
     let stdout = String::from_utf8_lossy(&output.stdout);
     let stderr = String::from_utf8_lossy(&output.stderr);
-    let ledger = Ledger::from_output(&names, &["hello", "goodbye"], &stdout);
+    let run = crate::helpers::ProducerRun {
+        code: output.status.code().unwrap_or(-1),
+        stdout: stdout.to_string(),
+        stderr: stderr.to_string(),
+        elapsed: Duration::ZERO,
+    };
+    let handled: Vec<String> = hello
+        .stdout_lines()
+        .into_iter()
+        .chain(goodbye.stdout_lines())
+        .collect();
+    let ledger = Ledger::from_output(&names, &["hello", "goodbye"], &stdout)
+        .with_handled(handled.iter().map(String::as_str))
+        .with_duplicate_replies(run.duplicate_replies());
     ledger.print(&format!("soak {count}"));
     assert_eq!(output.status.code(), Some(0), "stderr:\n{stderr}");
+    // No fault here: nothing is redelivered, so nothing is handled twice.
     assert_eq!(
-        (ledger.lost, ledger.duplicated, ledger.unexpected),
-        (0, 0, 0)
+        (
+            ledger.lost,
+            ledger.printed_twice,
+            ledger.unexpected,
+            ledger.handled_twice
+        ),
+        (0, 0, 0, 0)
     );
+    assert_eq!(ledger.duplicate_replies, Some(0));
     let stats = stderr
         .lines()
         .find(|l| l.contains("run statistics"))

@@ -5,6 +5,7 @@
 //! in other languages.
 
 mod name;
+pub mod names;
 mod reply_to;
 
 use std::{
@@ -22,8 +23,7 @@ pub use reply_to::{DIRECT_REPLY_TO, ForbiddenReplyTo, ReplyToPolicy, SERVER_NAME
 pub const CONTENT_TYPE: &str = "application/json";
 /// Largest request body a consumer accepts, in bytes.
 pub const MAX_REQUEST_BYTES: usize = 4096;
-/// Error code of a request the consumer could not understand.
-pub const INVALID_REQUEST: &str = "invalid_request";
+pub use names::INVALID_REQUEST;
 
 #[derive(Serialize, Deserialize)]
 struct RequestBody<'a> {

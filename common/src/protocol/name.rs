@@ -30,7 +30,8 @@ pub enum NameError {
     ControlCharacter {
         /// The character's code point.
         code: u32,
-        /// Its zero-based position in characters.
+        /// Its position in characters, counting from 1 (as lines and
+        /// arguments are).
         position: usize,
     },
 }
@@ -45,11 +46,11 @@ impl Name {
             return Err(NameError::Empty);
         }
         let mut chars = 0;
-        for (position, c) in name.chars().enumerate() {
+        for (index, c) in name.chars().enumerate() {
             if c.is_control() {
                 return Err(NameError::ControlCharacter {
                     code: u32::from(c),
-                    position,
+                    position: index + 1,
                 });
             }
             chars += 1;
@@ -103,7 +104,7 @@ mod tests {
             Name::parse(" \u{3000}\t"),
             Err(NameError::ControlCharacter {
                 code: 9,
-                position: 2
+                position: 3
             })
         );
         assert_eq!(Name::parse("   "), Err(NameError::Blank));
@@ -115,7 +116,7 @@ mod tests {
             Name::parse("Ada\nBob"),
             Err(NameError::ControlCharacter {
                 code: 10,
-                position: 3
+                position: 4
             })
         );
         assert!(matches!(
@@ -126,5 +127,17 @@ mod tests {
             Name::parse("a\u{85}"),
             Err(NameError::ControlCharacter { .. })
         ));
+    }
+
+    #[test]
+    fn a_control_character_is_located_from_1_like_lines_and_arguments() {
+        // Counted in characters, not bytes: "Zoë" is 3 characters, 4 bytes.
+        let error = Name::parse("Zoë\tX").expect_err("tab");
+        assert_eq!(
+            error.to_string(),
+            "name has a control character U+0009 at character 4"
+        );
+        let first = Name::parse("\u{7}Ada").expect_err("bell");
+        assert!(first.to_string().ends_with("at character 1"), "{first}");
     }
 }

@@ -9,6 +9,7 @@
 
 mod correlation;
 mod error;
+mod gather;
 mod gathered;
 mod pending;
 mod reconnecting;
@@ -32,9 +33,10 @@ use tokio::{task::JoinHandle, time::Instant};
 
 pub use correlation::CorrelationId;
 pub use error::RpcError;
+use gather::gather;
 pub use gathered::Gathered;
 use pending::Pending;
-pub use reconnecting::{RECONNECT_WINDOW, ReconnectingClient};
+pub use reconnecting::{RECONNECT_MAX_DELAY, RECONNECT_MIN_DELAY, ReconnectingClient};
 
 use crate::{
     Settings, amqp,
@@ -42,13 +44,14 @@ use crate::{
     topology::Topology,
 };
 
-/// Counters of replies that did not belong to a call waiting for them.
+/// Counters of replies that did not belong to a call waiting for them. A
+/// [`ReconnectingClient`] shares one set across its connections, so that
+/// nothing counted on a lost connection is forgotten.
 #[derive(Debug, Default)]
-struct Counters {
+pub(crate) struct Counters {
     stray: AtomicU64,
     duplicates: AtomicU64,
     malformed: AtomicU64,
-    blocked: AtomicBool,
 }
 
 /// A snapshot of the client's counters.
@@ -80,6 +83,8 @@ pub struct RpcClient {
     persistent: bool,
     pending: Arc<Pending>,
     counters: Arc<Counters>,
+    /// The broker is blocking this connection (memory or disk alarm).
+    blocked: Arc<AtomicBool>,
     dispatcher: JoinHandle<()>,
 }
 
@@ -90,6 +95,14 @@ impl RpcClient {
     /// # Errors
     /// [`RpcError::Connect`] or [`RpcError::Setup`].
     pub async fn connect(settings: &Settings) -> Result<Self, RpcError> {
+        Self::connect_counting(settings, Arc::default()).await
+    }
+
+    /// [`connect`](Self::connect), adding to `counters`.
+    pub(crate) async fn connect_counting(
+        settings: &Settings,
+        counters: Arc<Counters>,
+    ) -> Result<Self, RpcError> {
         let name = format!("greetings-producer {}", settings.topology.prefix);
         let connection = amqp::connect(&settings.amqp, &name).await?;
         let events = connection.events_listener();
@@ -118,12 +131,13 @@ impl RpcClient {
             .await
             .map_err(RpcError::Setup)?;
         let pending = Pending::new();
-        let counters = Arc::new(Counters::default());
+        let blocked = Arc::new(AtomicBool::new(false));
         let dispatcher = tokio::spawn(dispatch(
             replies,
             events,
             Arc::clone(&pending),
             Arc::clone(&counters),
+            Arc::clone(&blocked),
         ));
         Ok(Self {
             connection,
@@ -132,6 +146,7 @@ impl RpcClient {
             persistent: settings.rpc.persistent,
             pending,
             counters,
+            blocked,
             dispatcher,
         })
     }
@@ -139,7 +154,10 @@ impl RpcClient {
     /// Sends `name` to every consumer and gathers replies until each consumer
     /// in `expect` has answered or `timeout` has passed, whichever is first.
     ///
-    /// A timeout is not an error: the result lists the missing consumers.
+    /// A timeout is not an error: the result holds the replies gathered by
+    /// then and lists the missing consumers. The deadline covers the publish
+    /// and its confirm too; replies in by the deadline are returned even when
+    /// the confirm is late.
     ///
     /// # Errors
     /// [`RpcError::NoRoute`] at once when no queue is bound to the exchange;
@@ -168,31 +186,14 @@ impl RpcClient {
         timeout: Duration,
     ) -> Result<Gathered, RpcError> {
         let deadline = Instant::now() + timeout;
-        let (guard, mut woken) = self
+        let (guard, woken) = self
             .pending
             .register(correlation_id, expect)
-            .ok_or(RpcError::ConnectionLost(None))?;
+            .ok_or_else(|| self.pending.lost())?;
         // Boxed: its state (body, properties, lapin's futures) is freed once
         // the request is confirmed, so a call waiting for replies stays small.
         let publish = Box::pin(self.publish(correlation_id, name, timeout));
-        // One timer for the whole call.
-        let expired = tokio::time::sleep_until(deadline);
-        tokio::pin!(expired);
-        tokio::select! {
-            published = publish => published?,
-            // Not even confirmed by the deadline (e.g. a blocked broker):
-            // report everyone missing rather than wait any longer.
-            () = &mut expired => return Ok(Gathered::empty(expect)),
-        }
-        tokio::select! {
-            woken = &mut woken => {
-                if woken.is_err() {
-                    return Err(RpcError::ConnectionLost(None));
-                }
-            }
-            () = &mut expired => {}
-        }
-        let gathered = guard.take().ok_or(RpcError::ConnectionLost(None))?;
+        let gathered = gather(publish, woken, guard, deadline).await?;
         self.counters
             .duplicates
             .fetch_add(gathered.duplicates, Ordering::Relaxed);
@@ -243,7 +244,7 @@ impl RpcClient {
             duplicates: self.counters.duplicates.load(Ordering::Relaxed),
             malformed: self.counters.malformed.load(Ordering::Relaxed),
             in_flight: self.pending.len(),
-            blocked: self.counters.blocked.load(Ordering::Relaxed),
+            blocked: self.blocked.load(Ordering::Relaxed),
         }
     }
 
@@ -266,12 +267,12 @@ impl RpcClient {
         };
         // A blocked connection is not read by the broker: it would never
         // answer the close.
-        if self.counters.blocked.load(Ordering::Relaxed) {
+        if self.blocked.load(Ordering::Relaxed) {
             tracing::debug!("connection blocked; dropping it without a close handshake");
         } else if tokio::time::timeout(CLOSE_TIMEOUT, close).await.is_err() {
             tracing::warn!("the broker did not answer the close in time; dropping the connection");
         }
-        self.pending.close();
+        self.pending.close(None);
         self.dispatcher.abort();
     }
 }
@@ -286,39 +287,42 @@ async fn dispatch(
     events: impl futures::Stream<Item = Event> + Unpin,
     pending: Arc<Pending>,
     counters: Arc<Counters>,
+    blocked: Arc<AtomicBool>,
 ) {
     let mut events = events.fuse();
-    loop {
+    // Logged at debug only: every call that fails because of it reports the
+    // cause (RpcError::ConnectionLost), and the caller says it once.
+    let cause = loop {
         tokio::select! {
             delivery = replies.next() => match delivery {
                 Some(Ok(delivery)) => route(&delivery, &pending, &counters),
                 Some(Err(error)) => {
-                    tracing::error!(%error, "reply consumer failed; failing calls in flight");
-                    break;
+                    tracing::debug!(%error, "reply consumer failed; failing calls in flight");
+                    break Some(error);
                 }
                 None => {
-                    tracing::debug!("reply consumer ended");
-                    break;
+                    tracing::debug!("reply consumer ended; failing calls in flight");
+                    break None;
                 }
             },
             Some(event) = events.next() => match event {
                 Event::Error(error) => {
-                    tracing::error!(%error, "connection to the broker lost; failing calls in flight");
-                    break;
+                    tracing::debug!(%error, "connection to the broker lost; failing calls in flight");
+                    break Some(error);
                 }
                 Event::ConnectionBlocked(reason) => {
-                    counters.blocked.store(true, Ordering::Relaxed);
+                    blocked.store(true, Ordering::Relaxed);
                     tracing::warn!(%reason, "the broker is blocking publishes from this connection");
                 }
                 Event::ConnectionUnblocked => {
-                    counters.blocked.store(false, Ordering::Relaxed);
+                    blocked.store(false, Ordering::Relaxed);
                     tracing::info!("the broker unblocked this connection");
                 }
                 _ => {}
             },
         }
-    }
-    pending.close();
+    };
+    pending.close(cause);
 }
 
 fn route(delivery: &Delivery, pending: &Pending, counters: &Counters) {

@@ -10,12 +10,12 @@
 
 use std::{
     collections::HashMap,
-    sync::{Arc, Mutex, MutexGuard, PoisonError},
+    sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError},
 };
 
 use tokio::sync::oneshot;
 
-use super::{CorrelationId, Gathered};
+use super::{CorrelationId, Gathered, RpcError};
 use crate::protocol::Reply;
 
 #[derive(Debug)]
@@ -31,6 +31,9 @@ type Calls = HashMap<CorrelationId, Entry>;
 #[derive(Debug, Default)]
 pub(crate) struct Pending {
     calls: Mutex<Option<Calls>>,
+    /// Why the connection was lost, when known: every call that fails
+    /// because of it reports it.
+    cause: OnceLock<lapin::Error>,
 }
 
 /// Removes its call from the map when dropped.
@@ -41,13 +44,24 @@ pub(crate) struct CallGuard {
 }
 
 impl CallGuard {
-    /// What the call gathered so far; `None` if the connection was lost.
-    pub(crate) fn take(self) -> Option<Gathered> {
-        self.pending
+    /// What the call gathered so far.
+    ///
+    /// # Errors
+    /// [`RpcError::ConnectionLost`] if the connection was lost.
+    pub(crate) fn take(self) -> Result<Gathered, RpcError> {
+        let entry = self
+            .pending
             .lock()
-            .as_mut()?
-            .remove(&self.correlation_id)
+            .as_mut()
+            .and_then(|calls| calls.remove(&self.correlation_id));
+        entry
             .map(|entry| entry.gathered)
+            .ok_or_else(|| self.pending.lost())
+    }
+
+    /// The error of a call whose connection was lost.
+    pub(crate) fn lost(&self) -> RpcError {
+        self.pending.lost()
     }
 }
 
@@ -63,6 +77,7 @@ impl Pending {
     pub(crate) fn new() -> Arc<Self> {
         Arc::new(Self {
             calls: Mutex::new(Some(HashMap::new())),
+            cause: OnceLock::new(),
         })
     }
 
@@ -109,9 +124,20 @@ impl Pending {
         true
     }
 
-    /// Fails every waiting call and refuses new ones.
-    pub(crate) fn close(&self) {
+    /// Fails every waiting call and refuses new ones; `cause` is why, when
+    /// the connection was lost rather than closed.
+    pub(crate) fn close(&self, cause: Option<lapin::Error>) {
+        // Recorded first, so that every call that sees the map closed finds it.
+        if let Some(cause) = cause {
+            let _first_cause_kept = self.cause.set(cause);
+        }
         self.lock().take();
+    }
+
+    /// The error of a call that failed because the connection was lost, with
+    /// the cause when known.
+    pub(crate) fn lost(&self) -> RpcError {
+        RpcError::ConnectionLost(self.cause.get().cloned())
     }
 
     pub(crate) fn is_closed(&self) -> bool {
@@ -177,13 +203,13 @@ mod tests {
     fn closing_fails_waiting_calls_and_refuses_new_ones() {
         let pending = Pending::new();
         let (guard, mut woken) = pending.register(id(1), &expect()).expect("open");
-        pending.close();
+        pending.close(None);
         assert!(pending.is_closed());
         assert!(matches!(
             woken.try_recv(),
             Err(oneshot::error::TryRecvError::Closed)
         ));
-        assert!(guard.take().is_none());
+        assert!(matches!(guard.take(), Err(RpcError::ConnectionLost(None))));
         assert!(pending.register(id(2), &expect()).is_none());
     }
 }

@@ -1,10 +1,19 @@
-//! An RPC client that survives a lost connection: calls that fail with
-//! [`RpcError::ConnectionLost`] are retried (keeping their correlation id) on
-//! a new connection, up to a given number of times.
+//! An RPC client that survives a lost connection, and whose calls still end by
+//! their own deadline.
 //!
-//! Retrying is safe because consumers are idempotent and the caller keeps one
-//! reply per consumer: should both the first attempt and the retry be
-//! answered, the second answer is counted as a duplicate, never shown twice.
+//! One background task reconnects (capped exponential backoff with jitter) and
+//! publishes each new [`RpcClient`] through a `watch` channel, `None` while it
+//! reconnects; no lock is ever held across an await, so nothing a call waits
+//! for can outlast its deadline. The task is started by the first call that
+//! sees the loss and ends once connected, or when the client is closed.
+//!
+//! A call computes its deadline once. A call that finds no connection waits
+//! for one, until that deadline. A call whose connection is lost under it is
+//! sent again (keeping its correlation id) up to `retries` times, each time
+//! with the time left as its timeout, so the request's `expiration` is the
+//! time left too. Resending is safe because consumers are idempotent and the
+//! caller keeps one reply per consumer: should both attempts be answered, the
+//! second answer is counted as a duplicate, never shown twice.
 
 use std::{
     sync::{
@@ -15,23 +24,43 @@ use std::{
 };
 
 use backon::{BackoffBuilder, ExponentialBuilder};
-use tokio::{sync::Mutex, time::Instant};
+use tokio::{sync::watch, time::Instant};
+use tokio_util::{sync::CancellationToken, task::TaskTracker};
 
-use super::{CorrelationId, Gathered, RpcClient, RpcError, Stats};
-use crate::{Settings, protocol::Name};
+use super::{CorrelationId, Counters, Gathered, RpcClient, RpcError, Stats};
+use crate::{Settings, protocol::Name, report::one_line};
 
-/// How long one reconnection may keep trying before the retried call fails.
-pub const RECONNECT_WINDOW: Duration = Duration::from_secs(60);
+/// First wait between two reconnection attempts; it doubles up to half of
+/// [`RECONNECT_MAX_DELAY`], and a random jitter of up to as much again is
+/// added to each wait.
+pub const RECONNECT_MIN_DELAY: Duration = Duration::from_millis(100);
+/// Longest wait between two reconnection attempts, jitter included.
+pub const RECONNECT_MAX_DELAY: Duration = Duration::from_secs(2);
 
 /// See the module docs.
 #[derive(Debug)]
 pub struct ReconnectingClient {
+    shared: Arc<Shared>,
+}
+
+/// What the calls and the reconnection task share.
+#[derive(Debug)]
+struct Shared {
     settings: Settings,
-    current: Mutex<Arc<RpcClient>>,
-    /// Counters of the clients already replaced.
-    retired: std::sync::Mutex<Stats>,
+    /// The client calls use; `None` while reconnecting and once closed.
+    current: watch::Sender<Option<Arc<RpcClient>>>,
+    /// Shared by every connection this client makes.
+    counters: Arc<Counters>,
     retries: AtomicU64,
     reconnects: AtomicU64,
+    /// Connections lost so far, and how many of those losses were logged:
+    /// a loss is logged once, however many calls it makes resend.
+    losses: AtomicU64,
+    reported: AtomicU64,
+    /// Cancelled by [`ReconnectingClient::close`].
+    closed: CancellationToken,
+    /// The reconnection task, when one runs.
+    reconnector: TaskTracker,
 }
 
 impl ReconnectingClient {
@@ -39,24 +68,35 @@ impl ReconnectingClient {
     ///
     /// # Errors
     /// As [`RpcClient::connect`]: the first connection is not retried, so a
-    /// wrong URL fails at once.
+    /// wrong URL or an unreachable broker fails at once.
     pub async fn connect(settings: &Settings) -> Result<Self, RpcError> {
-        let client = RpcClient::connect(settings).await?;
+        let counters = Arc::new(Counters::default());
+        let client = RpcClient::connect_counting(settings, Arc::clone(&counters)).await?;
+        let (current, _) = watch::channel(Some(Arc::new(client)));
         Ok(Self {
-            settings: settings.clone(),
-            current: Mutex::new(Arc::new(client)),
-            retired: std::sync::Mutex::new(Stats::default()),
-            retries: AtomicU64::new(0),
-            reconnects: AtomicU64::new(0),
+            shared: Arc::new(Shared {
+                settings: settings.clone(),
+                current,
+                counters,
+                retries: AtomicU64::new(0),
+                reconnects: AtomicU64::new(0),
+                losses: AtomicU64::new(0),
+                reported: AtomicU64::new(0),
+                closed: CancellationToken::new(),
+                reconnector: TaskTracker::new(),
+            }),
         })
     }
 
-    /// Like [`RpcClient::call`], retrying up to `retries` times after a lost
-    /// connection. Each attempt has the full `timeout`.
+    /// Like [`RpcClient::call`], but every attempt ends by one deadline,
+    /// `timeout` from now: waiting for a connection (when a reconnection is
+    /// under way) and each resend after a lost connection (up to `retries`
+    /// times) happen within it, each resend with the time left as its timeout.
     ///
     /// # Errors
     /// As [`RpcClient::call`]; [`RpcError::ConnectionLost`] once the retries
-    /// are used up or no new connection could be made within [`RECONNECT_WINDOW`].
+    /// are used up, when the deadline passes with no connection, or once the
+    /// client is closed.
     pub async fn call(
         &self,
         name: &Name,
@@ -64,96 +104,183 @@ impl ReconnectingClient {
         timeout: Duration,
         retries: u32,
     ) -> Result<Gathered, RpcError> {
+        let deadline = Instant::now() + timeout;
         let correlation_id = CorrelationId::new();
         let mut attempt = 0;
         loop {
-            let client = Arc::clone(&*self.current.lock().await);
+            let client = self.connected(deadline).await?;
+            let left = deadline.saturating_duration_since(Instant::now());
             match client
-                .call_with_id(correlation_id, name, expect, timeout)
+                .call_with_id(correlation_id, name, expect, left)
                 .await
             {
-                Err(RpcError::ConnectionLost(cause)) if attempt < retries => {
+                Err(RpcError::ConnectionLost(cause)) => {
+                    self.shared.lost(&client);
+                    if attempt >= retries || Instant::now() >= deadline {
+                        return Err(RpcError::ConnectionLost(cause));
+                    }
                     attempt += 1;
-                    self.retries.fetch_add(1, Ordering::Relaxed);
-                    tracing::warn!(
+                    self.shared.retries.fetch_add(1, Ordering::Relaxed);
+                    self.shared.report_loss(cause.as_ref());
+                    tracing::debug!(
                         %correlation_id, attempt, retries,
                         cause = cause.as_ref().map(ToString::to_string),
                         "connection lost during a call; retrying"
                     );
-                    self.reconnect(&client).await?;
                 }
                 other => return other,
             }
         }
     }
 
-    /// Replaces `failed` with a new client, unless another call already did.
-    async fn reconnect(&self, failed: &Arc<RpcClient>) -> Result<(), RpcError> {
-        let mut current = self.current.lock().await;
-        if !Arc::ptr_eq(&current, failed) {
-            return Ok(());
+    /// A usable client, waiting for the reconnection until `deadline` if there
+    /// is none; starts the reconnection if this call is the first to see the
+    /// loss.
+    async fn connected(&self, deadline: Instant) -> Result<Arc<RpcClient>, RpcError> {
+        if let Some(client) = self.shared.current.borrow().as_ref()
+            && !client.is_connection_lost()
+        {
+            return Ok(Arc::clone(client));
         }
-        let deadline = Instant::now() + RECONNECT_WINDOW;
-        let mut backoff = ExponentialBuilder::default()
-            .with_min_delay(Duration::from_millis(100))
-            .with_max_delay(Duration::from_secs(2))
-            .with_jitter()
-            .without_max_times()
-            .build();
+        let mut current = self.shared.current.subscribe();
         loop {
-            match RpcClient::connect(&self.settings).await {
-                Ok(client) => {
-                    let old = std::mem::replace(&mut *current, Arc::new(client));
-                    self.retire(&old);
-                    old.close().await;
-                    self.reconnects.fetch_add(1, Ordering::Relaxed);
-                    tracing::info!("reconnected to the broker");
-                    return Ok(());
-                }
-                Err(error) if error.is_connection_error() && Instant::now() < deadline => {
-                    let delay = backoff.next().unwrap_or(Duration::from_secs(2));
-                    tracing::warn!(%error, retry_in_ms = delay.as_millis(), "cannot reconnect yet");
-                    tokio::time::sleep(delay).await;
-                }
-                Err(error) => {
-                    tracing::error!(%error, "giving up reconnecting");
-                    return Err(RpcError::ConnectionLost(None));
-                }
+            // Cloned out, so that the watch is not borrowed while `lost`
+            // replaces its value.
+            let client = current.borrow_and_update().clone();
+            match client {
+                Some(client) if !client.is_connection_lost() => return Ok(client),
+                Some(client) => self.shared.lost(&client),
+                None => {}
+            }
+            tokio::select! {
+                () = self.shared.closed.cancelled() => return Err(RpcError::ConnectionLost(None)),
+                () = tokio::time::sleep_until(deadline) => return Err(RpcError::ConnectionLost(None)),
+                // The sender lives as long as `self`: this cannot fail.
+                _ = current.changed() => {}
             }
         }
     }
 
-    fn retire(&self, client: &RpcClient) {
-        let old = client.stats();
-        let mut retired = self
-            .retired
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        retired.stray += old.stray;
-        retired.duplicates += old.duplicates;
-        retired.malformed += old.malformed;
-    }
-
     /// Counters over every connection this client has used.
-    pub async fn stats(&self) -> Stats {
-        let now = self.current.lock().await.stats();
-        let retired = *self
-            .retired
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
+    #[must_use]
+    pub fn stats(&self) -> Stats {
+        let current = self.shared.current.borrow().clone();
+        let now = current.map(|c| c.stats()).unwrap_or_default();
+        let counters = &self.shared.counters;
         Stats {
-            retries: self.retries.load(Ordering::Relaxed),
-            reconnects: self.reconnects.load(Ordering::Relaxed),
-            stray: retired.stray + now.stray,
-            duplicates: retired.duplicates + now.duplicates,
-            malformed: retired.malformed + now.malformed,
+            retries: self.shared.retries.load(Ordering::Relaxed),
+            reconnects: self.shared.reconnects.load(Ordering::Relaxed),
+            stray: counters.stray.load(Ordering::Relaxed),
+            duplicates: counters.duplicates.load(Ordering::Relaxed),
+            malformed: counters.malformed.load(Ordering::Relaxed),
             in_flight: now.in_flight,
             blocked: now.blocked,
         }
     }
 
-    /// Closes the current connection.
+    /// Whether the background reconnection task is running (a loss was seen
+    /// and no new connection is made yet).
+    #[must_use]
+    pub fn is_reconnecting(&self) -> bool {
+        !self.shared.reconnector.is_empty()
+    }
+
+    /// Stops the reconnection task, if one runs, then closes the current
+    /// connection. Calls waiting for a connection fail at once with
+    /// [`RpcError::ConnectionLost`], and so do later calls.
     pub async fn close(&self) {
-        self.current.lock().await.close().await;
+        self.shared.closed.cancel();
+        self.shared.reconnector.close();
+        // Bounded: the task stops connecting at once, and closing the lost
+        // connection is bounded by `CLOSE_TIMEOUT`.
+        self.shared.reconnector.wait().await;
+        if let Some(client) = self.shared.current.send_replace(None) {
+            client.close().await;
+        }
+    }
+}
+
+impl Shared {
+    /// Takes `failed` out of use and starts the reconnection task, unless
+    /// another call already did.
+    fn lost(self: &Arc<Self>, failed: &Arc<RpcClient>) {
+        let taken = self.current.send_if_modified(|current| {
+            let ours = current.as_ref().is_some_and(|c| Arc::ptr_eq(c, failed));
+            if ours {
+                *current = None;
+            }
+            ours
+        });
+        if taken {
+            self.losses.fetch_add(1, Ordering::Relaxed);
+            tracing::info!("reconnecting to the broker in the background");
+            let shared = Arc::clone(self);
+            let failed = Arc::clone(failed);
+            self.reconnector.spawn(shared.reconnect(failed));
+        }
+    }
+
+    /// Logs the loss that made a call resend, once per loss (a line per call
+    /// would flood stderr with many calls in flight). A loss no call resends
+    /// after is for the caller to report, with the call's error.
+    fn report_loss(&self, cause: Option<&lapin::Error>) {
+        let loss = self.losses.load(Ordering::Relaxed);
+        if self.reported.swap(loss, Ordering::Relaxed) != loss {
+            let cause = cause.map_or_else(|| "no cause given".to_owned(), |e| one_line(e));
+            tracing::warn!(
+                "the connection to the broker was lost ({cause}); \
+                 resending the calls in flight on a new connection"
+            );
+        }
+    }
+
+    /// Closes `failed` while connecting anew (until connected or closed),
+    /// then publishes the new client.
+    async fn reconnect(self: Arc<Self>, failed: Arc<RpcClient>) {
+        let replacement = async {
+            tokio::select! {
+                () = self.closed.cancelled() => None,
+                client = self.connect_with_backoff() => Some(client),
+            }
+        };
+        let (replacement, ()) = tokio::join!(replacement, failed.close());
+        let Some(client) = replacement else {
+            return;
+        };
+        if self.closed.is_cancelled() {
+            client.close().await;
+            return;
+        }
+        self.current.send_replace(Some(Arc::new(client)));
+        self.reconnects.fetch_add(1, Ordering::Relaxed);
+        tracing::info!("reconnected to the broker");
+    }
+
+    /// Connects, waiting a capped exponential backoff with jitter between
+    /// attempts, for as long as it takes.
+    async fn connect_with_backoff(&self) -> RpcClient {
+        let mut backoff = ExponentialBuilder::default()
+            .with_min_delay(RECONNECT_MIN_DELAY)
+            // backon's jitter adds up to 100% of the delay: cap at half.
+            .with_max_delay(RECONNECT_MAX_DELAY / 2)
+            .with_jitter()
+            .without_max_times()
+            .build();
+        let mut attempt: u64 = 0;
+        loop {
+            attempt += 1;
+            match RpcClient::connect_counting(&self.settings, Arc::clone(&self.counters)).await {
+                Ok(client) => return client,
+                Err(error) => {
+                    let delay = backoff.next().unwrap_or(RECONNECT_MAX_DELAY);
+                    tracing::debug!(
+                        error = %error, error.chain = ?error, attempt,
+                        retry_in_ms = delay.as_millis(),
+                        "cannot reconnect yet"
+                    );
+                    tokio::time::sleep(delay).await;
+                }
+            }
+        }
     }
 }

@@ -12,18 +12,21 @@
 //! never exits on a broker outage, only on shutdown or on an error that
 //! retrying cannot fix (bad URL, refused credentials, conflicting topology).
 //!
-//! Shutdown stops taking new deliveries, finishes the one in hand, cancels the
-//! consumer and closes channels and connections.
+//! Shutdown stops taking new deliveries, finishes the ones in hand, cancels
+//! the consumer and closes channels and connections. A broker failure while
+//! draining ends the service too (the deliveries in hand go back to their
+//! queue with the connection): shutdown is asked after every session.
 
-mod failures;
+mod counters;
+mod delivery;
 mod handler;
 mod plan;
+mod publisher;
 mod session;
 
 use std::{
-    future::Future,
     io::Write,
-    sync::{Arc, Mutex},
+    sync::Arc,
     time::{Duration, Instant},
 };
 
@@ -33,9 +36,10 @@ use lapin::{
     protocol::{AMQPErrorKind, AMQPHardError, AMQPSoftError},
 };
 use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
 
-pub use handler::{Greeter, Handler, HandlerError};
-pub use session::{INTERNAL_ERROR, REASON_HEADER};
+pub use counters::{ServiceCounters, ServiceStats};
+pub use handler::{Context, Greeter, Handler, HandlerError, Retry};
 
 use crate::{
     Settings,
@@ -43,7 +47,7 @@ use crate::{
     protocol::ReplyToPolicy,
     topology::{Topology, Word},
 };
-use failures::Failures;
+use handler::DynHandler;
 use session::Session;
 
 /// First reconnection delay; it doubles up to half of [`MAX_BACKOFF`], and a
@@ -53,6 +57,28 @@ pub const MIN_BACKOFF: Duration = Duration::from_millis(100);
 pub const MAX_BACKOFF: Duration = Duration::from_secs(5);
 /// A session that lasted this long resets the backoff.
 const HEALTHY_SESSION: Duration = Duration::from_secs(10);
+/// How often work waiting on the broker (a delivery in hand, a publisher
+/// confirm) checks that lapin still reports its connection open.
+pub const LIVENESS_CHECK: Duration = Duration::from_millis(250);
+/// How often a session proves its consuming connection alive with a round
+/// trip (a `basic.qos` with the same prefetch), and how long the broker has
+/// to answer. lapin can lose a connection without reporting it (seen after a
+/// broker `stop_app` or restart: its I/O thread gone, the connection still
+/// "connected", the consumer stream never ending, 1 time in 10 to 15); the
+/// probe ends such a session within [`PROBE_INTERVAL`] + [`PROBE_TIMEOUT`].
+/// The consuming connection never publishes, so a memory alarm does not
+/// block it and cannot fail the probe.
+pub const PROBE_INTERVAL: Duration = Duration::from_secs(2);
+/// See [`PROBE_INTERVAL`].
+pub const PROBE_TIMEOUT: Duration = Duration::from_secs(5);
+/// Longest wait for the broker to answer a session's close (cancel, channel
+/// and connection closes); then the connections are dropped. Without it a
+/// session whose connection lapin lost silently, or whose publishing
+/// connection an alarm blocks, would never end.
+pub const CLOSE_TIMEOUT: Duration = Duration::from_secs(5);
+/// Longest time opening a session may take (connections, topology,
+/// consumer) before it is abandoned and retried.
+pub const OPEN_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Why the service stopped other than by a shutdown signal, or why a session
 /// ended (logged, then retried unless [`ServiceError::is_fatal`]).
@@ -73,6 +99,19 @@ pub enum ServiceError {
     /// The broker cancelled the consumer or the connection closed.
     #[error("the broker stopped delivering to this consumer (queue deleted or connection closed)")]
     ConsumerEnded,
+    /// A connection was found closed while work on it was still waiting for
+    /// the broker (see [`LIVENESS_CHECK`]).
+    #[error("the {which} connection closed while {doing}")]
+    ConnectionClosed {
+        /// `consuming` or `publishing`.
+        which: &'static str,
+        /// What was waiting on it.
+        doing: &'static str,
+    },
+    /// Opening a session (connections, topology, consumer) took longer than
+    /// [`OPEN_TIMEOUT`].
+    #[error("opening a session took longer than {0:?}")]
+    OpenTimedOut(Duration),
 }
 
 impl ServiceError {
@@ -81,10 +120,18 @@ impl ServiceError {
     #[must_use]
     pub fn is_fatal(&self) -> bool {
         let source = match self {
-            Self::Connect(ConnectError::InvalidUrl(_)) => return true,
+            Self::Connect(
+                ConnectError::InvalidUrl(_)
+                | ConnectError::TlsFile { .. }
+                | ConnectError::PasswordFile { .. }
+                | ConnectError::TlsWithoutAmqps,
+            ) => return true,
             Self::Connect(ConnectError::Unreachable { source, .. }) => source,
             Self::Broker { source, .. } => source,
-            Self::Connect(ConnectError::TimedOut { .. }) | Self::ConsumerEnded => return false,
+            Self::Connect(ConnectError::TimedOut { .. })
+            | Self::ConsumerEnded
+            | Self::ConnectionClosed { .. }
+            | Self::OpenTimedOut(_) => return false,
         };
         match source.kind() {
             ErrorKind::ProtocolError(error) => matches!(
@@ -111,10 +158,11 @@ pub(crate) struct Shared {
     word: Word,
     topology: Topology,
     queue: String,
+    retry_queue: String,
     policy: ReplyToPolicy,
-    handler: Arc<dyn Handler>,
+    handler: Arc<dyn DynHandler>,
     printer: Printer,
-    failures: Mutex<Failures>,
+    counters: Arc<ServiceCounters>,
 }
 
 /// A consumer service for one word. Build it, optionally replace its handler
@@ -138,17 +186,18 @@ impl ConsumerService {
     /// A service answering for `word` with the [`Greeter`], printing to stdout.
     #[must_use]
     pub fn new(settings: &Settings, word: Word) -> Self {
-        let topology = Topology::new(&settings.topology.prefix);
+        let topology = Topology::from_settings(&settings.topology);
         Self {
             shared: Shared {
                 queue: topology.queue(&word),
+                retry_queue: topology.retry_queue(&word),
                 policy: ReplyToPolicy::new(&settings.reply_prefix()),
                 settings: settings.clone(),
                 word,
                 topology,
                 handler: Arc::new(Greeter),
                 printer: Arc::new(print_line),
-                failures: Mutex::new(Failures::default()),
+                counters: Arc::default(),
             },
             sessions: watch::Sender::new(0),
             losses: watch::Sender::new(0),
@@ -158,6 +207,7 @@ impl ConsumerService {
     /// Replaces the handler that turns a name into a greeting.
     #[must_use]
     pub fn with_handler(mut self, handler: impl Handler) -> Self {
+        // Stored type-erased: `Handler` returns `impl Future`.
         self.shared.handler = Arc::new(handler);
         self
     }
@@ -176,6 +226,13 @@ impl ConsumerService {
         self.sessions.subscribe()
     }
 
+    /// The service's counters (live; take a
+    /// [`snapshot`](ServiceCounters::snapshot)).
+    #[must_use]
+    pub fn counters(&self) -> Arc<ServiceCounters> {
+        Arc::clone(&self.shared.counters)
+    }
+
     /// How many sessions have ended with a broker fault so far.
     #[must_use]
     pub fn losses(&self) -> watch::Receiver<u64> {
@@ -187,8 +244,7 @@ impl ConsumerService {
     ///
     /// # Errors
     /// Only a [fatal](ServiceError::is_fatal) error ends the service.
-    pub async fn run(self, shutdown: impl Future<Output = ()>) -> Result<(), ServiceError> {
-        tokio::pin!(shutdown);
+    pub async fn run(self, shutdown: CancellationToken) -> Result<(), ServiceError> {
         let builder = ExponentialBuilder::default()
             .with_min_delay(MIN_BACKOFF)
             // backon's jitter adds up to 100% of the delay: cap at half.
@@ -196,20 +252,21 @@ impl ConsumerService {
             .with_jitter()
             .without_max_times();
         let mut backoff = builder.build();
-        loop {
+        let mut connected_once = false;
+        let result = loop {
             let opened = tokio::select! {
-                opened = Session::open(&self.shared) => opened,
-                () = &mut shutdown => return Ok(()),
+                opened = tokio::time::timeout(OPEN_TIMEOUT, Session::open(&self.shared)) => {
+                    opened.unwrap_or(Err(ServiceError::OpenTimedOut(OPEN_TIMEOUT)))
+                }
+                () = shutdown.cancelled() => break Ok(()),
             };
             let error = match opened {
                 Ok(session) => {
+                    connected_once = true;
                     self.sessions.send_modify(|n| *n += 1);
                     let started = Instant::now();
-                    match session.serve(&self.shared, &mut shutdown).await {
-                        Ok(()) => {
-                            tracing::info!(queue = %self.shared.queue, "stopped");
-                            return Ok(());
-                        }
+                    match session.serve(&self.shared, &shutdown).await {
+                        Ok(()) => break Ok(()),
                         Err(error) => {
                             self.losses.send_modify(|n| *n += 1);
                             if started.elapsed() >= HEALTHY_SESSION {
@@ -222,21 +279,51 @@ impl ConsumerService {
                 Err(error) => error,
             };
             if error.is_fatal() {
-                return Err(error);
+                break Err(error);
+            }
+            if shutdown.is_cancelled() {
+                tracing::warn!(
+                    error = %error,
+                    queue = %self.shared.queue,
+                    "broker lost while stopping; the requests in hand go back to their queue"
+                );
+                break Ok(());
             }
             let delay = backoff.next().unwrap_or(MAX_BACKOFF);
+            let what = if connected_once {
+                "broker session lost; reconnecting"
+            } else {
+                "cannot reach the broker yet; retrying"
+            };
             tracing::warn!(
                 error = %error,
                 error.chain = ?anyhow_chain(&error),
                 retry_in_ms = delay.as_millis(),
                 queue = %self.shared.queue,
-                "broker session lost; reconnecting"
+                "{what}"
             );
             tokio::select! {
                 () = tokio::time::sleep(delay) => {}
-                () = &mut shutdown => return Ok(()),
+                () = shutdown.cancelled() => break Ok(()),
             }
+        };
+        let stats = self.shared.counters.snapshot();
+        if connected_once {
+            tracing::info!(queue = %self.shared.queue, ?stats, "stopped");
+        } else {
+            // Never connected: the caller reports why, in one line.
+            tracing::debug!(queue = %self.shared.queue, "stopped before connecting");
         }
+        result
+    }
+}
+
+/// Resolves once `connected` turns false, checking every [`LIVENESS_CHECK`].
+pub(crate) async fn closed(connected: impl Fn() -> bool) {
+    let mut every = tokio::time::interval(LIVENESS_CHECK);
+    every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    while connected() {
+        every.tick().await;
     }
 }
 
@@ -267,7 +354,7 @@ fn print_line(line: &str) {
 pub async fn run(
     settings: &Settings,
     word: Word,
-    shutdown: impl Future<Output = ()>,
+    shutdown: CancellationToken,
 ) -> Result<(), ServiceError> {
     ConsumerService::new(settings, word).run(shutdown).await
 }

@@ -1,11 +1,19 @@
 //! What a consumer does with one delivery, decided without I/O so that every
-//! branch of the contract (points 5 to 8) is unit-tested.
+//! branch of the contract (points 5 to 8) is unit-tested: validity, the
+//! reply address, expiry (with a tolerated clock skew) and how many attempts
+//! the request has had (counted in the message itself).
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use lapin::BasicProperties;
+use lapin::{
+    BasicProperties,
+    types::{AMQPValue, FieldTable},
+};
 
-use crate::protocol::{self, ForbiddenReplyTo, InvalidRequest, Name, ReplyToPolicy, ReturnAddress};
+use crate::protocol::{
+    self, ForbiddenReplyTo, InvalidRequest, Name, ReplyToPolicy, ReturnAddress,
+    names::{DELIVERY_COUNT_HEADER, EXPIRATION_HEADER, FAILURES_HEADER},
+};
 
 /// The decision for one delivery.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -14,6 +22,7 @@ pub(crate) enum Plan {
     Answer {
         name: Name,
         reply_to: Option<ReturnAddress>,
+        timing: Timing,
     },
     /// An invalid body: an error reply if possible, then dead-letter.
     Refuse {
@@ -22,9 +31,20 @@ pub(crate) enum Plan {
     },
     /// A `reply_to` that is not a reply address: no reply, dead-letter.
     Forbidden(ForbiddenReplyTo),
-    /// Its caller's deadline has passed: nobody waits for the answer, so it is
-    /// not processed; dead-lettered.
+    /// Its caller's deadline has passed (beyond the tolerated clock skew):
+    /// nobody waits for the answer, so it is not processed; dead-lettered.
     Expired { age: Duration },
+}
+
+/// When a request must be done by, and how many attempts it has had.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Timing {
+    /// The caller's deadline by the producer's clock (see `Context::deadline`).
+    pub(crate) deadline: Option<SystemTime>,
+    /// The caller's `expiration` in ms, to carry on a retried copy.
+    pub(crate) expiration_ms: Option<u64>,
+    /// Handling attempts that failed before this delivery.
+    pub(crate) failures: u32,
 }
 
 pub(crate) fn plan(
@@ -32,8 +52,10 @@ pub(crate) fn plan(
     body: &[u8],
     policy: &ReplyToPolicy,
     now: SystemTime,
+    clock_skew: Duration,
 ) -> Plan {
-    if let Some(age) = expired(properties, now) {
+    let timing = timing(properties);
+    if let Some(age) = expired(properties, &timing, now, clock_skew) {
         return Plan::Expired { age };
     }
     let reply_to = ReturnAddress::from_properties(properties);
@@ -43,27 +65,89 @@ pub(crate) fn plan(
         return Plan::Forbidden(forbidden);
     }
     match protocol::decode_request(body) {
-        Ok(name) => Plan::Answer { name, reply_to },
+        Ok(name) => Plan::Answer {
+            name,
+            reply_to,
+            timing,
+        },
         Err(why) => Plan::Refuse { why, reply_to },
     }
 }
 
+fn timing(properties: &BasicProperties) -> Timing {
+    let headers = properties.headers().as_ref();
+    // A retried copy carries the caller's expiration in a header (its own
+    // `expiration` held the retry delay); prefer it when present.
+    let expiration_ms = headers
+        .and_then(|h| header_u64(h, EXPIRATION_HEADER))
+        .or_else(|| properties.expiration().as_ref()?.as_str().parse().ok());
+    // `timestamp` has whole-second resolution: the request was sent up to 1 s
+    // after it, so the deadline is counted from its end, never early.
+    let deadline = properties.timestamp().and_then(|sent| {
+        UNIX_EPOCH
+            .checked_add(Duration::from_secs(sent))?
+            .checked_add(Duration::from_secs(1))?
+            .checked_add(Duration::from_millis(expiration_ms?))
+    });
+    let failures = headers.map_or(0, |h| {
+        let counted = header_u64(h, FAILURES_HEADER).unwrap_or(0);
+        // Quorum queues count redeliveries (a crash mid-handling) too.
+        let redelivered = header_u64(h, DELIVERY_COUNT_HEADER).unwrap_or(0);
+        u32::try_from(counted.saturating_add(redelivered)).unwrap_or(u32::MAX)
+    });
+    Timing {
+        deadline,
+        expiration_ms,
+        failures,
+    }
+}
+
 /// The broker drops expired messages only at the head of a queue; this is the
-/// consumer's own check. `timestamp` has whole-second resolution, so a request
-/// counts as expired one second after `timestamp + expiration`: never early.
-fn expired(properties: &BasicProperties, now: SystemTime) -> Option<Duration> {
-    let sent = UNIX_EPOCH + Duration::from_secs((*properties.timestamp())?);
-    let ttl: u64 = properties.expiration().as_ref()?.as_str().parse().ok()?;
-    let age = now.duration_since(sent).ok()?;
-    (age > Duration::from_millis(ttl) + Duration::from_secs(1)).then_some(age)
+/// consumer's own check. Its clock may run ahead of the producer's by up to
+/// `clock_skew` before a live request is judged expired.
+fn expired(
+    properties: &BasicProperties,
+    timing: &Timing,
+    now: SystemTime,
+    clock_skew: Duration,
+) -> Option<Duration> {
+    let deadline = timing.deadline?.checked_add(clock_skew)?;
+    if now <= deadline {
+        return None;
+    }
+    let sent = UNIX_EPOCH.checked_add(Duration::from_secs((*properties.timestamp())?))?;
+    Some(now.duration_since(sent).unwrap_or_default())
+}
+
+/// A non-negative integer header, whatever integer type the client used.
+pub(crate) fn header_u64(headers: &FieldTable, key: &str) -> Option<u64> {
+    match headers.inner().get(key)? {
+        AMQPValue::ShortShortUInt(n) => Some(u64::from(*n)),
+        AMQPValue::ShortUInt(n) => Some(u64::from(*n)),
+        AMQPValue::LongUInt(n) => Some(u64::from(*n)),
+        AMQPValue::ShortShortInt(n) => u64::try_from(*n).ok(),
+        AMQPValue::ShortInt(n) => u64::try_from(*n).ok(),
+        AMQPValue::LongInt(n) => u64::try_from(*n).ok(),
+        AMQPValue::LongLongInt(n) => u64::try_from(*n).ok(),
+        _ => None,
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    const SKEW: Duration = Duration::from_secs(30);
+
     fn plan(properties: &BasicProperties, body: &[u8], policy: &ReplyToPolicy) -> Plan {
-        super::plan(properties, body, policy, SystemTime::now())
+        super::plan(properties, body, policy, SystemTime::now(), SKEW)
+    }
+
+    fn unix_now() -> u64 {
+        SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .expect("after 1970")
+            .as_secs()
     }
 
     fn props(reply_to: Option<&str>, correlation_id: Option<&str>) -> BasicProperties {
@@ -95,7 +179,12 @@ mod tests {
                 reply_to: Some(ReturnAddress {
                     reply_to: "amq.gen-abc".into(),
                     correlation_id: "c1".into()
-                })
+                }),
+                timing: Timing {
+                    deadline: None,
+                    expiration_ms: None,
+                    failures: 0
+                }
             }
         );
     }
@@ -132,30 +221,91 @@ mod tests {
     }
 
     #[test]
-    fn a_request_past_its_deadline_is_expired_and_never_early() {
+    fn a_request_past_its_deadline_and_the_skew_is_expired_and_never_early() {
         let now = SystemTime::now();
-        let sent = now
-            .duration_since(UNIX_EPOCH)
-            .expect("after 1970")
-            .as_secs()
-            - 10;
+        let sent = unix_now() - 10;
         let p = props(Some("amq.gen-abc"), Some("c1"))
             .with_timestamp(sent)
             .with_expiration("5000".into());
+        let strict = |p: &BasicProperties| {
+            super::plan(p, br#"{"name":"Ada"}"#, &policy(), now, Duration::ZERO)
+        };
+        assert!(matches!(strict(&p), Plan::Expired { .. }));
+        let fresh = p.clone().with_expiration("11000".into());
+        assert!(matches!(strict(&fresh), Plan::Answer { .. }));
+        let no_expiration = props(None, None).with_timestamp(sent);
+        assert!(matches!(strict(&no_expiration), Plan::Answer { .. }));
+    }
+
+    #[test]
+    fn a_consumer_clock_ahead_by_less_than_the_skew_still_answers() {
+        // Made 10 s ago by this clock with a 5 s timeout: a consumer running
+        // 10 s ahead of the producer sees exactly this.
+        let ahead = props(Some("amq.gen-abc"), Some("c1"))
+            .with_timestamp(unix_now() - 10)
+            .with_expiration("5000".into());
         assert!(matches!(
-            super::plan(&p, br#"{"name":"Ada"}"#, &policy(), now),
+            plan(&ahead, br#"{"name":"Ada"}"#, &policy()),
+            Plan::Answer { .. }
+        ));
+        // 40 s: beyond the 30 s skew, expired.
+        let gone = ahead.clone().with_timestamp(unix_now() - 40);
+        assert!(matches!(
+            plan(&gone, br#"{"name":"Ada"}"#, &policy()),
             Plan::Expired { .. }
         ));
-        let fresh = p.clone().with_expiration("11000".into());
+        // A producer clock ahead of ours (timestamp in the future) is fine.
+        let future = ahead.with_timestamp(unix_now() + 3600);
         assert!(matches!(
-            super::plan(&fresh, br#"{"name":"Ada"}"#, &policy(), now),
+            plan(&future, br#"{"name":"Ada"}"#, &policy()),
             Plan::Answer { .. }
         ));
-        let no_expiration = props(None, None).with_timestamp(sent);
-        assert!(matches!(
-            super::plan(&no_expiration, br#"{"name":"Ada"}"#, &policy(), now),
-            Plan::Answer { .. }
-        ));
+    }
+
+    #[test]
+    fn crafted_timestamps_and_expirations_never_panic() {
+        for (timestamp, expiration) in [
+            (u64::MAX, "1000"),
+            (u64::MAX / 1000, "18446744073709551615"),
+            (0, "18446744073709551615"),
+            (unix_now(), "-5"),
+            (unix_now(), "1e3"),
+        ] {
+            let p = props(Some("amq.gen-abc"), Some("c1"))
+                .with_timestamp(timestamp)
+                .with_expiration(expiration.into());
+            let _decided = plan(&p, br#"{"name":"Ada"}"#, &policy());
+        }
+    }
+
+    #[test]
+    fn attempts_and_the_callers_expiration_are_read_from_the_message() {
+        let mut headers = FieldTable::default();
+        headers.insert(FAILURES_HEADER.into(), AMQPValue::LongLongInt(2));
+        headers.insert(EXPIRATION_HEADER.into(), AMQPValue::LongLongInt(7000));
+        headers.insert(DELIVERY_COUNT_HEADER.into(), AMQPValue::LongUInt(1));
+        let sent = unix_now();
+        let p = props(Some("amq.gen-abc"), Some("c1"))
+            .with_timestamp(sent)
+            .with_expiration("1000".into())
+            .with_headers(headers);
+        let Plan::Answer { timing, .. } = plan(&p, br#"{"name":"Ada"}"#, &policy()) else {
+            panic!("answered");
+        };
+        assert_eq!(timing.failures, 3);
+        assert_eq!(timing.expiration_ms, Some(7000));
+        assert_eq!(
+            timing.deadline,
+            Some(UNIX_EPOCH + Duration::from_secs(sent + 1) + Duration::from_millis(7000))
+        );
+        let mut odd = FieldTable::default();
+        odd.insert(FAILURES_HEADER.into(), AMQPValue::LongString("lots".into()));
+        odd.insert(DELIVERY_COUNT_HEADER.into(), AMQPValue::LongLongInt(-4));
+        let p = props(None, None).with_headers(odd);
+        let Plan::Answer { timing, .. } = plan(&p, br#"{"name":"Ada"}"#, &policy()) else {
+            panic!("answered");
+        };
+        assert_eq!(timing.failures, 0, "malformed counts are ignored");
     }
 
     #[test]

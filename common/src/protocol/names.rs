@@ -1,0 +1,31 @@
+//! Every name of wire contract v1 that a client or an operator may need:
+//! error codes of error replies and the headers the consumers add to the
+//! copies they publish (delayed retries and dead letters). Nothing else in
+//! the code spells these strings.
+
+/// Error code of a request the consumer could not understand (bad body).
+pub const INVALID_REQUEST: &str = "invalid_request";
+/// Error code of a request whose handler kept failing (transient errors or
+/// panics, `consumer.max_failures` times).
+pub const INTERNAL_ERROR: &str = "internal_error";
+/// Error code of a request its handler refused for good (a permanent error):
+/// retrying would not help.
+pub const REQUEST_FAILED: &str = "request_failed";
+
+/// Header on a dead letter the consumer published itself: why it was
+/// dead-lettered.
+pub const REASON_HEADER: &str = "x-greetings-reason";
+/// Header on a dead letter the consumer published itself: the queue the
+/// request came from.
+pub const QUEUE_HEADER: &str = "x-greetings-queue";
+/// Header on a request copy scheduled for a delayed retry: how many handling
+/// attempts have failed so far. Every replica reads the same count from the
+/// message itself.
+pub const FAILURES_HEADER: &str = "x-greetings-failures";
+/// Header on a request copy scheduled for a delayed retry: the caller's
+/// original `expiration` (ms), kept because the copy's own `expiration` holds
+/// the retry delay and the broker drops it when the delay ends.
+pub const EXPIRATION_HEADER: &str = "x-greetings-expiration";
+/// Header quorum queues add: how many times the broker delivered the message
+/// before (requeues after a crash or a lost connection included).
+pub const DELIVERY_COUNT_HEADER: &str = "x-delivery-count";

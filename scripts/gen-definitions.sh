@@ -1,0 +1,107 @@
+#!/usr/bin/env bash
+# Generates the broker's users and permissions with random passwords: a
+# RabbitMQ definitions file (loaded at boot with `load_definitions`) and one
+# password file per user. Needs only bash and coreutils (it runs in the broker
+# image on first start, from the compose file's `init` service).
+#
+#   scripts/gen-definitions.sh [--prefix P] [--vhost V] DIR WORD...
+#
+# Users (least privilege, on vhost V, default `greetings`; names under prefix
+# P, default `greetings`):
+#   producer  publishes requests to exchange P (and declares it); replies come
+#             by direct reply-to, which needs no queue permission
+#   WORD      one per consumer word: declares only its own topology (P, P.dlx,
+#             P.dead, P.WORD, P.WORD.retry), consumes only P.WORD, publishes
+#             only replies and copies (default exchange) and dead letters (P.dlx).
+#             (Declaring a queue with a dead-letter exchange takes read on the
+#             queue and write on that exchange: hence read on P.WORD.retry.)
+#   admin     administrator, for operators (management UI, definitions export)
+# No guest user. Passwords: 32 random letters and digits, stored in the
+# definitions as salted SHA-256 hashes (rabbit_password_hashing_sha256).
+#
+# Writes DIR/definitions.json and DIR/<user>.password (mode 600). Does nothing
+# when DIR/definitions.json exists: generated once, kept across restarts.
+set -euo pipefail
+PROG=gen-definitions
+say() { printf '%s: %s\n' "$PROG" "$*" >&2; }
+die() { say "error: $*"; exit 1; }
+
+prefix=greetings
+vhost=greetings
+while (($#)); do
+    case "$1" in
+        --prefix) prefix="${2:?--prefix needs a value}"; shift 2 ;;
+        --vhost) vhost="${2:?--vhost needs a value}"; shift 2 ;;
+        --) shift; break ;;
+        -*) die "unknown option $1" ;;
+        *) break ;;
+    esac
+done
+(($# >= 2)) || die "usage: $0 [--prefix P] [--vhost V] DIR WORD..."
+dir="$1"
+shift
+[[ "$prefix" =~ ^[A-Za-z0-9._-]{1,100}$ && "$prefix" != amq.* ]] || die "invalid prefix '$prefix'"
+[[ "$vhost" =~ ^[A-Za-z0-9._-]{1,100}$ ]] || die "invalid vhost '$vhost'"
+for word in "$@"; do
+    [[ "$word" =~ ^[A-Za-z0-9_-]{1,64}$ ]] || die "invalid word '$word' (1-64 letters, digits, - or _)"
+    [[ "$word" != producer && "$word" != admin ]] || die "'$word' is a reserved user name"
+done
+
+if [[ -e "$dir/definitions.json" ]]; then
+    say "$dir/definitions.json exists; keeping the credentials already generated"
+    exit 0
+fi
+mkdir -p "$dir"
+umask 077
+
+password() {
+    local pw=""
+    while ((${#pw} < 32)); do
+        pw+=$(head -c 512 /dev/urandom | LC_ALL=C tr -dc 'A-Za-z0-9')
+    done
+    printf '%s' "${pw:0:32}"
+}
+
+# base64(salt ++ sha256(salt ++ password)), salt = 4 random bytes.
+hash() {
+    local salt digest
+    salt=$(head -c 4 /dev/urandom | od -An -tx1 | tr -d ' \n')
+    digest=$( { printf '%b' "$(sed 's/../\\x&/g' <<<"$salt")"; printf '%s' "$1"; } \
+        | sha256sum | cut -d' ' -f1)
+    printf '%b' "$(sed 's/../\\x&/g' <<<"$salt$digest")" | base64 -w0
+}
+
+# A regex-quoted name (dots and dashes are the only specials allowed above).
+quote() { sed 's/[.]/\\\\./g' <<<"$1"; }
+
+p=$(quote "$prefix")
+users=()
+permissions=()
+add_user() { # name tags configure write read
+    local pw
+    pw=$(password)
+    printf '%s' "$pw" >"$dir/$1.password"
+    users+=("{\"name\":\"$1\",\"password_hash\":\"$(hash "$pw")\",\"hashing_algorithm\":\"rabbit_password_hashing_sha256\",\"tags\":[$2]}")
+    permissions+=("{\"user\":\"$1\",\"vhost\":\"$vhost\",\"configure\":\"$3\",\"write\":\"$4\",\"read\":\"$5\"}")
+}
+
+add_user admin '"administrator"' '.*' '.*' '.*'
+add_user producer '' "^$p\$" "^$p\$" '^$'
+for word in "$@"; do
+    w=$(quote "$word")
+    add_user "$word" '' \
+        "^$p(\\\\.$w(\\\\.retry)?|\\\\.dlx|\\\\.dead)?\$" \
+        "^(amq\\\\.default|$p\\\\.dlx|$p\\\\.dead|$p\\\\.$w(\\\\.retry)?)\$" \
+        "^($p|$p\\\\.dlx|$p\\\\.$w(\\\\.retry)?)\$"
+done
+
+join() { local IFS=,; printf '%s' "$*"; }
+cat >"$dir/definitions.json" <<JSON
+{
+  "users": [$(join "${users[@]}")],
+  "vhosts": [{"name": "$vhost"}],
+  "permissions": [$(join "${permissions[@]}")]
+}
+JSON
+chmod 600 "$dir"/*.password "$dir/definitions.json"
+say "wrote $dir/definitions.json (vhost $vhost; users admin, producer, $*) and a .password file per user"

@@ -1,0 +1,105 @@
+//! Queues the broker keeps bounded: the dead-letter queue (length and age)
+//! and the queues of a retired word (`x-expires`), and what the service does
+//! with a queue declared before those bounds existed.
+
+use std::time::Duration;
+
+use lapin::{
+    BasicProperties, Channel, Confirmation, options::BasicPublishOptions, types::FieldTable,
+};
+
+use crate::helpers::{TestApp, answerable, call_ada, declare_durable, queue_exists, wait_until};
+
+/// Whether a mandatory publish to `exchange` with `routing_key` reaches a
+/// queue (publishing, unlike declaring, does not keep a queue alive).
+async fn routable(channel: &Channel, exchange: &str, routing_key: &str) -> bool {
+    let confirmation = channel
+        .basic_publish(
+            exchange.into(),
+            routing_key.into(),
+            BasicPublishOptions {
+                mandatory: true,
+                ..BasicPublishOptions::default()
+            },
+            b"probe",
+            BasicProperties::default(),
+        )
+        .await
+        .expect("publish")
+        .await
+        .expect("confirm");
+    matches!(confirmation, Confirmation::Ack(None))
+}
+
+/// Defect: `<prefix>.dead` grew for ever.
+#[tokio::test]
+async fn the_dead_letter_queue_keeps_only_its_newest_messages_up_to_its_bound() {
+    let app = TestApp::new().await;
+    let mut settings = app.settings.clone();
+    settings.topology.dead_letter_max_length = 3;
+    let hello = app.consumer_with("hello", &settings, None).await;
+    let raw = app.raw().await;
+    for i in 0..5 {
+        // Invalid and one-way: rejected, dead-lettered by the broker.
+        raw.publish(format!("not json {i}").as_bytes(), Default::default())
+            .await;
+    }
+    let dead = format!("{}.dead", app.prefix);
+    wait_until("every invalid request was dead-lettered", || {
+        let n = hello.counters.snapshot().rejected;
+        async move { n == 5 }
+    })
+    .await;
+    assert_eq!(raw.queue_counts(&dead).await.0, 3, "bounded at 3");
+    let mut letters = raw.dead_letters().await;
+    let mut kept = Vec::new();
+    for _ in 0..3 {
+        kept.push(String::from_utf8_lossy(&letters.next().await.data).into_owned());
+    }
+    assert_eq!(
+        kept,
+        ["not json 2", "not json 3", "not json 4"],
+        "the oldest were dropped"
+    );
+    hello.stop().await;
+}
+
+#[tokio::test]
+async fn a_dead_letter_queue_declared_without_bounds_is_used_as_it_is() {
+    let app = TestApp::new().await;
+    let raw = app.raw().await;
+    let dead = format!("{}.dead", app.prefix);
+    // As an earlier version declared it.
+    declare_durable(&raw.channel, &dead, FieldTable::default()).await;
+    let hello = app.consumer("hello").await;
+    let mut letters = raw.dead_letters().await;
+    raw.publish(b"not json", answerable("old")).await;
+    assert_eq!(letters.next().await.data, b"not json");
+    let gathered = call_ada(&app.settings, &["hello"]).await;
+    assert!(gathered.is_complete(), "{gathered:?}");
+    hello.stop().await;
+}
+
+/// Found by a new user: a word whose consumer stopped kept a queue bound to
+/// the exchange, so every later request fanned out to it and expired into the
+/// dead-letter queue.
+#[tokio::test]
+async fn the_queues_of_a_word_nobody_consumes_any_more_expire() {
+    let app = TestApp::new().await;
+    let mut settings = app.settings.clone();
+    settings.topology.queue_expires = Duration::from_millis(1500);
+    let bonjour = app.consumer_with("bonjour", &settings, None).await;
+    let raw = app.raw().await;
+    let queue = format!("{}.bonjour", app.prefix);
+    let retry = format!("{queue}.retry");
+    assert!(queue_exists(&raw.connection, &queue).await);
+    assert!(queue_exists(&raw.connection, &retry).await);
+    bonjour.stop().await;
+    let exchange = app.prefix.clone();
+    wait_until("the retired word's queues expire", || {
+        let (channel, exchange, retry) = (&raw.channel, &exchange, &retry);
+        async move { !routable(channel, exchange, "").await && !routable(channel, "", retry).await }
+    })
+    .await;
+    assert!(!queue_exists(&raw.connection, &queue).await);
+}

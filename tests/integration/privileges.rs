@@ -1,0 +1,229 @@
+//! Least privilege, on a private node started with the repository's
+//! `rabbitmq/rabbitmq.conf` and the users and permissions that
+//! `scripts/gen-definitions.sh` generates (as the compose `init` service
+//! does): each user can do its job and the broker refuses everything else.
+
+use std::{path::PathBuf, time::Duration};
+
+use common::Settings;
+use lapin::{
+    BasicProperties, Connection, ConnectionProperties,
+    options::{
+        BasicConsumeOptions, BasicPublishOptions, ConfirmSelectOptions, QueueBindOptions,
+        QueueDeclareOptions,
+    },
+    types::FieldTable,
+};
+
+use crate::{
+    helpers::{TestApp, bin, call_ada},
+    node::PrivateNode,
+};
+
+struct Secured {
+    node: PrivateNode,
+    app: TestApp,
+    secrets: tempfile::TempDir,
+}
+
+impl Secured {
+    async fn start() -> Self {
+        let secrets = tempfile::tempdir().expect("temp dir");
+        let prefix = format!("test.{}", &uuid::Uuid::new_v4().simple().to_string()[..12]);
+        let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
+        let status = std::process::Command::new(root.join("scripts/gen-definitions.sh"))
+            .args(["--prefix", &prefix])
+            .arg(secrets.path())
+            .args(["hello", "goodbye"])
+            .status()
+            .expect("run gen-definitions.sh");
+        assert!(status.success(), "gen-definitions.sh failed");
+        let config = std::fs::read_to_string(root.join("rabbitmq/rabbitmq.conf"))
+            .expect("the repository's rabbitmq.conf");
+        let extra = format!(
+            "{config}\nload_definitions = {}\n",
+            secrets.path().join("definitions.json").display()
+        );
+        let admin = std::fs::read_to_string(secrets.path().join("admin.password")).expect("admin");
+        let node = PrivateNode::start_as(&extra, &format!("admin:{admin}"), "greetings").await;
+        let mut app = TestApp::on(&node.url()).await;
+        app.prefix.clone_from(&prefix);
+        app.settings.topology.prefix = prefix;
+        Self { node, app, secrets }
+    }
+
+    /// Settings for `user`: its URL without a password, and its password file.
+    fn settings(&self, user: &str) -> Settings {
+        let mut settings = self.app.settings.clone();
+        settings.amqp.url = self.user_url(user).into();
+        settings.amqp.password_file = Some(self.secrets.path().join(format!("{user}.password")));
+        settings
+    }
+
+    fn user_url(&self, user: &str) -> String {
+        format!("amqp://{user}@127.0.0.1:{}/greetings", self.node.port())
+    }
+
+    async fn connect(&self, user: &str) -> Connection {
+        let password =
+            std::fs::read_to_string(self.secrets.path().join(format!("{user}.password")))
+                .expect("password file");
+        let url = format!(
+            "amqp://{user}:{password}@127.0.0.1:{}/greetings",
+            self.node.port()
+        );
+        Connection::connect(&url, ConnectionProperties::default())
+            .await
+            .unwrap_or_else(|e| panic!("{user} connects: {e}"))
+    }
+}
+
+/// Whether the broker refused `what` with ACCESS_REFUSED (403).
+fn refused(what: &str, result: Result<impl std::fmt::Debug, lapin::Error>) {
+    match result {
+        Err(e) => {
+            let text = e.to_string();
+            assert!(
+                text.contains("ACCESS_REFUSED") || text.contains("ACCESS-REFUSED"),
+                "{what}: {text}"
+            );
+        }
+        Ok(ok) => panic!("{what} was allowed: {ok:?}"),
+    }
+}
+
+#[tokio::test]
+async fn each_user_does_its_job_and_the_broker_refuses_everything_else() {
+    let secured = Secured::start().await;
+    let app = &secured.app;
+    let prefix = app.prefix.clone();
+    let hello = app
+        .consumer_with("hello", &secured.settings("hello"), None)
+        .await;
+    let goodbye = app
+        .consumer_with("goodbye", &secured.settings("goodbye"), None)
+        .await;
+    let gathered = call_ada(&secured.settings("producer"), &["hello", "goodbye"]).await;
+    assert!(gathered.is_complete(), "the full RPC works: {gathered:?}");
+
+    let producer = secured.connect("producer").await;
+    let consume = |queue: String| {
+        let connection = &producer;
+        async move {
+            let channel = connection.create_channel().await.expect("channel");
+            channel
+                .basic_consume(
+                    queue.into(),
+                    "".into(),
+                    BasicConsumeOptions::default(),
+                    FieldTable::default(),
+                )
+                .await
+        }
+    };
+    refused(
+        "producer consumes a request queue",
+        consume(format!("{prefix}.hello")).await,
+    );
+    let channel = producer.create_channel().await.expect("channel");
+    refused(
+        "producer declares a queue",
+        channel
+            .queue_declare(
+                format!("{prefix}.mine").into(),
+                QueueDeclareOptions::default(),
+                FieldTable::default(),
+            )
+            .await,
+    );
+    let channel = producer.create_channel().await.expect("channel");
+    refused(
+        "producer binds a queue",
+        channel
+            .queue_bind(
+                format!("{prefix}.hello").into(),
+                prefix.as_str().into(),
+                "".into(),
+                QueueBindOptions::default(),
+                FieldTable::default(),
+            )
+            .await,
+    );
+
+    let word = secured.connect("hello").await;
+    let channel = word.create_channel().await.expect("channel");
+    channel
+        .confirm_select(ConfirmSelectOptions::default())
+        .await
+        .expect("confirms");
+    let published = async {
+        // The refusal closes the channel; the confirm carries its reason.
+        channel
+            .basic_publish(
+                prefix.as_str().into(),
+                "".into(),
+                BasicPublishOptions::default(),
+                br#"{"name":"Eve"}"#,
+                BasicProperties::default(),
+            )
+            .await?
+            .await
+    }
+    .await;
+    refused("a consumer publishes a request", published);
+    let channel = word.create_channel().await.expect("channel");
+    refused(
+        "the hello consumer consumes goodbye's queue",
+        channel
+            .basic_consume(
+                format!("{prefix}.goodbye").into(),
+                "".into(),
+                BasicConsumeOptions::default(),
+                FieldTable::default(),
+            )
+            .await,
+    );
+
+    let guest = Connection::connect(
+        &format!("amqp://guest:guest@127.0.0.1:{}/%2f", secured.node.port()),
+        ConnectionProperties::default(),
+    )
+    .await;
+    assert!(guest.is_err(), "guest is refused");
+    hello.stop().await;
+    goodbye.stop().await;
+}
+
+#[tokio::test]
+async fn a_wrong_password_is_one_clear_line_and_exit_4_from_both_binaries() {
+    let secured = Secured::start().await;
+    let wrong = tempfile::NamedTempFile::new().expect("temp file");
+    std::fs::write(wrong.path(), "not-the-password").expect("write");
+    for (program, user, args) in [
+        ("producer", "producer", vec!["Ada"]),
+        ("consumer", "hello", vec!["hello"]),
+    ] {
+        let output = tokio::time::timeout(
+            Duration::from_secs(60),
+            tokio::process::Command::new(bin(program))
+                .args(&args)
+                .env("AMQP_URL", secured.user_url(user))
+                .env("GREETINGS_AMQP__PASSWORD_FILE", wrong.path())
+                .env("GREETINGS_TOPOLOGY__PREFIX", &secured.app.prefix)
+                .env_remove("RUST_LOG")
+                .output(),
+        )
+        .await
+        .expect("exits in time")
+        .expect("runs");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        println!("{program} with a wrong password: {stderr}");
+        assert_eq!(output.status.code(), Some(4), "{program}: {stderr}");
+        assert!(
+            stderr.contains("ACCESS_REFUSED") || stderr.contains("ACCESS-REFUSED"),
+            "{program}: {stderr}"
+        );
+        assert!(!stderr.contains("not-the-password"), "{program}: {stderr}");
+        assert_eq!(stderr.lines().count(), 1, "{program}: one line: {stderr}");
+    }
+}

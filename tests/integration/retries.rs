@@ -1,0 +1,297 @@
+//! Handler failures and nacked publishes: delayed retries counted in the
+//! message (every replica sees the same count), permanent failures, and the
+//! rule that a nack never leads to an ack.
+
+use std::{
+    sync::{Arc, Mutex},
+    time::{Duration, Instant},
+};
+
+use common::{
+    Settings,
+    protocol::{Name, Outcome, Reply, names::REQUEST_FAILED},
+    service::HandlerError,
+};
+use futures::{FutureExt, StreamExt, stream};
+use lapin::{
+    message::Delivery,
+    options::{QueueBindOptions, QueueDeclareOptions, QueueDeleteOptions},
+    types::{AMQPValue, FieldTable},
+};
+
+use crate::helpers::{
+    TestApp, TestHandler, answerable, declare_durable, reason, test_handler, wait_until,
+};
+
+/// The reason header of a dead letter, failing the test without one.
+fn reason_of(letter: &Delivery) -> String {
+    reason(letter).unwrap_or_else(|| panic!("no reason header: {:?}", letter.properties))
+}
+
+fn fast_retries(app: &TestApp, max_failures: u32) -> Settings {
+    let mut settings = app.settings.clone();
+    settings.consumer.retry_delay = Duration::from_millis(300);
+    settings.consumer.max_failures = max_failures;
+    settings
+}
+
+/// A full queue that nacks every publish (`x-overflow: reject-publish`).
+fn nacking() -> FieldTable {
+    let mut arguments = FieldTable::default();
+    arguments.insert("x-max-length".into(), AMQPValue::LongLongInt(0));
+    arguments.insert(
+        "x-overflow".into(),
+        AMQPValue::LongString("reject-publish".into()),
+    );
+    arguments
+}
+
+/// Defect: a failing request was requeued at once, so a short outage of what
+/// the handler needs dead-lettered traffic within milliseconds.
+#[tokio::test]
+async fn a_failing_request_is_retried_after_a_growing_delay_while_others_are_answered() {
+    let app = TestApp::new().await;
+    let attempts: Arc<Mutex<Vec<(u32, Instant)>>> = Arc::default();
+    let seen = Arc::clone(&attempts);
+    let handler: TestHandler = Box::new(move |name, cx| {
+        let seen = Arc::clone(&seen);
+        async move {
+            if name.as_str() == "flaky" {
+                seen.lock()
+                    .expect("lock")
+                    .push((cx.attempt, Instant::now()));
+                if cx.attempt < 3 {
+                    return Err(HandlerError::transient("database briefly down"));
+                }
+            }
+            Ok(format!("{} {name}", cx.word))
+        }
+        .boxed()
+    });
+    let hello = app
+        .consumer_with("hello", &fast_retries(&app, 5), Some(handler))
+        .await;
+    let client = app.client().await;
+    let expect = ["hello".to_owned()];
+
+    let mut names = vec!["flaky".to_owned()];
+    names.extend((0..20).map(|i| format!("n{i}")));
+    let finished: Vec<(String, Instant)> = stream::iter(&names)
+        .map(|n| {
+            let (client, expect) = (&client, &expect);
+            async move {
+                let name = Name::parse(n).expect("valid");
+                let gathered = client
+                    .call(&name, expect, Duration::from_secs(20))
+                    .await
+                    .expect("call");
+                assert!(gathered.is_complete(), "{n}: {gathered:?}");
+                (n.clone(), Instant::now())
+            }
+        })
+        .buffer_unordered(21)
+        .collect()
+        .await;
+
+    let seen = attempts.lock().expect("lock").clone();
+    let numbers: Vec<u32> = seen.iter().map(|(n, _)| *n).collect();
+    assert_eq!(numbers, [1, 2, 3], "attempts as the handler saw them");
+    let first_gap = seen[1].1 - seen[0].1;
+    let second_gap = seen[2].1 - seen[1].1;
+    println!("figures [delayed retry]: gaps {first_gap:?} then {second_gap:?} (300 ms doubling)");
+    assert!(first_gap >= Duration::from_millis(300), "{first_gap:?}");
+    assert!(second_gap >= Duration::from_millis(600), "{second_gap:?}");
+    let flaky_done = finished
+        .iter()
+        .find(|(n, _)| n == "flaky")
+        .expect("flaky")
+        .1;
+    let others_before = finished
+        .iter()
+        .filter(|(n, at)| n != "flaky" && *at < flaky_done)
+        .count();
+    assert_eq!(
+        others_before, 20,
+        "the retry delays held up no other request"
+    );
+    let stats = hello.counters.snapshot();
+    assert_eq!(stats.retries_scheduled, 2);
+    assert_eq!(hello.printed().len(), 21);
+    hello.stop().await;
+}
+
+/// Defect: failure counts lived in each process, so N replicas allowed N
+/// times the attempts.
+#[tokio::test]
+async fn replicas_share_one_attempt_count_carried_in_the_message() {
+    let app = TestApp::new().await;
+    let calls: Arc<Mutex<u32>> = Arc::default();
+    let always_failing = |calls: &Arc<Mutex<u32>>| {
+        let calls = Arc::clone(calls);
+        test_handler(move |_, _| {
+            *calls.lock().expect("lock") += 1;
+            Err(HandlerError::transient("always down"))
+        })
+    };
+    let settings = fast_retries(&app, 3);
+    let first = app
+        .consumer_with("hello", &settings, Some(always_failing(&calls)))
+        .await;
+    let second = app
+        .consumer_with("hello", &settings, Some(always_failing(&calls)))
+        .await;
+    let mut raw = app.raw().await;
+    let mut dead = raw.dead_letters().await;
+
+    raw.publish(br#"{"name":"Ada"}"#, answerable("shared"))
+        .await;
+    let reply = Reply::decode(&raw.next_reply().await.data).expect("reply");
+    assert!(
+        matches!(&reply.outcome, Outcome::Error { code, .. } if code == "internal_error"),
+        "{reply:?}"
+    );
+    let letter = dead.next().await;
+    assert!(
+        reason_of(&letter).contains("handler failed 3 times"),
+        "{}",
+        reason_of(&letter)
+    );
+    assert_eq!(
+        *calls.lock().expect("lock"),
+        3,
+        "3 attempts in all, across both replicas"
+    );
+    first.stop().await;
+    second.stop().await;
+}
+
+#[tokio::test]
+async fn a_permanent_failure_is_dead_lettered_at_once_with_a_request_failed_reply() {
+    let app = TestApp::new().await;
+    let calls: Arc<Mutex<u32>> = Arc::default();
+    let counted = Arc::clone(&calls);
+    let handler = test_handler(move |name, _| {
+        *counted.lock().expect("lock") += 1;
+        Err(HandlerError::permanent(format!("no such person: {name}")))
+    });
+    let hello = app
+        .consumer_with("hello", &fast_retries(&app, 5), Some(handler))
+        .await;
+    let mut raw = app.raw().await;
+    let mut dead = raw.dead_letters().await;
+
+    raw.publish(br#"{"name":"Nobody"}"#, answerable("perm"))
+        .await;
+    let reply = Reply::decode(&raw.next_reply().await.data).expect("reply");
+    assert_eq!(
+        reply.outcome,
+        Outcome::Error {
+            code: REQUEST_FAILED.into(),
+            message: "no such person: Nobody".into()
+        }
+    );
+    let letter = dead.next().await;
+    assert!(
+        reason_of(&letter).contains("no such person: Nobody"),
+        "{}",
+        reason_of(&letter)
+    );
+    assert_eq!(*calls.lock().expect("lock"), 1, "never retried");
+    hello.stop().await;
+}
+
+/// Defect: a nacked reply was logged and the request acked: gone.
+#[tokio::test]
+async fn a_nacked_reply_is_retried_then_dead_lettered_never_acked_and_lost() {
+    let app = TestApp::new().await;
+    let hello = app
+        .consumer_with("hello", &fast_retries(&app, 2), None)
+        .await;
+    let raw = app.raw().await;
+    let mut dead = raw.dead_letters().await;
+    let full = format!("{}.reply.full", app.prefix);
+    raw.channel
+        .queue_declare(
+            full.as_str().into(),
+            QueueDeclareOptions::default(),
+            nacking(),
+        )
+        .await
+        .expect("declare a reply queue that nacks");
+
+    let properties = answerable("nacked").with_reply_to(full.as_str().into());
+    raw.publish(br#"{"name":"Ada"}"#, properties).await;
+    let letter = dead.next().await;
+    let why = reason_of(&letter);
+    println!(
+        "ledger [nacked reply]: dead-lettered with reason {why:?}; stats {:?}",
+        hello.counters.snapshot()
+    );
+    assert!(why.contains("the broker nacked the reply"), "{why}");
+    assert_eq!(letter.data, br#"{"name":"Ada"}"#);
+    let stats = hello.counters.snapshot();
+    assert_eq!(stats.publish_nacks, 8, "4 attempts per reply, 2 replies");
+    assert_eq!(stats.retries_scheduled, 1);
+    assert_eq!(stats.replies, 0);
+    hello.stop().await;
+    let _ = raw
+        .channel
+        .queue_delete(full.as_str().into(), QueueDeleteOptions::default())
+        .await;
+}
+
+/// A publish of the service's own (here the dead-letter copy) still nacked
+/// after its retries returns the request to its queue; once the dead-letter
+/// queue takes messages again, the request is dead-lettered: nothing lost.
+#[tokio::test]
+async fn a_nacked_dead_letter_copy_returns_the_request_to_its_queue_until_it_can_be_stored() {
+    let app = TestApp::new().await;
+    let raw = app.raw().await;
+    let dead = format!("{}.dead", app.prefix);
+    // A dead-letter queue that refuses everything (the service uses an
+    // existing queue as it is, see the bounds tests).
+    declare_durable(&raw.channel, &dead, nacking()).await;
+    let handler = test_handler(|_, _| Err(HandlerError::permanent("refused")));
+    let hello = app
+        .consumer_with("hello", &fast_retries(&app, 3), Some(handler))
+        .await;
+
+    raw.publish(br#"{"name":"Ada"}"#, answerable("kept")).await;
+    wait_until("the request was returned to its queue after nacks", || {
+        let n = hello.counters.snapshot().requeued_after_nack;
+        async move { n >= 1 }
+    })
+    .await;
+    assert_eq!(hello.counters.snapshot().dead_lettered, 0);
+
+    // Heal: a dead-letter queue that accepts messages.
+    raw.channel
+        .queue_delete(dead.as_str().into(), QueueDeleteOptions::default())
+        .await
+        .expect("delete");
+    declare_durable(&raw.channel, &dead, FieldTable::default()).await;
+    raw.channel
+        .queue_bind(
+            dead.as_str().into(),
+            format!("{}.dlx", app.prefix).into(),
+            "".into(),
+            QueueBindOptions::default(),
+            FieldTable::default(),
+        )
+        .await
+        .expect("bind");
+    let mut letters = raw.dead_letters().await;
+    let letter = letters.next().await;
+    assert_eq!(letter.data, br#"{"name":"Ada"}"#);
+    // The dead letter can reach the test before its confirm reaches the service.
+    wait_until("the service counts the dead letter", || {
+        let n = hello.counters.snapshot().dead_lettered;
+        async move { n == 1 }
+    })
+    .await;
+    let stats = hello.counters.snapshot();
+    println!("ledger [nacked dead letter]: {stats:?}");
+    assert!(stats.publish_nacks >= 4, "{stats:?}");
+    assert_eq!(stats.dead_lettered, 1);
+    hello.stop().await;
+}
