@@ -95,6 +95,8 @@ pub(crate) struct TestApp {
     /// The broker this test uses (the main one, or a private node).
     pub(crate) url: String,
     words: Mutex<Vec<String>>,
+    /// Queues a test declared itself, deleted with the test's own.
+    extra_queues: Mutex<Vec<String>>,
 }
 
 impl TestApp {
@@ -120,7 +122,17 @@ impl TestApp {
             prefix,
             url: url.to_owned(),
             words: Mutex::new(vec!["victim".to_owned()]),
+            extra_queues: Mutex::new(Vec::new()),
         }
+    }
+
+    /// Registers a queue the test declares itself, so that it is deleted
+    /// with this test's queues, even when the test panics.
+    pub(crate) fn own_queue(&self, queue: &str) {
+        self.extra_queues
+            .lock()
+            .expect("queues lock")
+            .push(queue.to_owned());
     }
 
     fn remember(&self, word: &str) {
@@ -247,6 +259,11 @@ impl Drop for TestApp {
         let prefix = self.prefix.clone();
         let url = self.url.clone();
         let words = self.words.lock().map(|w| w.clone()).unwrap_or_default();
+        let extra_queues = self
+            .extra_queues
+            .lock()
+            .map(|q| q.clone())
+            .unwrap_or_default();
         let cleanup = std::thread::spawn(move || {
             let runtime = tokio::runtime::Builder::new_current_thread()
                 .enable_all()
@@ -266,6 +283,7 @@ impl Drop for TestApp {
                     .flat_map(|w| [format!("{prefix}.{w}"), format!("{prefix}.{w}.retry")])
                     .collect();
                 queues.push(format!("{prefix}.dead"));
+                queues.extend(extra_queues);
                 for queue in queues {
                     let _ = channel
                         .queue_delete(queue.into(), QueueDeleteOptions::default())
@@ -734,7 +752,7 @@ pub(crate) fn reason(letter: &Delivery) -> Option<String> {
 }
 
 /// An auto-acked consumer of `queue`.
-async fn consume_no_ack(channel: &Channel, queue: &str) -> Consumer {
+pub(crate) async fn consume_no_ack(channel: &Channel, queue: &str) -> Consumer {
     channel
         .basic_consume(
             queue.into(),

@@ -15,12 +15,13 @@ use common::{
 use futures::{FutureExt, StreamExt, stream};
 use lapin::{
     message::Delivery,
-    options::{QueueBindOptions, QueueDeclareOptions, QueueDeleteOptions},
+    options::{QueueBindOptions, QueueDeclareOptions},
     types::{AMQPValue, FieldTable},
 };
 
 use crate::helpers::{
-    TestApp, TestHandler, answerable, declare_durable, reason, test_handler, wait_until,
+    EVENT_TIMEOUT, TestApp, TestHandler, answerable, consume_no_ack, declare_durable, reason,
+    test_handler, wait_until,
 };
 
 /// The reason header of a dead letter, failing the test without one.
@@ -210,6 +211,7 @@ async fn a_nacked_reply_is_retried_then_dead_lettered_never_acked_and_lost() {
     let raw = app.raw().await;
     let mut dead = raw.dead_letters().await;
     let full = format!("{}.reply.full", app.prefix);
+    app.own_queue(&full);
     raw.channel
         .queue_declare(
             full.as_str().into(),
@@ -234,10 +236,6 @@ async fn a_nacked_reply_is_retried_then_dead_lettered_never_acked_and_lost() {
     assert_eq!(stats.retries_scheduled, 1);
     assert_eq!(stats.replies, 0);
     hello.stop().await;
-    let _ = raw
-        .channel
-        .queue_delete(full.as_str().into(), QueueDeleteOptions::default())
-        .await;
 }
 
 /// A publish of the service's own (here the dead-letter copy) still nacked
@@ -264,24 +262,41 @@ async fn a_nacked_dead_letter_copy_returns_the_request_to_its_queue_until_it_can
     .await;
     assert_eq!(hello.counters.snapshot().dead_lettered, 0);
 
-    // Heal: a dead-letter queue that accepts messages.
+    // Heal: the refusing queue leaves the dead-letter exchange, then a queue
+    // that accepts messages joins it. Never by deleting the refusing queue: a
+    // publish in flight to a queue deleted meanwhile is confirmed positively
+    // by RabbitMQ (the message went with the queue), which would make this
+    // test lose what the service was right to ack.
+    let dlx = format!("{}.dlx", app.prefix);
     raw.channel
-        .queue_delete(dead.as_str().into(), QueueDeleteOptions::default())
+        .queue_unbind(
+            dead.as_str().into(),
+            dlx.as_str().into(),
+            "".into(),
+            FieldTable::default(),
+        )
         .await
-        .expect("delete");
-    declare_durable(&raw.channel, &dead, FieldTable::default()).await;
+        .expect("unbind the refusing queue");
+    let healed = format!("{}.dead.healed", app.prefix);
+    app.own_queue(&healed);
+    declare_durable(&raw.channel, &healed, FieldTable::default()).await;
     raw.channel
         .queue_bind(
-            dead.as_str().into(),
-            format!("{}.dlx", app.prefix).into(),
+            healed.as_str().into(),
+            dlx.as_str().into(),
             "".into(),
             QueueBindOptions::default(),
             FieldTable::default(),
         )
         .await
         .expect("bind");
-    let mut letters = raw.dead_letters().await;
-    let letter = letters.next().await;
+    let letters_channel = raw.connection.create_channel().await.expect("channel");
+    let mut letters = consume_no_ack(&letters_channel, &healed).await;
+    let letter = tokio::time::timeout(EVENT_TIMEOUT, letters.next())
+        .await
+        .expect("a dead letter arrives in time")
+        .expect("dead-letter stream open")
+        .expect("dead-letter delivery");
     assert_eq!(letter.data, br#"{"name":"Ada"}"#);
     // The dead letter can reach the test before its confirm reaches the service.
     wait_until("the service counts the dead letter", || {
