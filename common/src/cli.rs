@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use clap::Args;
 
-use crate::settings::{Settings, SettingsError};
+use crate::settings::{LogFormat, Settings, SettingsError};
 
 /// Config file, broker URL and prefix flags.
 #[derive(Debug, Clone, Default, Args)]
@@ -19,6 +19,9 @@ pub struct SharedArgs {
     /// Prefix of every exchange and queue name [default: greetings].
     #[arg(long)]
     pub prefix: Option<String>,
+    /// Log lines on stderr: text, or one JSON object per line [default: text].
+    #[arg(long, value_enum, value_name = "FORMAT")]
+    pub log_format: Option<LogFormat>,
 }
 
 impl SharedArgs {
@@ -34,6 +37,9 @@ impl SharedArgs {
         }
         if let Some(prefix) = &self.prefix {
             settings.topology.prefix.clone_from(prefix);
+        }
+        if let Some(format) = self.log_format {
+            settings.log.format = format;
         }
         Ok(settings)
     }

@@ -12,6 +12,7 @@
 //! - [`rpc`]: the scatter-gather RPC client used by the producer;
 //! - [`service`]: the consumer runtime that answers requests;
 //! - [`shutdown`]: the Ctrl+C / SIGTERM future used by both binaries;
+//! - [`trace`]: W3C trace context in message headers;
 //! - [`telemetry`] and [`report`]: log lines and the one line a user reads
 //!   about an error.
 
@@ -26,5 +27,6 @@ pub mod settings;
 pub mod shutdown;
 pub mod telemetry;
 pub mod topology;
+pub mod trace;
 
 pub use settings::Settings;

@@ -30,6 +30,28 @@ pub struct Settings {
     pub rpc: RpcSettings,
     /// Consumer-side behaviour.
     pub consumer: ConsumerSettings,
+    /// Logging.
+    #[serde(default)]
+    pub log: LogSettings,
+}
+
+/// Logging settings.
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct LogSettings {
+    /// `text` (default) or `json`: one JSON object per line on stderr.
+    #[serde(default)]
+    pub format: LogFormat,
+}
+
+/// How log lines are written on stderr.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// Human-readable lines.
+    #[default]
+    Text,
+    /// One JSON object per line, with the fields of the spans it is in.
+    Json,
 }
 
 /// Broker connection settings.
@@ -123,6 +145,10 @@ pub struct ConsumerSettings {
     /// request counts as expired (it is judged by `timestamp` + `expiration`).
     #[serde(deserialize_with = "duration::deserialize")]
     pub clock_skew: Duration,
+    /// Address of the HTTP endpoint (`/healthz`, `/readyz`, `/metrics`);
+    /// none by default.
+    #[serde(default)]
+    pub http_addr: Option<std::net::SocketAddr>,
 }
 
 /// Configuration that cannot be used, with the reason.

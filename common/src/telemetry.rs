@@ -1,5 +1,6 @@
-//! Logging for the binaries: human-readable lines on stderr (stdout carries
-//! the program's output), filtered by `RUST_LOG`.
+//! Logging for the binaries: human-readable lines (or one JSON object per
+//! line, see [`LogFormat`]) on stderr (stdout carries the program's output),
+//! filtered by `RUST_LOG`.
 //!
 //! Without `RUST_LOG` only this workspace's own crates log, at the level the
 //! binary chooses: lapin and its dependencies log every failure themselves
@@ -11,6 +12,8 @@ use std::io::IsTerminal;
 
 use tracing::Level;
 use tracing_subscriber::{EnvFilter, fmt};
+
+pub use crate::settings::LogFormat;
 
 /// The crates whose events the default filter lets through (library and
 /// binary names of this workspace).
@@ -27,19 +30,35 @@ pub fn default_filter(level: Level) -> String {
         .join(",")
 }
 
-/// Installs the global subscriber: `RUST_LOG` when set and valid, else
-/// [`default_filter`]`(level)`. Calling it twice is harmless (the second call
-/// is ignored).
+/// Installs the global subscriber for text lines: see [`init_with`].
 pub fn init(level: Level) {
+    init_with(level, LogFormat::Text);
+}
+
+/// Installs the global subscriber: `RUST_LOG` when set and valid, else
+/// [`default_filter`]`(level)`; lines in `format`. In JSON, each line is one
+/// object with `timestamp`, `level`, `fields` (the message and its fields)
+/// and `span` (the fields of the innermost span, such as a request's
+/// `correlation_id` and `trace_id`). Calling it twice is harmless (the second
+/// call is ignored).
+pub fn init_with(level: Level, format: LogFormat) {
     let filter =
         EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default_filter(level)));
-    // Err only means a subscriber is already installed (tests, a second call).
-    let _already_set = fmt()
+    let builder = fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
-        .with_ansi(std::io::stderr().is_terminal())
-        .with_target(false)
-        .try_init();
+        .with_target(false);
+    // Err only means a subscriber is already installed (tests, a second call).
+    let _already_set = match format {
+        LogFormat::Text => builder
+            .with_ansi(std::io::stderr().is_terminal())
+            .try_init(),
+        LogFormat::Json => builder
+            .json()
+            .with_current_span(true)
+            .with_span_list(false)
+            .try_init(),
+    };
 }
 
 #[cfg(test)]

@@ -4,13 +4,16 @@
 //! shutdown token of their own, or [`serve`] with another handler (the
 //! `gated-consumer` test binary).
 
-use std::process::ExitCode;
+pub mod http;
+
+use std::{net::SocketAddr, process::ExitCode, time::Duration};
 
 use clap::Parser;
 use common::{
     Settings,
     cli::SharedArgs,
     service::{self, ServiceError},
+    shutdown::CancellationToken,
     topology::Word,
 };
 
@@ -20,7 +23,7 @@ pub mod exit {
     pub const OK: u8 = 0;
     /// Any other failure.
     pub const FAILURE: u8 = 1;
-    /// Bad flags or configuration.
+    /// Bad flags or configuration, or an `--http-addr` that cannot be bound.
     pub const USAGE: u8 = 2;
     /// The broker refused the service for good: credentials, permissions, or
     /// a queue or exchange that exists with other arguments. (An unreachable
@@ -34,7 +37,8 @@ pub mod exit {
 #[command(version, about)]
 pub struct Cli {
     /// The greeting word this service answers with (hello, goodbye, bonjour...).
-    pub word: String,
+    #[arg(required_unless_present = "probe")]
+    pub word: Option<String>,
     /// Config file, broker URL and prefix.
     #[command(flatten)]
     pub shared: SharedArgs,
@@ -44,7 +48,19 @@ pub struct Cli {
     /// Deliveries handled at once, at most the prefetch [default: 1].
     #[arg(long)]
     pub concurrency: Option<u16>,
+    /// Serve /healthz, /readyz and /metrics on this address (e.g.
+    /// 127.0.0.1:9090) [default: off].
+    #[arg(long, value_name = "ADDR")]
+    pub http_addr: Option<SocketAddr>,
+    /// Health-check mode: GET URL (e.g. http://127.0.0.1:9090/readyz), print
+    /// the answer, exit 0 on 200 and 1 otherwise. For container health
+    /// checks in an image without curl.
+    #[arg(long, value_name = "URL", conflicts_with = "word")]
+    pub probe: Option<String>,
 }
+
+/// How long `--probe` waits for an answer.
+pub const PROBE_TIMEOUT: Duration = Duration::from_secs(3);
 
 impl Cli {
     /// Loads the layered settings and applies the flags on top.
@@ -59,8 +75,14 @@ impl Cli {
         if let Some(concurrency) = self.concurrency {
             settings.consumer.concurrency = concurrency;
         }
+        if let Some(addr) = self.http_addr {
+            settings.consumer.http_addr = Some(addr);
+        }
         settings.validate()?;
-        Ok((settings, Word::parse(&self.word)?))
+        Ok((
+            settings,
+            Word::parse(self.word.as_deref().unwrap_or_default())?,
+        ))
     }
 }
 
@@ -84,8 +106,16 @@ pub async fn serve(
     cli: Cli,
     customize: impl FnOnce(service::ConsumerService) -> service::ConsumerService,
 ) -> ExitCode {
-    common::telemetry::init(tracing::Level::INFO);
-    let (settings, word) = match cli.settings() {
+    if let Some(url) = &cli.probe {
+        return probe(url).await;
+    }
+    let loaded = cli.settings();
+    let format = match &loaded {
+        Ok((settings, _)) => settings.log.format,
+        Err(_) => cli.shared.log_format.unwrap_or_default(),
+    };
+    common::telemetry::init_with(tracing::Level::INFO, format);
+    let (settings, word) = match loaded {
         Ok(loaded) => loaded,
         Err(error) => {
             tracing::error!("{}", common::report::one_line(error.as_ref()));
@@ -93,12 +123,65 @@ pub async fn serve(
         }
     };
     let service = customize(service::ConsumerService::new(&settings, word));
-    match service.run(common::shutdown::on_signal()).await {
+    let endpoint = match settings.consumer.http_addr {
+        Some(addr) => match http::bind(addr).await {
+            Ok(listener) => Some(listener),
+            Err(error) => {
+                tracing::error!(
+                    "cannot serve HTTP on {addr} (--http-addr, consumer.http_addr): {error}"
+                );
+                return ExitCode::from(exit::USAGE);
+            }
+        },
+        None => None,
+    };
+    let stop_http = CancellationToken::new();
+    let http_server = endpoint.map(|listener| {
+        if let Ok(addr) = listener.local_addr() {
+            tracing::info!(%addr, "serving /healthz, /readyz and /metrics");
+        }
+        let observed = http::Observed {
+            health: service.health(),
+            counters: service.counters(),
+            word: service.word().to_string(),
+        };
+        tokio::spawn(http::serve(listener, observed, stop_http.clone()))
+    });
+    let result = service.run(common::shutdown::on_signal()).await;
+    stop_http.cancel();
+    if let Some(server) = http_server
+        && let Ok(Err(error)) = server.await
+    {
+        tracing::warn!(%error, "the HTTP endpoint failed");
+    }
+    match result {
         Ok(()) => ExitCode::from(exit::OK),
         Err(error) => {
             let code = exit_code(&error);
             tracing::error!("consumer stopped: {}", common::report::one_line(&error));
             code
+        }
+    }
+}
+
+/// `consumer --probe URL`: exit 0 on a 200, 1 otherwise, the answer on stdout.
+async fn probe(url: &str) -> ExitCode {
+    match http::probe(url, PROBE_TIMEOUT).await {
+        Ok((200, body)) => {
+            print!("{body}");
+            ExitCode::from(exit::OK)
+        }
+        Ok((status, body)) => {
+            println!("{status} {}", body.trim_end());
+            ExitCode::from(exit::FAILURE)
+        }
+        Err(error @ http::ProbeError::BadUrl(_)) => {
+            eprintln!("consumer: {error}");
+            ExitCode::from(exit::USAGE)
+        }
+        Err(error) => {
+            println!("unreachable: {error}");
+            ExitCode::from(exit::FAILURE)
         }
     }
 }

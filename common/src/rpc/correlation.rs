@@ -15,6 +15,13 @@ impl CorrelationId {
         Self(uuid::Uuid::new_v4().as_u128())
     }
 
+    /// The id as a number (also the trace id of the call, see
+    /// [`Trace::root_with_id`](crate::trace::Trace::root_with_id)).
+    #[must_use]
+    pub fn as_u128(self) -> u128 {
+        self.0
+    }
+
     /// Parses the wire form; `None` for anything this client did not send.
     #[must_use]
     pub fn parse(text: &str) -> Option<Self> {

@@ -42,6 +42,7 @@ use crate::{
     Settings, amqp,
     protocol::{self, DIRECT_REPLY_TO, Name, Reply},
     topology::Topology,
+    trace::Trace,
 };
 
 /// Counters of replies that did not belong to a call waiting for them. A
@@ -206,12 +207,16 @@ impl RpcClient {
         name: &Name,
         timeout: Duration,
     ) -> Result<(), RpcError> {
+        // One trace per call, its id the correlation id's 128 bits: a call's
+        // retries (same correlation id) share it; each publish is a new span.
+        let trace = Trace::root_with_id(correlation_id.as_u128());
         let properties = protocol::request_properties(
             &correlation_id.to_string(),
             DIRECT_REPLY_TO,
             timeout,
             self.persistent,
-        );
+        )
+        .with_headers(trace.headers());
         let body = protocol::encode_request(name);
         let options = BasicPublishOptions {
             mandatory: true,

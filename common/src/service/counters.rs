@@ -1,11 +1,25 @@
 //! What a service has done, counted as it goes: tests and operators read a
 //! [`ServiceStats`] snapshot; the service logs one when it stops.
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::{
+    sync::atomic::{AtomicI64, AtomicU64, Ordering},
+    time::Duration,
+};
+
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 
 /// Live counters of one service (all its sessions).
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct ServiceCounters {
+    pub(crate) ok: AtomicU64,
+    pub(crate) invalid: AtomicU64,
+    pub(crate) expired: AtomicU64,
+    pub(crate) forbidden_reply_to: AtomicU64,
+    pub(crate) redeliveries: AtomicU64,
+    pub(crate) reconnects: AtomicU64,
+    pub(crate) in_hand: AtomicI64,
+    /// Seconds from a delivery's arrival to its settlement.
+    handling: Histogram,
     pub(crate) handled: AtomicU64,
     pub(crate) replies: AtomicU64,
     pub(crate) retries_scheduled: AtomicU64,
@@ -20,6 +34,20 @@ pub struct ServiceCounters {
 /// A snapshot of [`ServiceCounters`].
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct ServiceStats {
+    /// Requests answered with a greeting and acked.
+    pub ok: u64,
+    /// Requests that broke the wire contract, dead-lettered.
+    pub invalid: u64,
+    /// Requests past their deadline on arrival, dead-lettered.
+    pub expired: u64,
+    /// Requests with a `reply_to` the service refuses to answer, dead-lettered.
+    pub forbidden_reply_to: u64,
+    /// Deliveries the broker marked as redelivered.
+    pub redeliveries: u64,
+    /// Sessions opened again after a broker fault.
+    pub reconnects: u64,
+    /// Deliveries being handled now.
+    pub in_hand: i64,
     /// Requests whose handler returned a greeting (printed).
     pub handled: u64,
     /// Replies confirmed by the broker (greetings and error replies).
@@ -44,9 +72,58 @@ pub struct ServiceStats {
     pub publisher_reopened: u64,
 }
 
+/// Upper bounds of the handling-time histogram: 0.5 ms doubling to about 16 s.
+fn handling_buckets() -> impl Iterator<Item = f64> {
+    exponential_buckets(0.000_5, 2.0, 16)
+}
+
+impl Default for ServiceCounters {
+    fn default() -> Self {
+        let zero = || AtomicU64::new(0);
+        Self {
+            ok: zero(),
+            invalid: zero(),
+            expired: zero(),
+            forbidden_reply_to: zero(),
+            redeliveries: zero(),
+            reconnects: zero(),
+            in_hand: AtomicI64::new(0),
+            handling: Histogram::new(handling_buckets()),
+            handled: zero(),
+            replies: zero(),
+            retries_scheduled: zero(),
+            dead_lettered: zero(),
+            rejected: zero(),
+            publish_nacks: zero(),
+            requeued_after_nack: zero(),
+            replies_refused: zero(),
+            publisher_reopened: zero(),
+        }
+    }
+}
+
 impl ServiceCounters {
     pub(crate) fn add(counter: &AtomicU64) {
         counter.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// The handling-time histogram (seconds), for a metrics exporter.
+    #[must_use]
+    pub fn handling_seconds(&self) -> &Histogram {
+        &self.handling
+    }
+
+    /// Counts a delivery taken in hand; the guard counts it out and records
+    /// its handling time when dropped.
+    pub(crate) fn take_in_hand(&self, redelivered: bool) -> InHand<'_> {
+        if redelivered {
+            Self::add(&self.redeliveries);
+        }
+        self.in_hand.fetch_add(1, Ordering::Relaxed);
+        InHand {
+            counters: self,
+            since: std::time::Instant::now(),
+        }
     }
 
     /// The counters now.
@@ -54,6 +131,13 @@ impl ServiceCounters {
     pub fn snapshot(&self) -> ServiceStats {
         let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
         ServiceStats {
+            ok: get(&self.ok),
+            invalid: get(&self.invalid),
+            expired: get(&self.expired),
+            forbidden_reply_to: get(&self.forbidden_reply_to),
+            redeliveries: get(&self.redeliveries),
+            reconnects: get(&self.reconnects),
+            in_hand: self.in_hand.load(Ordering::Relaxed),
             handled: get(&self.handled),
             replies: get(&self.replies),
             retries_scheduled: get(&self.retries_scheduled),
@@ -64,5 +148,19 @@ impl ServiceCounters {
             replies_refused: get(&self.replies_refused),
             publisher_reopened: get(&self.publisher_reopened),
         }
+    }
+}
+
+/// A delivery in hand (see [`ServiceCounters::take_in_hand`]).
+pub(crate) struct InHand<'a> {
+    counters: &'a ServiceCounters,
+    since: std::time::Instant,
+}
+
+impl Drop for InHand<'_> {
+    fn drop(&mut self) {
+        self.counters.in_hand.fetch_sub(1, Ordering::Relaxed);
+        let took: Duration = self.since.elapsed();
+        self.counters.handling.observe(took.as_secs_f64());
     }
 }

@@ -23,6 +23,8 @@ use lapin::{
     types::{AMQPValue, FieldTable, ShortString},
 };
 
+use tracing::Instrument;
+
 use super::{
     ServiceError, Shared, broker,
     counters::ServiceCounters,
@@ -37,6 +39,7 @@ use crate::protocol::{
         REQUEST_FAILED,
     },
 };
+use crate::trace::Trace;
 
 /// Headers a copy must never carry: sender-selected distribution would make
 /// the broker route the copy to queues the request names.
@@ -49,59 +52,82 @@ pub(crate) async fn handle(
     publisher: &Publisher,
     delivery: Delivery,
 ) -> Result<(), ServiceError> {
+    let _in_hand = shared.counters.take_in_hand(delivery.redelivered);
+    let trace = Trace::continue_from(delivery.properties.headers().as_ref());
+    let span = tracing::info_span!(
+        "request",
+        queue = %shared.queue,
+        correlation_id = delivery.properties.correlation_id().as_ref().map_or("", |c| c.as_str()),
+        trace_id = %trace.trace_id(),
+        span_id = %trace.span_id(),
+    );
     let job = Job {
         shared,
         publisher,
         delivery,
+        trace,
     };
-    let decided = plan::plan(
-        &job.delivery.properties,
-        &job.delivery.data,
-        &shared.policy,
-        SystemTime::now(),
-        shared.settings.consumer.clock_skew,
-    );
-    match decided {
-        Plan::Answer {
-            name,
-            reply_to,
-            timing,
-        } => {
-            let context = Context {
-                word: shared.word.clone(),
-                correlation_id: job
-                    .delivery
-                    .properties
-                    .correlation_id()
-                    .as_ref()
-                    .map(ToString::to_string),
-                deadline: timing.deadline,
-                attempt: timing.failures.saturating_add(1),
-            };
-            let cancel_at = timing
-                .deadline
-                .and_then(|d| d.checked_add(shared.settings.consumer.clock_skew));
-            let handled = handle_contained(&*shared.handler, name, context, cancel_at).await;
-            job.settle(handled, reply_to, timing).await
-        }
-        Plan::Refuse { why, reply_to } => {
-            tracing::warn!(reason = %why, queue = %shared.queue, "invalid request; dead-lettering it");
-            if let Some(address) = reply_to {
-                let outcome = Outcome::Error {
-                    code: why.code().to_owned(),
-                    message: why.to_string(),
+    job.run().instrument(span).await
+}
+
+impl Job<'_> {
+    /// Decides, handles and settles the delivery.
+    async fn run(self) -> Result<(), ServiceError> {
+        let job = self;
+        let shared = job.shared;
+        let decided = plan::plan(
+            &job.delivery.properties,
+            &job.delivery.data,
+            &shared.policy,
+            SystemTime::now(),
+            shared.settings.consumer.clock_skew,
+        );
+        match decided {
+            Plan::Answer {
+                name,
+                reply_to,
+                timing,
+            } => {
+                let context = Context {
+                    word: shared.word.clone(),
+                    correlation_id: job
+                        .delivery
+                        .properties
+                        .correlation_id()
+                        .as_ref()
+                        .map(ToString::to_string),
+                    deadline: timing.deadline,
+                    attempt: timing.failures.saturating_add(1),
+                    trace: job.trace.clone(),
                 };
-                job.error_reply(&address, outcome).await?;
+                let cancel_at = timing
+                    .deadline
+                    .and_then(|d| d.checked_add(shared.settings.consumer.clock_skew));
+                let handled = handle_contained(&*shared.handler, name, context, cancel_at).await;
+                job.settle(handled, reply_to, timing).await
             }
-            job.reject().await
-        }
-        Plan::Forbidden(why) => {
-            tracing::warn!(reason = %why, queue = %shared.queue, "refusing to reply; dead-lettering the request");
-            job.reject().await
-        }
-        Plan::Expired { age } => {
-            tracing::info!(age_ms = age.as_millis(), queue = %shared.queue, "request expired before processing; dead-lettering it");
-            job.reject().await
+            Plan::Refuse { why, reply_to } => {
+                ServiceCounters::add(&shared.counters.invalid);
+                tracing::warn!(reason = %why, queue = %shared.queue, "invalid request; dead-lettering it");
+                if let Some(address) = reply_to {
+                    let outcome = Outcome::Error {
+                        code: why.code().to_owned(),
+                        message: why.to_string(),
+                    };
+                    job.error_reply(&address, outcome).await?;
+                }
+                job.reject().await
+            }
+            Plan::Forbidden(why) => {
+                ServiceCounters::add(&shared.counters.forbidden_reply_to);
+                tracing::warn!(reason = %why, queue = %shared.queue, "refusing to reply; dead-lettering the request");
+                job.reject().await
+            }
+            Plan::Expired { age } => {
+                ServiceCounters::add(&shared.counters.expired);
+                tracing::info!(age_ms = age.as_millis(), queue = %shared.queue, "request expired before processing; dead-lettering it");
+                job.reject().await
+            }
         }
     }
 }
@@ -111,6 +137,8 @@ struct Job<'a> {
     shared: &'a Shared,
     publisher: &'a Publisher,
     delivery: Delivery,
+    /// The request's trace context, carried on to its reply.
+    trace: Trace,
 }
 
 impl Job<'_> {
@@ -125,11 +153,12 @@ impl Job<'_> {
             Handled::Greeting(greeting) => {
                 ServiceCounters::add(&shared.counters.handled);
                 (shared.printer)(&greeting);
+                let counted = |&(): &()| ServiceCounters::add(&shared.counters.ok);
                 let Some(address) = reply_to else {
-                    return self.ack().await;
+                    return self.ack().await.inspect(counted);
                 };
                 match self.reply(&address, Outcome::Greeting(greeting)).await {
-                    Ok(()) => self.ack().await,
+                    Ok(()) => self.ack().await.inspect(counted),
                     Err(Undelivered::Refused(why)) => {
                         tracing::warn!(reason = %why, queue = %shared.queue, "the broker refused the reply; dead-lettering the request");
                         self.dead_letter(&why).await
@@ -212,7 +241,8 @@ impl Job<'_> {
             exchange: "",
             routing_key: &address.reply_to,
             body: &body,
-            properties: protocol::reply_properties(&address.correlation_id),
+            properties: protocol::reply_properties(&address.correlation_id)
+                .with_headers(self.trace.headers()),
             mandatory: false,
         };
         let mut result = self.publisher.publish(&message).await;

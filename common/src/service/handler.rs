@@ -31,6 +31,10 @@ pub struct Context {
     /// This attempt's number: 1 the first time, then one more after each
     /// failed attempt (counted in the message, so every replica agrees).
     pub attempt: u32,
+    /// The request's trace context (continued from its `traceparent`, or
+    /// new): a handler calling another service passes it on with
+    /// [`Trace::inject`](crate::trace::Trace::inject).
+    pub trace: crate::trace::Trace,
 }
 
 impl Context {
@@ -199,6 +203,7 @@ mod tests {
 
     fn context() -> Context {
         Context {
+            trace: crate::trace::Trace::root(),
             word: Word::parse("hello").expect("valid"),
             correlation_id: Some("c1".into()),
             deadline: None,

@@ -20,6 +20,7 @@
 mod counters;
 mod delivery;
 mod handler;
+mod health;
 mod plan;
 mod publisher;
 mod session;
@@ -40,6 +41,7 @@ use tokio_util::sync::CancellationToken;
 
 pub use counters::{ServiceCounters, ServiceStats};
 pub use handler::{Context, Greeter, Handler, HandlerError, Retry};
+pub use health::{Health, Phase};
 
 use crate::{
     Settings,
@@ -163,6 +165,7 @@ pub(crate) struct Shared {
     handler: Arc<dyn DynHandler>,
     printer: Printer,
     counters: Arc<ServiceCounters>,
+    health: Arc<Health>,
 }
 
 /// A consumer service for one word. Build it, optionally replace its handler
@@ -198,6 +201,7 @@ impl ConsumerService {
                 handler: Arc::new(Greeter),
                 printer: Arc::new(print_line),
                 counters: Arc::default(),
+                health: Arc::default(),
             },
             sessions: watch::Sender::new(0),
             losses: watch::Sender::new(0),
@@ -233,6 +237,18 @@ impl ConsumerService {
         Arc::clone(&self.shared.counters)
     }
 
+    /// The service's readiness (live), for a `/readyz` endpoint.
+    #[must_use]
+    pub fn health(&self) -> Arc<Health> {
+        Arc::clone(&self.shared.health)
+    }
+
+    /// The word this service answers for.
+    #[must_use]
+    pub fn word(&self) -> &Word {
+        &self.shared.word
+    }
+
     /// How many sessions have ended with a broker fault so far.
     #[must_use]
     pub fn losses(&self) -> watch::Receiver<u64> {
@@ -253,6 +269,7 @@ impl ConsumerService {
             .without_max_times();
         let mut backoff = builder.build();
         let mut connected_once = false;
+        let health = &self.shared.health;
         let result = loop {
             let opened = tokio::select! {
                 opened = tokio::time::timeout(OPEN_TIMEOUT, Session::open(&self.shared)) => {
@@ -262,12 +279,22 @@ impl ConsumerService {
             };
             let error = match opened {
                 Ok(session) => {
+                    if connected_once {
+                        ServiceCounters::add(&self.shared.counters.reconnects);
+                    }
                     connected_once = true;
+                    health.set(Phase::Consuming);
                     self.sessions.send_modify(|n| *n += 1);
                     let started = Instant::now();
                     match session.serve(&self.shared, &shutdown).await {
                         Ok(()) => break Ok(()),
                         Err(error) => {
+                            health.set(if shutdown.is_cancelled() {
+                                Phase::Draining
+                            } else {
+                                Phase::Reconnecting
+                            });
+                            health.set_blocked(false);
                             self.losses.send_modify(|n| *n += 1);
                             if started.elapsed() >= HEALTHY_SESSION {
                                 backoff = builder.build();
@@ -307,6 +334,7 @@ impl ConsumerService {
                 () = shutdown.cancelled() => break Ok(()),
             }
         };
+        health.set(Phase::Stopped);
         let stats = self.shared.counters.snapshot();
         if connected_once {
             tracing::info!(queue = %self.shared.queue, ?stats, "stopped");

@@ -239,6 +239,14 @@ impl Publisher {
         self.link.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
+    /// Whether the broker is blocking the current publishing connection (a
+    /// memory or disk alarm).
+    pub(crate) fn blocked(&self) -> bool {
+        self.slot()
+            .as_ref()
+            .is_some_and(|link| link.connection.status().blocked())
+    }
+
     /// Closes the current link.
     pub(crate) async fn close(&self) {
         let link = self.slot().take();

@@ -17,7 +17,7 @@ use lapin::{
 use tokio_util::sync::CancellationToken;
 
 use super::{
-    CLOSE_TIMEOUT, PROBE_INTERVAL, PROBE_TIMEOUT, ServiceError, Shared, broker, delivery,
+    CLOSE_TIMEOUT, PROBE_INTERVAL, PROBE_TIMEOUT, Phase, ServiceError, Shared, broker, delivery,
     publisher::Publisher,
 };
 use crate::amqp;
@@ -96,13 +96,13 @@ impl Session {
         let mut in_hand = FuturesUnordered::new();
         // Deliveries in hand may wait on the broker; if the connection closes
         // under them, the session ends anyway and they go back to the queue.
-        let lost = watch_connection(&connection, &channel, shared.settings.consumer.prefetch);
+        let lost = watch_connection(&connection, &channel, shared, &publisher);
         tokio::pin!(lost);
         let result = loop {
             let stopping = shutdown.is_cancelled();
             tokio::select! {
                 biased;
-                () = shutdown.cancelled(), if !stopping => {}
+                () = shutdown.cancelled(), if !stopping => shared.health.set(Phase::Draining),
                 Some(handled) = in_hand.next(), if !in_hand.is_empty() => {
                     if let Err(error) = handled {
                         break Err(error);
@@ -147,13 +147,22 @@ impl Session {
 
 /// Resolves when the consuming connection is gone: lapin reports it closed
 /// (checked every [`LIVENESS_CHECK`]), or a round trip on it fails or gets
-/// no answer (every [`PROBE_INTERVAL`], within [`PROBE_TIMEOUT`]).
+/// no answer (every [`PROBE_INTERVAL`], within [`PROBE_TIMEOUT`]). Each check
+/// also copies the publishing connection's blocked state to the service's
+/// [`Health`](super::Health).
+///
+/// [`LIVENESS_CHECK`]: super::LIVENESS_CHECK
 async fn watch_connection(
     connection: &Connection,
     channel: &Channel,
-    prefetch: u16,
+    shared: &Shared,
+    publisher: &Publisher,
 ) -> ServiceError {
-    let closed = super::closed(|| connection.status().connected() && channel.status().connected());
+    let prefetch = shared.settings.consumer.prefetch;
+    let closed = super::closed(|| {
+        shared.health.set_blocked(publisher.blocked());
+        connection.status().connected() && channel.status().connected()
+    });
     let probe = async {
         let mut every = tokio::time::interval(PROBE_INTERVAL);
         every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
