@@ -439,7 +439,7 @@ fn collect_lines(
         let mut reader = BufReader::new(reader).lines();
         while let Ok(Some(line)) = reader.next_line().await {
             if let Some(ready) = &ready
-                && line.contains(" consuming ")
+                && (line.contains(" consuming ") || line.contains(r#""message":"consuming""#))
             {
                 let _ = ready.send(true);
             }

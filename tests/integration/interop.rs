@@ -7,7 +7,7 @@ use crate::helpers::TestApp;
 
 /// The Python interpreter with pika: `GREETINGS_PYTHON`, else the project's
 /// `.venv` made by `scripts/test.sh`.
-fn python() -> PathBuf {
+pub(crate) fn python() -> PathBuf {
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
     let python = std::env::var_os("GREETINGS_PYTHON")
         .map(PathBuf::from)

@@ -17,6 +17,7 @@ mod deadlines;
 mod faults;
 mod interop;
 mod node_selftest;
+mod operate;
 mod privileges;
 mod proxy_selftest;
 mod refusals;

@@ -153,7 +153,10 @@ impl Job<'_> {
             Handled::Greeting(greeting) => {
                 ServiceCounters::add(&shared.counters.handled);
                 (shared.printer)(&greeting);
-                let counted = |&(): &()| ServiceCounters::add(&shared.counters.ok);
+                let counted = |&(): &()| {
+                    ServiceCounters::add(&shared.counters.ok);
+                    tracing::debug!("answered");
+                };
                 let Some(address) = reply_to else {
                     return self.ack().await.inspect(counted);
                 };

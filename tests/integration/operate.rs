@@ -1,0 +1,384 @@
+//! Operating a consumer: `/readyz` following the broker session, `/metrics`
+//! counting what was sent (parsed with a Prometheus text parser), W3C trace
+//! context continued from a foreign client into JSON logs and the reply, and
+//! the endpoint's and the probe's wrong inputs.
+
+use std::{
+    collections::HashMap,
+    path::PathBuf,
+    process::Stdio,
+    time::{Duration, Instant},
+};
+
+use common::trace::{TRACEPARENT, trace_id_of};
+use consumer::http::probe;
+use lapin::types::{AMQPValue, FieldTable};
+
+use crate::{
+    helpers::{ConsumerProcess, EVENT_TIMEOUT, TestApp, answerable, bin, wait_until},
+    interop::python,
+    node::{PrivateNode, free_port},
+};
+
+/// How long `/readyz` may take to turn 503 once the broker stops: the
+/// broker closes the connection at once; a connection lapin lost without
+/// noticing is caught by the liveness probe within 2 s + 5 s.
+const NOT_READY_BOUND: Duration = Duration::from_secs(10);
+/// How long `/readyz` may take to turn 200 once the broker is back: the
+/// longest reconnection backoff (5 s) plus opening a session.
+const READY_AGAIN_BOUND: Duration = Duration::from_secs(15);
+
+const PROBE: Duration = Duration::from_secs(3);
+
+/// Starts the consumer binary for `word` with its HTTP endpoint on a free
+/// port (set through the environment variable); returns it and the base URL.
+async fn consumer_with_http(
+    app: &TestApp,
+    word: &str,
+    extra_env: &[(&str, &str)],
+) -> (ConsumerProcess, String) {
+    let addr = format!("127.0.0.1:{}", free_port());
+    let mut env = vec![("GREETINGS_CONSUMER__HTTP_ADDR", addr.as_str())];
+    env.extend_from_slice(extra_env);
+    let consumer = app.consumer_bin(word, &env).await;
+    let base = format!("http://{addr}");
+    wait_for_status(&base, "/readyz", 200).await;
+    (consumer, base)
+}
+
+async fn get(base: &str, path: &str) -> (u16, String) {
+    probe(&format!("{base}{path}"), PROBE)
+        .await
+        .unwrap_or_else(|e| panic!("GET {base}{path}: {e}"))
+}
+
+/// Polls `path` until it answers `status`; how long that took.
+async fn wait_for_status(base: &str, path: &str, status: u16) -> Duration {
+    let started = Instant::now();
+    wait_until(&format!("{path} answers {status}"), || async move {
+        matches!(probe(&format!("{base}{path}"), PROBE).await, Ok((s, _)) if s == status)
+    })
+    .await;
+    started.elapsed()
+}
+
+#[tokio::test]
+async fn readyz_turns_503_when_the_broker_stops_and_200_when_it_is_back() {
+    let node = PrivateNode::start().await;
+    let app = TestApp::on(&node.url()).await;
+    let (consumer, base) = consumer_with_http(&app, "hello", &[]).await;
+    assert_eq!(get(&base, "/readyz").await, (200, "ready\n".to_owned()));
+    assert_eq!(get(&base, "/healthz").await.0, 200);
+
+    node.stop_app().await;
+    let down = wait_for_status(&base, "/readyz", 503).await;
+    let (_, why) = get(&base, "/readyz").await;
+    assert!(why.starts_with("reconnecting"), "{why}");
+    assert_eq!(get(&base, "/healthz").await.0, 200, "alive while not ready");
+    let metrics = scrape(&base).await;
+    assert_eq!(metrics.value("greetings_broker_connected", &[]), 0.0);
+
+    node.start_app().await;
+    let up = wait_for_status(&base, "/readyz", 200).await;
+    let metrics = scrape(&base).await;
+    println!(
+        "readiness: 503 {:.2} s after stop_app (bound {NOT_READY_BOUND:?}), \
+         200 {:.2} s after start_app (bound {READY_AGAIN_BOUND:?})",
+        down.as_secs_f64(),
+        up.as_secs_f64()
+    );
+    assert!(down <= NOT_READY_BOUND, "{down:?}");
+    assert!(up <= READY_AGAIN_BOUND, "{up:?}");
+    assert_eq!(metrics.value("greetings_reconnects_total", &[]), 1.0);
+    assert_eq!(metrics.value("greetings_broker_connected", &[]), 1.0);
+    drop(consumer);
+}
+
+/// A scrape of `/metrics`, parsed by `prometheus-parse`.
+struct Metrics(prometheus_parse::Scrape);
+
+impl Metrics {
+    /// The value of the sample `name` whose labels include `labels`.
+    fn value(&self, name: &str, labels: &[(&str, &str)]) -> f64 {
+        let found: Vec<_> = self
+            .0
+            .samples
+            .iter()
+            .filter(|s| s.metric == name)
+            .filter(|s| labels.iter().all(|(k, v)| s.labels.get(k) == Some(*v)))
+            .collect();
+        assert_eq!(found.len(), 1, "one sample {name} {labels:?}: {found:?}");
+        match &found[0].value {
+            prometheus_parse::Value::Counter(v)
+            | prometheus_parse::Value::Gauge(v)
+            | prometheus_parse::Value::Untyped(v) => *v,
+            other => panic!("{name} is not a number: {other:?}"),
+        }
+    }
+
+    /// The sample count of histogram `name`.
+    fn histogram_count(&self, name: &str) -> f64 {
+        let sample = self
+            .0
+            .samples
+            .iter()
+            .find(|s| s.metric == name)
+            .unwrap_or_else(|| panic!("no histogram {name}"));
+        match &sample.value {
+            prometheus_parse::Value::Histogram(buckets) => buckets.last().map_or(0.0, |b| b.count),
+            other => panic!("{name} is not a histogram: {other:?}"),
+        }
+    }
+}
+
+async fn scrape(base: &str) -> Metrics {
+    let (status, text) = get(base, "/metrics").await;
+    assert_eq!(status, 200, "{text}");
+    let lines = text.lines().map(|l| Ok(l.to_owned()));
+    Metrics(prometheus_parse::Scrape::parse(lines).expect("a Prometheus text scrape"))
+}
+
+#[tokio::test]
+async fn metrics_count_exactly_the_valid_invalid_and_forbidden_requests_sent() {
+    const VALID: usize = 5;
+    const INVALID: usize = 3;
+    const FORBIDDEN: usize = 2;
+    let app = TestApp::new().await;
+    let (_consumer, base) = consumer_with_http(&app, "hello", &[]).await;
+    let raw = app.raw().await;
+    for i in 0..VALID {
+        raw.publish(br#"{"name":"Ada"}"#, answerable(&format!("valid-{i}")))
+            .await;
+    }
+    for i in 0..INVALID {
+        raw.publish(br#"{"nam":"Ada"}"#, answerable(&format!("invalid-{i}")))
+            .await;
+    }
+    for i in 0..FORBIDDEN {
+        // A reply address that is neither direct reply-to nor under the
+        // reply prefix: the service refuses to publish there.
+        let properties = answerable(&format!("forbidden-{i}"))
+            .with_reply_to(format!("{}.hello", app.prefix).as_str().into());
+        raw.publish(br#"{"name":"Ada"}"#, properties).await;
+    }
+    let total = (VALID + INVALID + FORBIDDEN) as f64;
+    wait_until("every request is settled", || {
+        let base = base.clone();
+        async move {
+            scrape(&base)
+                .await
+                .histogram_count("greetings_request_handling_seconds")
+                >= total
+        }
+    })
+    .await;
+
+    let metrics = scrape(&base).await;
+    let requests = |outcome: &str| {
+        metrics.value(
+            "greetings_requests_total",
+            &[("word", "hello"), ("outcome", outcome)],
+        )
+    };
+    let counted: HashMap<&str, f64> = [
+        "ok",
+        "invalid",
+        "expired",
+        "forbidden_reply_to",
+        "failed",
+        "dead_lettered",
+        "requeued",
+    ]
+    .into_iter()
+    .map(|outcome| (outcome, requests(outcome)))
+    .collect();
+    println!("metrics after {VALID} valid, {INVALID} invalid, {FORBIDDEN} forbidden: {counted:?}");
+    assert_eq!(counted["ok"], VALID as f64);
+    assert_eq!(counted["invalid"], INVALID as f64);
+    assert_eq!(counted["forbidden_reply_to"], FORBIDDEN as f64);
+    for outcome in ["expired", "failed", "dead_lettered", "requeued"] {
+        assert_eq!(counted[outcome], 0.0, "{outcome}");
+    }
+    assert_eq!(
+        metrics.histogram_count("greetings_request_handling_seconds"),
+        total
+    );
+    // A greeting for each valid request, an error reply for each invalid one.
+    assert_eq!(
+        metrics.value("greetings_replies_total", &[("word", "hello")]),
+        (VALID + INVALID) as f64
+    );
+    assert_eq!(metrics.value("greetings_deliveries_in_hand", &[]), 0.0);
+    assert_eq!(metrics.value("greetings_publish_nacks_total", &[]), 0.0);
+    assert_eq!(metrics.value("greetings_broker_connected", &[]), 1.0);
+    assert_eq!(metrics.value("greetings_ready", &[]), 1.0);
+    assert_eq!(metrics.value("greetings_reconnects_total", &[]), 0.0);
+}
+
+const KNOWN_TRACE_ID: &str = "4bf92f3577b34da6a3ce929d0e0e4736";
+
+fn script() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("support/traced_request.py")
+}
+
+#[tokio::test]
+async fn a_pika_request_with_a_traceparent_is_continued_in_json_logs_and_in_the_reply() {
+    let app = TestApp::new().await;
+    let (consumer, _base) = consumer_with_http(
+        &app,
+        "hello",
+        &[
+            ("GREETINGS_LOG__FORMAT", "json"),
+            ("RUST_LOG", "info,common=debug"),
+        ],
+    )
+    .await;
+    let traceparent = format!("00-{KNOWN_TRACE_ID}-00f067aa0ba902b7-01");
+    let output = tokio::process::Command::new(python())
+        .arg(script())
+        .args([&app.url, &app.prefix, "pika-traced", &traceparent, "Ada"])
+        .stdin(Stdio::null())
+        .output();
+    let output = tokio::time::timeout(EVENT_TIMEOUT, output)
+        .await
+        .expect("the Python client ends in time")
+        .expect("run the Python client");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert_eq!(
+        output.status.code(),
+        Some(0),
+        "stdout:\n{stdout}\nstderr:\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let reply: serde_json::Value = serde_json::from_str(stdout.trim()).expect("one JSON reply");
+    assert_eq!(reply["body"]["greeting"], "hello Ada", "{reply}");
+    let reply_traceparent = reply["traceparent"]
+        .as_str()
+        .expect("the reply has a traceparent");
+    let parts: Vec<&str> = reply_traceparent.split('-').collect();
+    assert_eq!(parts.len(), 4, "{reply_traceparent}");
+    assert_eq!(parts[1], KNOWN_TRACE_ID, "same trace");
+    assert_ne!(parts[2], "00f067aa0ba902b7", "the consumer's own span");
+
+    consumer.wait_for_stdout("hello Ada").await;
+    wait_until("the consumer logs the answer", || {
+        let found = consumer
+            .stderr_lines()
+            .iter()
+            .any(|l| l.contains("answered"));
+        async move { found }
+    })
+    .await;
+    let about_the_request: Vec<serde_json::Value> = consumer
+        .stderr_lines()
+        .iter()
+        .map(|line| {
+            serde_json::from_str::<serde_json::Value>(line)
+                .unwrap_or_else(|e| panic!("not one JSON object per line ({e}): {line}"))
+        })
+        .filter(|line| line["span"]["correlation_id"] == "pika-traced")
+        .collect();
+    assert!(
+        !about_the_request.is_empty(),
+        "{:?}",
+        consumer.stderr_lines()
+    );
+    for line in &about_the_request {
+        assert_eq!(line["span"]["trace_id"], KNOWN_TRACE_ID, "{line}");
+        assert_eq!(line["span"]["span_id"], parts[2], "{line}");
+    }
+    println!(
+        "trace: {} log lines carry trace id {KNOWN_TRACE_ID}",
+        about_the_request.len()
+    );
+}
+
+/// A malformed `traceparent` is ignored: the request is answered in a new
+/// trace, never failed.
+#[tokio::test]
+async fn a_malformed_traceparent_starts_a_new_trace_and_the_request_is_answered() {
+    let app = TestApp::new().await;
+    let _hello = app.consumer("hello").await;
+    let mut raw = app.raw().await;
+    for (i, value) in [
+        AMQPValue::LongString("00-not-a-trace-01".into()),
+        AMQPValue::LongString(b"\xff\xfe\xfd"[..].into()),
+        AMQPValue::LongLongInt(42),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let mut headers = FieldTable::default();
+        headers.insert(TRACEPARENT.into(), value.clone());
+        let properties = answerable(&format!("malformed-{i}")).with_headers(headers);
+        raw.publish(br#"{"name":"Ada"}"#, properties).await;
+        let reply = raw.next_reply().await;
+        let body: serde_json::Value = serde_json::from_slice(&reply.data).expect("JSON reply");
+        assert_eq!(body["greeting"], "hello Ada", "{value:?}: {body}");
+        let trace_id = trace_id_of(reply.properties.headers().as_ref())
+            .unwrap_or_else(|| panic!("{value:?}: the reply has no valid traceparent"));
+        assert_eq!(trace_id.len(), 32);
+    }
+}
+
+#[tokio::test]
+async fn an_http_addr_that_cannot_be_bound_is_a_clear_error_and_exit_2() {
+    let app = TestApp::new().await;
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let addr = taken.local_addr().expect("addr").to_string();
+    for args in [
+        vec!["hello", "--http-addr", addr.as_str()],
+        vec!["hello", "--http-addr", "not-an-address"],
+    ] {
+        let output = tokio::process::Command::new(bin("consumer"))
+            .args(&args)
+            .envs(app.env())
+            .stdin(Stdio::null())
+            .output();
+        let output = tokio::time::timeout(EVENT_TIMEOUT, output)
+            .await
+            .expect("the consumer exits in time")
+            .expect("run the consumer");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(2), "{args:?}: {stderr}");
+        assert!(
+            stderr.contains("cannot serve HTTP on") || stderr.contains("invalid value"),
+            "{args:?}: {stderr}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn the_probe_exits_0_when_ready_1_when_not_and_2_for_a_bad_url() {
+    let closed = format!("http://127.0.0.1:{}/readyz", free_port());
+    for (url, code) in [
+        (closed.as_str(), 1),
+        ("https://127.0.0.1:1/readyz", 2),
+        ("nonsense", 2),
+    ] {
+        let output = tokio::process::Command::new(bin("consumer"))
+            .args(["--probe", url])
+            .stdin(Stdio::null())
+            .output();
+        let output = tokio::time::timeout(EVENT_TIMEOUT, output)
+            .await
+            .expect("the probe ends in time")
+            .expect("run the probe");
+        assert_eq!(
+            output.status.code(),
+            Some(code),
+            "{url}: {}{}",
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+    let app = TestApp::new().await;
+    let (_consumer, base) = consumer_with_http(&app, "hello", &[]).await;
+    let output = tokio::process::Command::new(bin("consumer"))
+        .args(["--probe", &format!("{base}/readyz")])
+        .output()
+        .await
+        .expect("run the probe");
+    assert_eq!(output.status.code(), Some(0));
+    assert_eq!(String::from_utf8_lossy(&output.stdout), "ready\n");
+}
