@@ -25,6 +25,17 @@ use tokio::net::TcpListener;
 /// The content type of `/metrics` (OpenMetrics text, which Prometheus reads).
 pub const METRICS_CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
 
+/// The `outcome` label values of `greetings_requests_total`, in order.
+pub const OUTCOMES: [&str; 7] = [
+    "ok",
+    "invalid",
+    "expired",
+    "forbidden_reply_to",
+    "failed",
+    "dead_lettered",
+    "requeued",
+];
+
 /// What the endpoint reports on: one service.
 #[derive(Debug, Clone)]
 pub struct Observed {
@@ -114,14 +125,14 @@ impl Collector for ServiceCollector {
             health, counters, ..
         } = &self.0;
         let stats = counters.snapshot();
-        let outcomes = [
-            ("ok", stats.ok),
-            ("invalid", stats.invalid),
-            ("expired", stats.expired),
-            ("forbidden_reply_to", stats.forbidden_reply_to),
-            ("failed", stats.retries_scheduled),
-            ("dead_lettered", stats.dead_lettered),
-            ("requeued", stats.requeued_after_nack),
+        let counts = [
+            stats.ok,
+            stats.invalid,
+            stats.expired,
+            stats.forbidden_reply_to,
+            stats.retries_scheduled,
+            stats.dead_lettered,
+            stats.requeued_after_nack,
         ];
         let requests = ConstCounter::new(0u64);
         let mut family = encoder.encode_descriptor(
@@ -133,7 +144,7 @@ impl Collector for ServiceCollector {
             None,
             requests.metric_type(),
         )?;
-        for (outcome, count) in outcomes {
+        for (outcome, count) in OUTCOMES.into_iter().zip(counts) {
             ConstCounter::new(count).encode(family.encode_family(&[("outcome", outcome)])?)?;
         }
         let counters_of = [
@@ -300,14 +311,7 @@ mod tests {
             word: "hello".to_owned(),
         };
         let text = metrics_text(&observed).expect("encode");
-        for outcome in [
-            "ok",
-            "invalid",
-            "expired",
-            "forbidden_reply_to",
-            "failed",
-            "dead_lettered",
-        ] {
+        for outcome in OUTCOMES {
             let line =
                 format!("greetings_requests_total{{word=\"hello\",outcome=\"{outcome}\"}} 0");
             assert!(text.contains(&line), "{line} missing in:\n{text}");

@@ -11,7 +11,7 @@ use std::{
 };
 
 use common::trace::{TRACEPARENT, trace_id_of};
-use consumer::http::probe;
+use consumer::http::{OUTCOMES, probe};
 use lapin::types::{AMQPValue, FieldTable};
 
 use crate::{
@@ -180,18 +180,10 @@ async fn metrics_count_exactly_the_valid_invalid_and_forbidden_requests_sent() {
             &[("word", "hello"), ("outcome", outcome)],
         )
     };
-    let counted: HashMap<&str, f64> = [
-        "ok",
-        "invalid",
-        "expired",
-        "forbidden_reply_to",
-        "failed",
-        "dead_lettered",
-        "requeued",
-    ]
-    .into_iter()
-    .map(|outcome| (outcome, requests(outcome)))
-    .collect();
+    let counted: HashMap<&str, f64> = OUTCOMES
+        .into_iter()
+        .map(|outcome| (outcome, requests(outcome)))
+        .collect();
     println!("metrics after {VALID} valid, {INVALID} invalid, {FORBIDDEN} forbidden: {counted:?}");
     assert_eq!(counted["ok"], VALID as f64);
     assert_eq!(counted["invalid"], INVALID as f64);
