@@ -29,7 +29,8 @@ pub struct Cli {
     /// Resend a name this many times when the connection is lost, within its timeout [default: 0].
     #[arg(short, long, value_name = "N")]
     pub retries: Option<u32>,
-    /// Print one JSON object per name instead of greeting lines.
+    /// Print one JSON object per name instead of greeting lines, then one
+    /// `{"summary":{...}}` object (counts and latency percentiles) as the last line.
     #[arg(long)]
     pub json: bool,
     /// Config file, broker URL and prefix.

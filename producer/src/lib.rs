@@ -6,17 +6,20 @@
 
 pub mod cli;
 pub mod input;
+mod latency;
 pub mod output;
 
 use std::{
     io::{self, Write},
     sync::atomic::{AtomicBool, Ordering},
+    time::Instant,
 };
 
 use common::shutdown::CancellationToken;
 use common::{
     Settings,
     amqp::ConnectError,
+    protocol::Outcome,
     rpc::{ReconnectingClient, RpcError, Stats},
 };
 use futures::StreamExt;
@@ -24,6 +27,7 @@ use indicatif::ProgressBar;
 
 pub use cli::Cli;
 pub use input::{InputError, Names};
+pub use latency::Latency;
 pub use output::Format;
 
 /// Exit codes of the `producer` binary (also in `producer --help`).
@@ -52,12 +56,19 @@ pub struct Summary {
     pub sent: u64,
     /// Names with a greeting from every expected consumer.
     pub complete: u64,
-    /// Names with a missing or error reply.
+    /// Names with a missing or error reply (or refused by the broker).
     pub incomplete: u64,
+    /// Names for which at least one consumer replied with an error (each also
+    /// counted in [`incomplete`](Self::incomplete)): names, not replies, like
+    /// every other count here.
+    pub error_replies: u64,
     /// Input lines skipped as invalid.
     pub invalid: u64,
     /// Stopped early by the shutdown future.
     pub interrupted: bool,
+    /// How long the calls took, for every name sent (including those that
+    /// ended at their deadline); `None` when no name was sent.
+    pub latency: Option<Latency>,
     /// The RPC client's counters at the end.
     pub stats: Stats,
 }
@@ -123,6 +134,11 @@ pub struct Sinks<O, E> {
 /// order as soon as it and every name before it are done. Stops reading input
 /// when `shutdown` is cancelled, and finishes the names already in flight.
 ///
+/// At the end, interrupted or not, writes the [`Summary`] as the last line of
+/// [`Format::Json`] output and logs it at `info`. A run that fails writes no
+/// summary: the error is its result, and the missing last line tells a reader
+/// of the output that it was cut short.
+///
 /// # Errors
 /// [`ProducerError`] when the broker is unreachable, the connection is lost,
 /// no consumer queue is bound (at once, not after a timeout), or output fails.
@@ -140,11 +156,30 @@ pub async fn run<O: Write, E: Write>(
     sinks.progress.finish_and_clear();
     let mut summary = result?;
     summary.stats = stats;
+    output::write_summary(&mut sinks.out, format, &summary)?;
+    log_summary(&summary);
+    Ok(summary)
+}
+
+/// The summary for humans, on stderr at `info` (shown with
+/// `RUST_LOG=producer=info`): the figures of the JSON summary and a few more
+/// counters of the client. Percentiles are absent when no name was sent.
+fn log_summary(summary: &Summary) {
+    let stats = &summary.stats;
+    let ms = |pick: fn(&Latency) -> std::time::Duration| {
+        summary.latency.as_ref().map(|l| output::millis(pick(l)))
+    };
     tracing::info!(
         sent = summary.sent,
         complete = summary.complete,
         incomplete = summary.incomplete,
         invalid = summary.invalid,
+        error_replies = summary.error_replies,
+        interrupted = summary.interrupted,
+        p50_ms = ms(|l| l.p50),
+        p90_ms = ms(|l| l.p90),
+        p99_ms = ms(|l| l.p99),
+        max_ms = ms(|l| l.max),
         in_flight = stats.in_flight,
         stray = stats.stray,
         duplicates = stats.duplicates,
@@ -153,7 +188,6 @@ pub async fn run<O: Write, E: Write>(
         reconnects = stats.reconnects,
         "run statistics"
     );
-    Ok(summary)
 }
 
 async fn call_all<O: Write, E: Write>(
@@ -176,15 +210,17 @@ async fn call_all<O: Write, E: Write>(
         .take_until(Box::pin(stop))
         .map(|item| async move {
             let name = item?;
+            let started = Instant::now();
             let result = client.call(&name, expect, timeout, retries).await;
-            Ok::<_, InputError>((name, result))
+            Ok::<_, InputError>((name, result, started.elapsed()))
         })
         .buffered(settings.rpc.concurrency);
 
     let mut summary = Summary::default();
+    let mut timings = latency::Recorder::new();
     while let Some(item) = results.next().await {
         sinks.progress.inc(1);
-        let (name, result) = match item {
+        let (name, result, took) = match item {
             Ok(done) => done,
             Err(invalid) => {
                 summary.invalid += 1;
@@ -195,6 +231,7 @@ async fn call_all<O: Write, E: Write>(
             }
         };
         summary.sent += 1;
+        timings.record(took);
         let gathered = match result {
             Ok(gathered) => gathered,
             Err(RpcError::Nacked) => {
@@ -213,11 +250,19 @@ async fn call_all<O: Write, E: Write>(
         } else {
             summary.incomplete += 1;
         }
+        if gathered
+            .replies
+            .iter()
+            .any(|r| matches!(r.outcome, Outcome::Error { .. }))
+        {
+            summary.error_replies += 1;
+        }
         let Sinks { out, err, progress } = sinks;
         progress.suspend(|| {
             output::write_result(out, err, format, &name, expect, timeout, &gathered)
         })?;
     }
     summary.interrupted = interrupted.load(Ordering::Relaxed);
+    summary.latency = timings.latency();
     Ok(summary)
 }

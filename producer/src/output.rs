@@ -1,5 +1,6 @@
 //! How results are shown: greetings on stdout (text or JSON lines), problems
-//! on stderr, one name at a time in input order.
+//! on stderr, one name at a time in input order; in JSON, one summary object
+//! after the last name.
 
 use std::{io, time::Duration};
 
@@ -9,12 +10,14 @@ use common::{
 };
 use serde_json::{Map, Value, json};
 
+use crate::Summary;
+
 /// Output format of stdout.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Format {
     /// One greeting per line.
     Text,
-    /// One JSON object per name.
+    /// One JSON object per name, then one `{"summary":{...}}` object.
     Json,
 }
 
@@ -94,6 +97,66 @@ pub fn write_result(
         }
     }
     Ok(())
+}
+
+/// Writes the last line of [`Format::Json`] output: [`summary_json`].
+/// Text output has no summary (its lines are greetings only).
+///
+/// # Errors
+/// Only I/O errors of `out`.
+pub fn write_summary(
+    out: &mut impl io::Write,
+    format: Format,
+    summary: &Summary,
+) -> io::Result<()> {
+    match format {
+        Format::Text => Ok(()),
+        Format::Json => writeln!(out, "{}", summary_json(summary)),
+    }
+}
+
+/// The summary as one JSON object under the single key `summary`, so that it
+/// never looks like a per-name object (which always has `name`):
+///
+/// ```json
+/// {"summary":{"sent":2,"complete":1,"incomplete":1,"invalid":0,"error_replies":0,
+///  "retries":0,"stray_replies":0,"duplicate_replies":0,
+///  "latency_ms":{"p50":1.342,"p90":500.991,"p99":500.991,"max":500.991}}}
+/// ```
+///
+/// `latency_ms` is `null` when no name was sent (nothing was timed), never
+/// zeros; its figures are milliseconds to the microsecond.
+#[must_use]
+pub fn summary_json(summary: &Summary) -> Value {
+    let latency = summary.latency.map(|l| {
+        json!({
+            "p50": millis(l.p50),
+            "p90": millis(l.p90),
+            "p99": millis(l.p99),
+            "max": millis(l.max),
+        })
+    });
+    json!({
+        "summary": {
+            "sent": summary.sent,
+            "complete": summary.complete,
+            "incomplete": summary.incomplete,
+            "invalid": summary.invalid,
+            "error_replies": summary.error_replies,
+            "retries": summary.stats.retries,
+            "stray_replies": summary.stats.stray,
+            "duplicate_replies": summary.stats.duplicates,
+            "latency_ms": latency,
+        }
+    })
+}
+
+/// `d` in milliseconds, to the microsecond: `1.234` for 1234 µs.
+#[must_use]
+pub fn millis(d: Duration) -> f64 {
+    // From whole microseconds, not `as_secs_f64() * 1000.0`, whose binary
+    // rounding would print 1.2340000000000002.
+    d.as_micros() as f64 / 1000.0
 }
 
 fn humanize(d: Duration) -> String {
@@ -176,6 +239,76 @@ mod tests {
             "producer: hello refused \"Ada\": invalid_request: nope\n\
              producer: no reply from goodbye for \"Ada\" within 2500ms\n"
         );
+    }
+
+    #[test]
+    fn millis_keep_microseconds_without_binary_noise() {
+        assert_eq!(millis(Duration::from_micros(1234)).to_string(), "1.234");
+        assert_eq!(
+            millis(Duration::from_micros(500_991)).to_string(),
+            "500.991"
+        );
+        assert_eq!(millis(Duration::from_nanos(1999)).to_string(), "0.001");
+        assert_eq!(millis(Duration::ZERO).to_string(), "0");
+    }
+
+    fn summary(latency: Option<crate::Latency>) -> Summary {
+        Summary {
+            sent: 3,
+            complete: 1,
+            incomplete: 2,
+            error_replies: 1,
+            invalid: 4,
+            interrupted: true,
+            latency,
+            stats: common::rpc::Stats {
+                retries: 5,
+                stray: 6,
+                duplicates: 7,
+                ..Default::default()
+            },
+        }
+    }
+
+    fn rendered_summary(summary: &Summary) -> String {
+        let mut out = Vec::new();
+        write_summary(&mut out, Format::Json, summary).expect("write to Vec");
+        String::from_utf8(out).expect("utf8")
+    }
+
+    #[test]
+    fn json_summary_is_one_line_with_every_figure_in_order() {
+        let ms = Duration::from_micros;
+        let latency = crate::Latency {
+            p50: ms(1_342),
+            p90: ms(2_000),
+            p99: ms(500_991),
+            max: ms(501_000),
+        };
+        assert_eq!(
+            rendered_summary(&summary(Some(latency))),
+            concat!(
+                r#"{"summary":{"sent":3,"complete":1,"incomplete":2,"invalid":4,"#,
+                r#""error_replies":1,"retries":5,"stray_replies":6,"duplicate_replies":7,"#,
+                r#""latency_ms":{"p50":1.342,"p90":2.0,"p99":500.991,"max":501.0}}}"#,
+                "\n"
+            )
+        );
+    }
+
+    #[test]
+    fn json_summary_latency_is_null_when_nothing_was_timed() {
+        let line = rendered_summary(&summary(None));
+        let value: Value = serde_json::from_str(&line).expect("JSON");
+        assert_eq!(value["summary"]["latency_ms"], Value::Null);
+        assert_eq!(value["summary"]["sent"], 3);
+    }
+
+    #[test]
+    fn text_output_has_no_summary() {
+        let mut out = Vec::new();
+        write_summary(&mut out, Format::Text, &summary(None)).expect("write to Vec");
+        assert!(out.is_empty());
     }
 
     #[test]

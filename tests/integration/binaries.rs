@@ -64,9 +64,19 @@ async fn producer_json_lists_replies_missing_and_errors() {
     let run = run_producer(&app, &["--json", "--timeout", "500ms", "Ada"], None).await;
 
     assert_eq!(run.code, 3, "{run:?}");
-    let line: serde_json::Value = serde_json::from_str(run.stdout.trim()).expect("one JSON line");
+    let lines: Vec<serde_json::Value> = run
+        .stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("JSON line"))
+        .collect();
     assert_eq!(
-        line,
+        lines.len(),
+        2,
+        "one object for Ada, then the summary: {run:?}"
+    );
+    assert!(lines[1].get("summary").is_some(), "{}", lines[1]);
+    assert_eq!(
+        lines[0],
         serde_json::json!({
             "name": "Ada",
             "replies": {"hello": "hello Ada"},
