@@ -14,8 +14,13 @@ const PROGRESS_MIN_NAMES: usize = 50;
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = Cli::parse();
-    common::telemetry::init(tracing::Level::WARN);
-    let settings = match cli.settings() {
+    let loaded = cli.settings();
+    let format = match &loaded {
+        Ok(settings) => settings.log.format,
+        Err(_) => cli.shared.log_format.unwrap_or_default(),
+    };
+    common::telemetry::init_with(tracing::Level::WARN, format);
+    let settings = match loaded {
         Ok(settings) => settings,
         Err(error) => {
             eprintln!("producer: {}", one_line(error.as_ref()));
