@@ -1,4 +1,4 @@
-# The project's image: both service binaries on a small Debian 13 base, run as a non-root user.
+# The project's image: producer, consumer and dead-letters on a small Debian 13 base, run as a non-root user.
 # `docker-compose build` uses this file (stage `runtime`, the last one) when it can reach a registry
 # and crates.io. scripts/compose-test.sh, on machines without network access, uses
 # Dockerfile.host-binaries instead: the same runtime stage, with binaries built on the host.
@@ -19,11 +19,11 @@ RUN for c in common producer consumer bench tests; do mkdir -p $c/src && echo 'f
  && rm -rf common/src producer/src consumer/src bench/src tests/src
 COPY . .
 RUN touch */src/*.rs && cargo build --release --locked --bins \
- && mkdir /out && cp target/release/producer target/release/consumer /out/
+ && mkdir /out && cp target/release/producer target/release/consumer target/release/dead-letters /out/
 
 FROM ${BASE_IMAGE} AS runtime
 RUN useradd --system --uid 10001 --no-create-home --shell /usr/sbin/nologin greetings
-COPY --from=build /out/producer /out/consumer /usr/local/bin/
+COPY --from=build /out/producer /out/consumer /out/dead-letters /usr/local/bin/
 USER 10001:10001
 ENTRYPOINT ["/usr/local/bin/consumer"]
 CMD ["--help"]

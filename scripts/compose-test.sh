@@ -56,7 +56,7 @@ trap cleanup EXIT
 trap 'exit 130' INT TERM
 
 git -C "$repo" archive HEAD | tar -x -C "$work"
-mkdir -p "$work/dist" && cp "$repo/target/$profile/producer" "$repo/target/$profile/consumer" "$work/dist/"
+mkdir -p "$work/dist" && cp "$repo/target/$profile/producer" "$repo/target/$profile/consumer" "$repo/target/$profile/dead-letters" "$work/dist/"
 cd "$work"
 ls secrets *.password 2>/dev/null && fail "a secret is present in the fresh copy"
 say "project $COMPOSE_PROJECT_NAME in $work; AMQP 127.0.0.1:$AMQP_HOST_PORT, management 127.0.0.1:$MANAGEMENT_HOST_PORT"

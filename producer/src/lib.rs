@@ -5,6 +5,7 @@
 //! exit code; tests call [`run`] directly.
 
 pub mod cli;
+pub mod dead_letters;
 pub mod input;
 mod latency;
 pub mod output;

@@ -13,6 +13,7 @@ mod proxy;
 mod binaries;
 mod bounds;
 mod contract;
+mod dead_letters;
 mod deadlines;
 mod faults;
 mod interop;

@@ -1,0 +1,52 @@
+//! `dead-letters [OPTIONS] <list|replay|purge>`: inspect, replay and purge
+//! the dead-letter queue `<prefix>.dead`.
+
+use std::process::ExitCode;
+
+use common::{report::one_line, shutdown::CancellationToken};
+use producer::dead_letters::{self, Cli, Command, exit};
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let cli = Cli::parse_args();
+    common::telemetry::init(tracing::Level::WARN);
+    let settings = match cli.settings() {
+        Ok(settings) => settings,
+        Err(error) => {
+            eprintln!("dead-letters: {}", one_line(error.as_ref()));
+            return ExitCode::from(exit::USAGE);
+        }
+    };
+    // Only a replay stops cleanly between two letters; a signal ends a list
+    // or a purge at once, and the broker requeues whatever a list held.
+    let shutdown = match cli.command {
+        Command::Replay(_) => common::shutdown::on_signal(),
+        Command::List { .. } | Command::Purge { .. } => CancellationToken::new(),
+    };
+    let result = dead_letters::run(
+        &settings,
+        &cli.command,
+        &mut std::io::stdout(),
+        &mut std::io::stderr(),
+        shutdown,
+    )
+    .await;
+    let code = match result {
+        Ok(code) => code,
+        Err(error) => {
+            eprintln!("dead-letters: {}", one_line(&error));
+            error.exit_code()
+        }
+    };
+    exit_now(code)
+}
+
+/// Exits with `code` at once, output flushed (as `producer` does: returning
+/// from `main` can leave lapin's I/O thread printing a panic about its
+/// cancelled task).
+fn exit_now(code: u8) -> ExitCode {
+    use std::io::Write;
+    let _ = std::io::stdout().flush();
+    let _ = std::io::stderr().flush();
+    std::process::exit(i32::from(code))
+}
