@@ -174,7 +174,8 @@ pub async fn run<O: Write, E: Write>(
                     .await
                     .map_err(broker("purging the dead-letter queue"))?;
                 let _ = channel.close(200, "purged".into()).await;
-                writeln!(out, "purged {purged} letters from {queue}")?;
+                let letters = if purged == 1 { "letter" } else { "letters" };
+                writeln!(out, "purged {purged} {letters} from {queue}")?;
                 Ok(exit::OK)
             }
         }
