@@ -1,9 +1,11 @@
 //! Connecting to the broker: URL parsing, heartbeats, connection names, a
 //! bounded connect time, and a redacted URL for every log line.
 
-use std::time::Duration;
-
-use std::path::{Path, PathBuf};
+use std::{
+    path::{Path, PathBuf},
+    sync::atomic::{AtomicUsize, Ordering},
+    time::Duration,
+};
 
 use lapin::{
     Connection, ConnectionProperties,
@@ -62,30 +64,71 @@ pub enum ConnectError {
     },
 }
 
-/// Parses the configured URL, adds the configured heartbeat unless the URL
-/// sets one itself, and the password from `password_file` when set.
+/// Parses the configured URL (the first of a list), adds the configured
+/// heartbeat unless the URL sets one itself, and the password from
+/// `password_file` when set.
 ///
 /// # Errors
 /// [`ConnectError::InvalidUrl`], [`ConnectError::PasswordFile`].
 pub fn uri(settings: &AmqpSettings) -> Result<AMQPUri, ConnectError> {
-    let mut uri: AMQPUri = settings
-        .url
-        .expose_secret()
-        .parse()
-        .map_err(ConnectError::InvalidUrl)?;
-    if uri.query.heartbeat.is_none() {
-        uri.query.heartbeat = Some(settings.heartbeat);
-    }
-    if let Some(path) = &settings.password_file {
-        let password =
-            std::fs::read_to_string(path).map_err(|source| ConnectError::PasswordFile {
-                path: path.clone(),
-                source,
+    let mut all = uris(settings)?;
+    Ok(all.swap_remove(0))
+}
+
+/// Every broker address of `amqp.url` (a comma-separated list: the nodes of
+/// a cluster), each parsed as [`uri`] does; at least one.
+///
+/// # Errors
+/// [`ConnectError::InvalidUrl`] (naming which of the list, never echoing
+/// it), [`ConnectError::PasswordFile`].
+pub fn uris(settings: &AmqpSettings) -> Result<Vec<AMQPUri>, ConnectError> {
+    let text = settings.url.expose_secret();
+    let parts: Vec<&str> = text.split(',').map(str::trim).collect();
+    let password = match &settings.password_file {
+        Some(path) => Some(read_password(path)?),
+        None => None,
+    };
+    let several = parts.len() > 1;
+    parts
+        .iter()
+        .enumerate()
+        .map(|(i, part)| {
+            let mut uri: AMQPUri = part.parse().map_err(|e: String| {
+                ConnectError::InvalidUrl(if several {
+                    format!("address {} of {}: {e}", i + 1, parts.len())
+                } else {
+                    e
+                })
             })?;
-        let password = password.strip_suffix('\n').unwrap_or(&password);
-        uri.authority.userinfo.password = password.trim_end_matches('\r').to_owned();
-    }
-    Ok(uri)
+            if uri.query.heartbeat.is_none() {
+                uri.query.heartbeat = Some(settings.heartbeat);
+            }
+            if let Some(password) = &password {
+                uri.authority.userinfo.password.clone_from(password);
+            }
+            Ok(uri)
+        })
+        .collect()
+}
+
+fn read_password(path: &Path) -> Result<String, ConnectError> {
+    let password = std::fs::read_to_string(path).map_err(|source| ConnectError::PasswordFile {
+        path: path.to_owned(),
+        source,
+    })?;
+    let password = password.strip_suffix('\n').unwrap_or(&password);
+    Ok(password.trim_end_matches('\r').to_owned())
+}
+
+/// Where the next connection of this process starts in the address list: a
+/// random start per process (so that a fleet spreads over the nodes), then
+/// the next address after each failure.
+static NEXT_ADDRESS: std::sync::LazyLock<AtomicUsize> =
+    std::sync::LazyLock::new(|| AtomicUsize::new(rand_start()));
+
+fn rand_start() -> usize {
+    // The low bits of a v4 UUID are random; no extra dependency for one number.
+    (uuid::Uuid::new_v4().as_u128() % 1_000_003) as usize
 }
 
 /// The URI as text with the password replaced by `***`, for logs and errors.
@@ -101,16 +144,48 @@ pub fn redacted(uri: &AMQPUri) -> String {
     shown.to_string().replacen(MARK, "***", 1)
 }
 
-/// Opens a connection named `name` (shown in the management UI).
+/// Opens a connection named `name` (shown in the management UI) to one of
+/// the configured addresses: tried in turn from where the last connection of
+/// this process succeeded (a random one at first), each within
+/// [`CONNECT_TIMEOUT`]; the log line names the address it is on.
 ///
 /// # Errors
-/// [`ConnectError`] when the URL is invalid or the broker cannot be reached
-/// within [`CONNECT_TIMEOUT`].
+/// [`ConnectError`] when the URL is invalid or no address can be reached
+/// (the error of the last one tried).
 pub async fn connect(settings: &AmqpSettings, name: &str) -> Result<Connection, ConnectError> {
-    let uri = uri(settings)?;
-    let url = redacted(&uri);
-    let tls = tls_config(&uri, &settings.tls)?;
+    let uris = uris(settings)?;
+    let start = NEXT_ADDRESS.load(Ordering::Relaxed);
+    let mut last = None;
+    for step in 0..uris.len() {
+        let index = (start + step) % uris.len();
+        match connect_one(&uris[index], settings, name).await {
+            Ok(connection) => {
+                NEXT_ADDRESS.store(index, Ordering::Relaxed);
+                return Ok(connection);
+            }
+            Err(error @ (ConnectError::Unreachable { .. } | ConnectError::TimedOut { .. }))
+                if uris.len() > 1 =>
+            {
+                tracing::debug!(%error, "trying the next broker address");
+                last = Some(error);
+            }
+            Err(error) => return Err(error),
+        }
+    }
+    // The next attempt starts with the address after the one tried first.
+    NEXT_ADDRESS.store((start + 1) % uris.len(), Ordering::Relaxed);
+    Err(last.unwrap_or_else(|| ConnectError::InvalidUrl("no broker address".to_owned())))
+}
+
+async fn connect_one(
+    uri: &AMQPUri,
+    settings: &AmqpSettings,
+    name: &str,
+) -> Result<Connection, ConnectError> {
+    let url = redacted(uri);
+    let tls = tls_config(uri, &settings.tls)?;
     let properties = ConnectionProperties::default().with_connection_name(name.into());
+    let uri = uri.clone();
     let connecting = async {
         let runtime = lapin::runtime::default_runtime()?;
         Connection::connect_uri_with_config(uri, properties, tls, runtime).await
@@ -224,6 +299,37 @@ mod tests {
         let secure = uri(&settings("amqps://u:p@h:5671/%2f")).expect("valid");
         let err = tls_config(&secure, &files).expect_err("missing file");
         assert!(err.to_string().contains("/nonexistent/ca.pem"), "{err}");
+    }
+
+    #[test]
+    fn a_comma_separated_list_gives_every_address_with_the_same_settings() {
+        let list = settings(
+            "amqp://u:p@a:5672/%2f, amqp://u:p@b:5673/%2f,amqp://u:p@c:5674/%2f?heartbeat=2",
+        );
+        let all = uris(&list).expect("valid");
+        let hosts: Vec<(String, u16, Option<u16>)> = all
+            .iter()
+            .map(|u| {
+                (
+                    u.authority.host.clone(),
+                    u.authority.port,
+                    u.query.heartbeat,
+                )
+            })
+            .collect();
+        assert_eq!(
+            hosts,
+            [
+                ("a".to_owned(), 5672, Some(10)),
+                ("b".to_owned(), 5673, Some(10)),
+                ("c".to_owned(), 5674, Some(2)),
+            ]
+        );
+        assert_eq!(uri(&list).expect("valid").authority.host, "a");
+        let err = uris(&settings("amqp://u:s3cr3t@a:5672/%2f,http://u:s3cr3t@b"))
+            .expect_err("second is not amqp");
+        assert!(err.to_string().contains("address 2 of 2"), "{err}");
+        assert!(!err.to_string().contains("s3cr3t"), "{err}");
     }
 
     #[test]

@@ -57,7 +57,10 @@ pub enum LogFormat {
 /// Broker connection settings.
 #[derive(Debug, Clone, Deserialize)]
 pub struct AmqpSettings {
-    /// `amqp://user:password@host:port/vhost`; redacted in Debug output and logs.
+    /// `amqp://user:password@host:port/vhost`, or several, comma-separated
+    /// (a list in a config file): the nodes of a cluster, tried in turn;
+    /// redacted in Debug output and logs.
+    #[serde(deserialize_with = "url_or_list")]
     pub url: SecretString,
     /// Heartbeat interval in seconds negotiated with the broker (0 disables).
     pub heartbeat: u16,
@@ -104,6 +107,34 @@ pub struct TopologySettings {
     /// Zero: for ever.
     #[serde(deserialize_with = "duration::deserialize")]
     pub dead_letter_ttl: Duration,
+    /// The type of the queues the consumers declare: `classic` (default) or
+    /// `quorum` (replicated on a cluster).
+    #[serde(default)]
+    pub queue_type: QueueType,
+}
+
+/// The type of the consumers' queues.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum QueueType {
+    /// Classic queues, on one node.
+    #[default]
+    Classic,
+    /// Quorum queues (Raft-replicated over a majority of a cluster's nodes),
+    /// with the broker's delivery limit as a backstop for poison messages and
+    /// at-least-once dead-lettering.
+    Quorum,
+}
+
+impl QueueType {
+    /// The `x-queue-type` value.
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Classic => "classic",
+            Self::Quorum => "quorum",
+        }
+    }
 }
 
 /// Producer-side RPC settings.
@@ -149,6 +180,22 @@ pub struct ConsumerSettings {
     /// none by default.
     #[serde(default)]
     pub http_addr: Option<std::net::SocketAddr>,
+}
+
+/// `amqp.url` as one string, or a list of strings joined with commas.
+fn url_or_list<'de, D: serde::Deserializer<'de>>(
+    deserializer: D,
+) -> Result<SecretString, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum OneOrMany {
+        One(String),
+        Many(Vec<String>),
+    }
+    Ok(match OneOrMany::deserialize(deserializer)? {
+        OneOrMany::One(url) => url.into(),
+        OneOrMany::Many(urls) => urls.join(",").into(),
+    })
 }
 
 /// Configuration that cannot be used, with the reason.
@@ -325,6 +372,26 @@ impl Settings {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn a_list_of_urls_in_the_file_is_one_comma_separated_url() {
+        use secrecy::ExposeSecret;
+        let mut file = tempfile::Builder::new()
+            .suffix(".toml")
+            .tempfile()
+            .expect("temp file");
+        std::io::Write::write_all(
+            &mut file,
+            b"[amqp]\nurl = [\"amqp://a:5672/%2f\", \"amqp://b:5673/%2f\"]\n",
+        )
+        .expect("write");
+        let settings =
+            super::Settings::load_from(Some(file.path()), std::iter::empty()).expect("loads");
+        assert_eq!(
+            settings.amqp.url.expose_secret(),
+            "amqp://a:5672/%2f,amqp://b:5673/%2f"
+        );
+    }
+
     use std::io::Write;
 
     use super::*;

@@ -26,7 +26,7 @@ use lapin::{
     types::{AMQPValue, FieldTable},
 };
 
-use crate::settings::TopologySettings;
+use crate::settings::{QueueType, TopologySettings};
 
 /// A consumer's greeting word (`hello`, `goodbye`, `bonjour`): 1 to 64 ASCII
 /// letters, digits, `-` or `_`, because it becomes part of a queue name.
@@ -88,6 +88,8 @@ pub struct Topology {
     queue_expires: Duration,
     dead_letter_max_length: u32,
     dead_letter_ttl: Duration,
+    queue_type: QueueType,
+    delivery_limit: u32,
 }
 
 impl Topology {
@@ -100,6 +102,8 @@ impl Topology {
             queue_expires: Duration::ZERO,
             dead_letter_max_length: 0,
             dead_letter_ttl: Duration::ZERO,
+            queue_type: QueueType::Classic,
+            delivery_limit: 0,
         }
     }
 
@@ -110,7 +114,49 @@ impl Topology {
             queue_expires: settings.queue_expires,
             dead_letter_max_length: settings.dead_letter_max_length,
             dead_letter_ttl: settings.dead_letter_ttl,
+            queue_type: settings.queue_type,
             ..Self::new(&settings.prefix)
+        }
+    }
+
+    /// With quorum queues, the broker's `x-delivery-limit` for a word's
+    /// queue: deliveries of one message (the consumer's own failure count
+    /// usually dead-letters it first; this catches a message that crashes
+    /// the consumer before it can count). Zero: none.
+    #[must_use]
+    pub fn with_delivery_limit(mut self, limit: u32) -> Self {
+        self.delivery_limit = limit;
+        self
+    }
+
+    /// Whether a queue that exists with other arguments fails the
+    /// declaration (quorum) rather than being used as it is (classic).
+    fn strict(&self) -> bool {
+        self.queue_type == QueueType::Quorum
+    }
+
+    /// The arguments every queue of this topology gets for its type: none
+    /// for classic queues (existing deployments keep declaring them as they
+    /// always did); for quorum queues the type, and for a queue that
+    /// dead-letters (`dead_letters`), at-least-once dead-lettering, which
+    /// RabbitMQ allows only with `overflow = reject-publish`.
+    fn type_arguments(&self, arguments: &mut FieldTable, dead_letters: bool) {
+        if self.queue_type != QueueType::Quorum {
+            return;
+        }
+        arguments.insert(
+            "x-queue-type".into(),
+            AMQPValue::LongString("quorum".into()),
+        );
+        if dead_letters {
+            arguments.insert(
+                "x-dead-letter-strategy".into(),
+                AMQPValue::LongString("at-least-once".into()),
+            );
+            arguments.insert(
+                "x-overflow".into(),
+                AMQPValue::LongString("reject-publish".into()),
+            );
         }
     }
 
@@ -181,7 +227,16 @@ impl Topology {
             dead_bounds.insert("x-message-ttl".into(), AMQPValue::LongLongInt(ms));
         }
         let dead = self.dead_letter_queue();
-        declare_queue(connection, &dead, FieldTable::default(), dead_bounds).await?;
+        let mut dead_arguments = FieldTable::default();
+        self.type_arguments(&mut dead_arguments, false);
+        declare_queue(
+            connection,
+            &dead,
+            dead_arguments,
+            dead_bounds,
+            self.strict(),
+        )
+        .await?;
 
         let mut expires = FieldTable::default();
         if let Some(ms) = millis(self.queue_expires) {
@@ -193,7 +248,21 @@ impl Topology {
             "x-dead-letter-exchange".into(),
             AMQPValue::LongString(self.dead_letter_exchange().into()),
         );
-        declare_queue(connection, &queue, arguments, expires.clone()).await?;
+        self.type_arguments(&mut arguments, true);
+        if self.queue_type == QueueType::Quorum && self.delivery_limit > 0 {
+            arguments.insert(
+                "x-delivery-limit".into(),
+                AMQPValue::LongLongInt(i64::from(self.delivery_limit)),
+            );
+        }
+        declare_queue(
+            connection,
+            &queue,
+            arguments,
+            expires.clone(),
+            self.strict(),
+        )
+        .await?;
 
         // Expired retries go back to the word's queue through the default
         // exchange.
@@ -206,7 +275,15 @@ impl Topology {
             "x-dead-letter-routing-key".into(),
             AMQPValue::LongString(queue.as_str().into()),
         );
-        declare_queue(connection, &self.retry_queue(word), retry, expires).await?;
+        self.type_arguments(&mut retry, true);
+        declare_queue(
+            connection,
+            &self.retry_queue(word),
+            retry,
+            expires,
+            self.strict(),
+        )
+        .await?;
 
         let channel = connection.create_channel().await?;
         bind(&channel, &dead, &self.dead_letter_exchange()).await?;
@@ -225,11 +302,14 @@ fn millis(duration: Duration) -> Option<i64> {
 /// When the queue already exists with other bounds (or none), the broker
 /// answers PRECONDITION_FAILED; the queue is then declared with the required
 /// arguments only, passively if need be, and a warning says how to migrate.
+/// `strict` (quorum queues, new with their type: no old deployment to spare)
+/// and a refusal naming `x-queue-type` fail instead, saying how to migrate.
 async fn declare_queue(
     connection: &Connection,
     name: &str,
     required: FieldTable,
     bounds: FieldTable,
+    strict: bool,
 ) -> lapin::Result<()> {
     let durable = QueueDeclareOptions {
         durable: true,
@@ -244,6 +324,17 @@ async fn declare_queue(
         Ok(_) => {
             let _ = channel.close(200, "declared".into()).await;
             return Ok(());
+        }
+        Err(error) if is_precondition_failed(&error) && (strict || names_queue_type(&error)) => {
+            tracing::error!(
+                queue = name,
+                %error,
+                "the queue exists with other arguments than this topology (another queue type, \
+                 or other bounds). To migrate: stop its consumers, let it drain (or move its \
+                 messages, e.g. with a shovel), delete it, and start the consumers with the new \
+                 settings; or keep its settings (README, Migrating queues)"
+            );
+            return Err(error);
         }
         Err(error) if is_precondition_failed(&error) && !bounds.inner().is_empty() => {
             tracing::warn!(
@@ -282,6 +373,12 @@ async fn declare_queue(
     }
     let _ = channel.close(200, "declared".into()).await;
     Ok(())
+}
+
+/// Whether the broker's refusal is about `x-queue-type` (a queue of another
+/// type exists under the name).
+fn names_queue_type(error: &lapin::Error) -> bool {
+    error.to_string().contains("x-queue-type")
 }
 
 fn is_precondition_failed(error: &lapin::Error) -> bool {

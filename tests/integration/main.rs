@@ -21,6 +21,7 @@ mod node_selftest;
 mod operate;
 mod privileges;
 mod proxy_selftest;
+mod quorum;
 mod refusals;
 mod retries;
 mod rpc;

@@ -189,7 +189,8 @@ impl ConsumerService {
     /// A service answering for `word` with the [`Greeter`], printing to stdout.
     #[must_use]
     pub fn new(settings: &Settings, word: Word) -> Self {
-        let topology = Topology::from_settings(&settings.topology);
+        let topology = Topology::from_settings(&settings.topology)
+            .with_delivery_limit(settings.consumer.max_failures);
         Self {
             shared: Shared {
                 queue: topology.queue(&word),
