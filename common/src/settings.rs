@@ -107,6 +107,11 @@ pub struct TopologySettings {
     /// Zero: for ever.
     #[serde(deserialize_with = "duration::deserialize")]
     pub dead_letter_ttl: Duration,
+    /// Most requests a word's queue holds (`x-max-length`); a request
+    /// beyond it is refused (`overflow = reject-publish`: the producer gets a
+    /// nack, reported per name as overloaded). Zero: no bound.
+    #[serde(default)]
+    pub max_length: u32,
     /// The type of the queues the consumers declare: `classic` (default) or
     /// `quorum` (replicated on a cluster).
     #[serde(default)]

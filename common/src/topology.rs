@@ -90,6 +90,7 @@ pub struct Topology {
     dead_letter_ttl: Duration,
     queue_type: QueueType,
     delivery_limit: u32,
+    max_length: u32,
 }
 
 impl Topology {
@@ -104,6 +105,7 @@ impl Topology {
             dead_letter_ttl: Duration::ZERO,
             queue_type: QueueType::Classic,
             delivery_limit: 0,
+            max_length: 0,
         }
     }
 
@@ -115,6 +117,7 @@ impl Topology {
             dead_letter_max_length: settings.dead_letter_max_length,
             dead_letter_ttl: settings.dead_letter_ttl,
             queue_type: settings.queue_type,
+            max_length: settings.max_length,
             ..Self::new(&settings.prefix)
         }
     }
@@ -249,20 +252,24 @@ impl Topology {
             AMQPValue::LongString(self.dead_letter_exchange().into()),
         );
         self.type_arguments(&mut arguments, true);
+        let mut bounds = expires.clone();
+        if self.max_length > 0 {
+            bounds.insert(
+                "x-max-length".into(),
+                AMQPValue::LongLongInt(i64::from(self.max_length)),
+            );
+            bounds.insert(
+                "x-overflow".into(),
+                AMQPValue::LongString("reject-publish".into()),
+            );
+        }
         if self.queue_type == QueueType::Quorum && self.delivery_limit > 0 {
             arguments.insert(
                 "x-delivery-limit".into(),
                 AMQPValue::LongLongInt(i64::from(self.delivery_limit)),
             );
         }
-        declare_queue(
-            connection,
-            &queue,
-            arguments,
-            expires.clone(),
-            self.strict(),
-        )
-        .await?;
+        declare_queue(connection, &queue, arguments, bounds, self.strict()).await?;
 
         // Expired retries go back to the word's queue through the default
         // exchange.

@@ -46,6 +46,7 @@ Exit codes:
   3  incomplete: a reply missing by the deadline, or an error reply
   4  broker unreachable, or connection lost
   5  no queue bound to the exchange: no consumer is running
+  6  overloaded: the broker refused some names (a consumer's queue is full)
   130 interrupted";
 
 impl Cli {

@@ -46,6 +46,9 @@ pub mod exit {
     pub const BROKER: u8 = 4;
     /// No queue bound to the exchange: no consumer is running.
     pub const NO_ROUTE: u8 = 5;
+    /// The broker refused some names because a consumer's queue was full
+    /// (overloaded); each is reported, none silently dropped.
+    pub const OVERLOADED: u8 = 6;
     /// Stopped by Ctrl+C or SIGTERM.
     pub const INTERRUPTED: u8 = 130;
 }
@@ -65,6 +68,9 @@ pub struct Summary {
     pub error_replies: u64,
     /// Input lines skipped as invalid.
     pub invalid: u64,
+    /// Names the broker refused because a consumer's queue was full (each
+    /// also counted in [`incomplete`](Self::incomplete)).
+    pub overloaded: u64,
     /// Stopped early by the shutdown future.
     pub interrupted: bool,
     /// How long the calls took, for every name sent (including those that
@@ -82,6 +88,8 @@ impl Summary {
             exit::INTERRUPTED
         } else if self.invalid > 0 {
             exit::USAGE
+        } else if self.overloaded > 0 {
+            exit::OVERLOADED
         } else if self.incomplete > 0 {
             exit::INCOMPLETE
         } else {
@@ -176,6 +184,7 @@ fn log_summary(summary: &Summary) {
         incomplete = summary.incomplete,
         invalid = summary.invalid,
         error_replies = summary.error_replies,
+        overloaded = summary.overloaded,
         interrupted = summary.interrupted,
         p50_ms = ms(|l| l.p50),
         p90_ms = ms(|l| l.p90),
@@ -237,11 +246,9 @@ async fn call_all<O: Write, E: Write>(
             Ok(gathered) => gathered,
             Err(RpcError::Nacked) => {
                 summary.incomplete += 1;
-                writeln!(
-                    sinks.err,
-                    "producer: the broker refused the request for {:?}",
-                    name.as_str()
-                )?;
+                summary.overloaded += 1;
+                let Sinks { out, err, progress } = sinks;
+                progress.suspend(|| output::write_overloaded(out, err, format, &name, expect))?;
                 continue;
             }
             Err(fatal) => return Err(fatal.into()),

@@ -99,6 +99,39 @@ pub fn write_result(
     Ok(())
 }
 
+/// Writes the result for a name the broker refused (nacked): a request
+/// queue is full (`x-max-length` with `overflow = reject-publish`). In JSON,
+/// the name's object has `"overloaded": true` and every expected consumer
+/// missing.
+///
+/// # Errors
+/// Only I/O errors of `out` or `err`.
+pub fn write_overloaded(
+    out: &mut impl io::Write,
+    err: &mut impl io::Write,
+    format: Format,
+    name: &Name,
+    expect: &[String],
+) -> io::Result<()> {
+    writeln!(
+        err,
+        "producer: overloaded: the broker refused the request for {:?} (a consumer's queue is \
+         full); consumers whose queue had room may still handle it",
+        name.as_str()
+    )?;
+    if format == Format::Json {
+        let line = json!({
+            "name": name.as_str(),
+            "overloaded": true,
+            "replies": {},
+            "missing": expect,
+            "errors": {},
+        });
+        writeln!(out, "{line}")?;
+    }
+    Ok(())
+}
+
 /// Writes the last line of [`Format::Json`] output: [`summary_json`].
 /// Text output has no summary (its lines are greetings only).
 ///
@@ -143,6 +176,7 @@ pub fn summary_json(summary: &Summary) -> Value {
             "incomplete": summary.incomplete,
             "invalid": summary.invalid,
             "error_replies": summary.error_replies,
+            "overloaded": summary.overloaded,
             "retries": summary.stats.retries,
             "stray_replies": summary.stats.stray,
             "duplicate_replies": summary.stats.duplicates,
@@ -259,6 +293,7 @@ mod tests {
             incomplete: 2,
             error_replies: 1,
             invalid: 4,
+            overloaded: 8,
             interrupted: true,
             latency,
             stats: common::rpc::Stats {
@@ -289,7 +324,7 @@ mod tests {
             rendered_summary(&summary(Some(latency))),
             concat!(
                 r#"{"summary":{"sent":3,"complete":1,"incomplete":2,"invalid":4,"#,
-                r#""error_replies":1,"retries":5,"stray_replies":6,"duplicate_replies":7,"#,
+                r#""error_replies":1,"overloaded":8,"retries":5,"stray_replies":6,"duplicate_replies":7,"#,
                 r#""latency_ms":{"p50":1.342,"p90":2.0,"p99":500.991,"max":501.0}}}"#,
                 "\n"
             )

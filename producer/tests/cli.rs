@@ -84,12 +84,13 @@ fn an_invalid_broker_url_is_bad_usage_exit_2() {
 }
 
 /// The figures of a summary line, in the documented order.
-const SUMMARY_KEYS: [&str; 9] = [
+const SUMMARY_KEYS: [&str; 10] = [
     "sent",
     "complete",
     "incomplete",
     "invalid",
     "error_replies",
+    "overloaded",
     "retries",
     "stray_replies",
     "duplicate_replies",

@@ -19,6 +19,7 @@ mod faults;
 mod interop;
 mod node_selftest;
 mod operate;
+mod overload;
 mod privileges;
 mod proxy_selftest;
 mod quorum;
