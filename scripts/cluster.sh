@@ -97,10 +97,12 @@ up() {
   for i in "${NODES[@]}"; do await_node "$i"; done
   for i in 2 3; do
     joined "$i" && ctl 1 -q cluster_status --formatter json | grep -q "\"running_nodes\":\[[^]]*$(name_of "$i")" && continue
-    ctl "$i" -q stop_app
-    ctl "$i" -q reset
-    ctl "$i" -q join_cluster "$(name_of 1)"
-    ctl "$i" -q start_app
+    {
+      ctl "$i" -q stop_app
+      ctl "$i" -q reset
+      ctl "$i" -q join_cluster "$(name_of 1)"
+      ctl "$i" -q start_app
+    } >>"$DIR/cluster.log" 2>&1 || die "$(name_of "$i") could not join $(name_of 1) (see $DIR/cluster.log)"
     await_node "$i"
   done
   say "cluster up in $((SECONDS - t)) s"

@@ -12,6 +12,7 @@ mod proxy;
 
 mod binaries;
 mod bounds;
+mod cluster;
 mod contract;
 mod dead_letters;
 mod deadlines;

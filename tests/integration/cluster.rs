@@ -1,0 +1,231 @@
+//! On the 3-node cluster of `scripts/cluster.sh` (started by
+//! `scripts/test.sh` before these tests, `scripts/cluster.sh up` by hand):
+//! quorum queues, services spread over the nodes, and a node killed under
+//! load. The tests run one at a time (they kill nodes) and leave every node
+//! running.
+
+use std::{path::PathBuf, process::Stdio, time::Instant};
+
+use common::settings::QueueType;
+use tokio::sync::Mutex;
+
+use crate::{
+    helpers::{TestApp, run_producer_with_stats, wait_until},
+    ledger::Ledger,
+};
+
+/// One test at a time on the cluster: they kill nodes.
+static ONE_AT_A_TIME: Mutex<()> = Mutex::const_new(());
+
+fn script() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../scripts/cluster.sh")
+}
+
+/// Runs `scripts/cluster.sh ARGS`; its stdout.
+async fn cluster(args: &[&str]) -> String {
+    let output = tokio::process::Command::new(script())
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .await
+        .expect("run scripts/cluster.sh");
+    assert!(
+        output.status.success(),
+        "scripts/cluster.sh {} failed: {}{}",
+        args.join(" "),
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+/// The cluster's nodes (name, URL), all running, or a clear failure.
+async fn nodes() -> Vec<(String, String)> {
+    let status = cluster(&["status"]).await;
+    let nodes: Vec<(String, String, String)> = status
+        .lines()
+        .filter_map(|l| {
+            let mut parts = l.split_whitespace();
+            Some((
+                parts.next()?.to_owned(),
+                parts.next()?.to_owned(),
+                parts.next()?.to_owned(),
+            ))
+        })
+        .collect();
+    assert!(
+        nodes.len() == 3 && nodes.iter().all(|(_, _, state)| state == "running"),
+        "the cluster is not up (run scripts/cluster.sh up; scripts/test.sh does):\n{status}"
+    );
+    nodes.into_iter().map(|(n, u, _)| (n, u)).collect()
+}
+
+fn names(n: usize) -> Vec<String> {
+    (0..n).map(|i| format!("c{i}")).collect()
+}
+
+fn lines(names: &[String]) -> String {
+    names.iter().map(|n| format!("{n}\n")).collect()
+}
+
+/// The node leading quorum queue `queue` (`rabbitmq-queues quorum_status`).
+async fn leader_of(queue: &str, ask: &str) -> String {
+    let dir = std::env::var("CLUSTER_DIR").unwrap_or_else(|_| "/tmp/greetings-cluster".to_owned());
+    let index = ask
+        .trim_start_matches("greetings-c")
+        .chars()
+        .next()
+        .unwrap_or('1');
+    let output = tokio::process::Command::new("/usr/lib/rabbitmq/bin/rabbitmq-queues")
+        .args(["-n", ask, "-q", "quorum_status", queue])
+        .env("HOME", format!("{dir}/c{index}"))
+        .stdin(Stdio::null())
+        .output()
+        .await
+        .expect("run rabbitmq-queues");
+    let text = String::from_utf8_lossy(&output.stdout);
+    text.lines()
+        .find(|l| l.contains("leader"))
+        .and_then(|l| l.split_whitespace().find(|w| w.contains('@')))
+        .map(|s| s.trim_matches('│').trim().to_owned())
+        .unwrap_or_else(|| {
+            panic!(
+                "no leader for {queue} in:\n{text}{}",
+                String::from_utf8_lossy(&output.stderr)
+            )
+        })
+}
+
+/// Consumer replicas connected to different nodes share one quorum queue's
+/// work.
+#[tokio::test]
+async fn replicas_on_different_nodes_share_the_work() {
+    let _alone = ONE_AT_A_TIME.lock().await;
+    let nodes = nodes().await;
+    let app = TestApp::on(&nodes[0].1).await;
+    let mut settings = app.settings.clone();
+    settings.topology.queue_type = QueueType::Quorum;
+    let mut replicas = Vec::new();
+    for (_, url) in &nodes {
+        let mut on_node = settings.clone();
+        on_node.amqp.url = url.clone().into();
+        replicas.push(app.consumer_with("hello", &on_node, None).await);
+    }
+    let names = names(1000);
+    let mut env = app.env();
+    env.push(("AMQP_URL".to_owned(), urls(&nodes)));
+    let run = run_producer_with_stats(
+        env,
+        ["--expect", "hello", "--timeout", "30s"]
+            .map(str::to_owned)
+            .to_vec(),
+        Some(lines(&names)),
+    )
+    .await;
+    let handled: Vec<String> = replicas.iter().flat_map(|r| r.printed()).collect();
+    let ledger = Ledger::from_output(&names, &["hello"], &run.stdout)
+        .with_handled(handled.iter().map(String::as_str))
+        .with_duplicate_replies(run.duplicate_replies());
+    let split: Vec<String> = replicas
+        .iter()
+        .zip(&nodes)
+        .map(|(r, (node, _))| format!("{node}={}", r.printed().len()))
+        .collect();
+    ledger.print("replicas on three nodes");
+    println!("split of 1,000 requests: {}", split.join(" "));
+    assert_eq!(run.code, 0, "{run:?}");
+    assert_eq!(ledger.lost, 0);
+    assert!(
+        replicas.iter().all(|r| !r.printed().is_empty()),
+        "every replica took a share: {split:?}"
+    );
+    for replica in replicas {
+        replica.stop().await;
+    }
+}
+
+fn urls(nodes: &[(String, String)]) -> String {
+    nodes
+        .iter()
+        .map(|(_, u)| u.as_str())
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+/// The node leading the word's queue is SIGKILLed mid-run: the services
+/// move to the other nodes, the queue elects a new leader, nothing is lost.
+#[tokio::test]
+async fn killing_the_leader_of_the_queue_mid_run_loses_nothing() {
+    let _alone = ONE_AT_A_TIME.lock().await;
+    let nodes = nodes().await;
+    let all = urls(&nodes);
+    let app = TestApp::on(&nodes[0].1).await;
+    let mut settings = app.settings.clone();
+    settings.topology.queue_type = QueueType::Quorum;
+    settings.amqp.url = all.clone().into();
+    let hello = app.consumer_with("hello", &settings, None).await;
+    let goodbye = app.consumer_with("goodbye", &settings, None).await;
+    let queue = format!("{}.hello", app.prefix);
+    let leader = leader_of(&queue, &nodes[0].0).await;
+
+    let names = names(5000);
+    let mut env = app.env();
+    env.push(("AMQP_URL".to_owned(), all.clone()));
+    let producer = tokio::spawn(run_producer_with_stats(
+        env,
+        ["--retries", "10", "--timeout", "60s", "--concurrency", "64"]
+            .map(str::to_owned)
+            .to_vec(),
+        Some(lines(&names)),
+    ));
+    wait_until("the run is well under way", || {
+        let done = hello.printed().len();
+        async move { done >= 1000 }
+    })
+    .await;
+    let killed = Instant::now();
+    let before = hello.printed().len();
+    cluster(&["kill", &leader]).await;
+    // The window: from the kill until the word answers again.
+    wait_until("hello answers again after the kill", || {
+        let done = hello.printed().len();
+        async move { done > before + 10 }
+    })
+    .await;
+    let window = killed.elapsed();
+    let run = producer.await.expect("producer task");
+    let survivor = nodes
+        .iter()
+        .find(|(n, _)| *n != leader)
+        .expect("a survivor");
+    let new_leader = leader_of(&queue, &survivor.0).await;
+    cluster(&["start", &leader]).await;
+
+    let handled: Vec<String> = [&hello, &goodbye]
+        .iter()
+        .flat_map(|c| c.printed())
+        .collect();
+    let ledger = Ledger::from_output(&names, &["hello", "goodbye"], &run.stdout)
+        .with_handled(handled.iter().map(String::as_str))
+        .with_duplicate_replies(run.duplicate_replies());
+    ledger.print("leader of the hello queue killed");
+    println!(
+        "leader {leader} killed after {before} hello answers; hello answered again {:.2} s \
+         later; new leader {new_leader}; run took {:.1} s",
+        window.as_secs_f64(),
+        run.elapsed.as_secs_f64()
+    );
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert_eq!((ledger.lost, ledger.printed_twice), (0, 0));
+    assert_ne!(new_leader, leader);
+    hello.stop().await;
+    goodbye.stop().await;
+    // Never leave a node down for the next test.
+    wait_until("every node runs again", || async {
+        cluster(&["status"])
+            .await
+            .lines()
+            .all(|l| l.ends_with("running"))
+    })
+    .await;
+}
