@@ -174,7 +174,16 @@ pub async fn connect(settings: &AmqpSettings, name: &str) -> Result<Connection, 
     }
     // The next attempt starts with the address after the one tried first.
     NEXT_ADDRESS.store((start + 1) % uris.len(), Ordering::Relaxed);
-    Err(last.unwrap_or_else(|| ConnectError::InvalidUrl("no broker address".to_owned())))
+    let several = |url: String| format!("any of the {} broker addresses (last: {url})", uris.len());
+    Err(match last {
+        Some(ConnectError::Unreachable { url, source }) => ConnectError::Unreachable {
+            url: several(url),
+            source,
+        },
+        Some(ConnectError::TimedOut { url }) => ConnectError::TimedOut { url: several(url) },
+        Some(other) => other,
+        None => ConnectError::InvalidUrl("no broker address".to_owned()),
+    })
 }
 
 async fn connect_one(

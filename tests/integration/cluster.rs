@@ -4,7 +4,11 @@
 //! load. The tests run one at a time (they kill nodes) and leave every node
 //! running.
 
-use std::{path::PathBuf, process::Stdio, time::Instant};
+use std::{
+    path::PathBuf,
+    process::Stdio,
+    time::{Duration, Instant},
+};
 
 use common::settings::QueueType;
 use tokio::sync::Mutex;
@@ -229,3 +233,66 @@ async fn killing_the_leader_of_the_queue_mid_run_loses_nothing() {
     })
     .await;
 }
+
+/// Two of three nodes down: the last one pauses (`pause_minority`), so calls
+/// fail clearly and at once (broker unreachable, exit 4), never a false
+/// success or a hang; once the nodes are back, a run completes.
+#[tokio::test]
+async fn two_nodes_down_fail_calls_clearly_and_a_run_completes_once_they_return() {
+    let _alone = ONE_AT_A_TIME.lock().await;
+    let nodes = nodes().await;
+    let all = urls(&nodes);
+    let app = TestApp::on(&nodes[0].1).await;
+    let mut settings = app.settings.clone();
+    settings.topology.queue_type = QueueType::Quorum;
+    settings.amqp.url = all.clone().into();
+    let hello = app.consumer_with("hello", &settings, None).await;
+    let mut env = app.env();
+    env.push(("AMQP_URL".to_owned(), all.clone()));
+    let args = ["--expect", "hello", "--timeout", "5s", "--retries", "3"].map(str::to_owned);
+
+    cluster(&["kill", &nodes[1].0]).await;
+    cluster(&["kill", &nodes[2].0]).await;
+    let started = Instant::now();
+    let failed = run_producer_with_stats(env.clone(), args.to_vec(), Some(lines(&names(5)))).await;
+    let took = started.elapsed();
+    println!(
+        "two of three nodes down: exit {} after {:.2} s: {}",
+        failed.code,
+        took.as_secs_f64(),
+        failed.stderr.lines().next().unwrap_or_default()
+    );
+    assert_eq!(failed.code, 4, "{failed:?}");
+    assert!(
+        failed.stdout.is_empty(),
+        "no false success: {}",
+        failed.stdout
+    );
+    assert!(
+        took < Duration::from_secs(5) + UNAVAILABLE_BOUND,
+        "within the deadline and {UNAVAILABLE_BOUND:?}: {took:?}"
+    );
+
+    let back = Instant::now();
+    let (second, third) = (["start", &nodes[1].0], ["start", &nodes[2].0]);
+    tokio::join!(cluster(&second), cluster(&third));
+    let names = names(200);
+    wait_until("a run completes once the nodes are back", || {
+        let env = env.clone();
+        let args = args.to_vec();
+        let input = lines(&names);
+        async move { run_producer_with_stats(env, args, Some(input)).await.code == 0 }
+    })
+    .await;
+    println!(
+        "nodes back: a run of 200 completed {:.1} s after the restarts began",
+        back.elapsed().as_secs_f64()
+    );
+    hello.stop().await;
+}
+
+/// How long after its deadline a call may end when the cluster is
+/// unavailable: one connection attempt per address, each refused at once by
+/// a paused or dead node (at most `CONNECT_TIMEOUT`, 10 s, for one that does
+/// not answer).
+const UNAVAILABLE_BOUND: Duration = Duration::from_secs(10);
