@@ -4,8 +4,14 @@
 #
 #   scripts/cluster.sh up            start 3 nodes and join them (idempotent)
 #   scripts/cluster.sh status        one line per node: name, AMQP URL, running|stopped
+#                                    (or paused, partitioned)
 #   scripts/cluster.sh kill NODE     SIGKILL a node's VM (NODE: 1, 2, 3 or its name)
 #   scripts/cluster.sh start NODE    start a stopped node again (it rejoins)
+#   scripts/cluster.sh partition NODE  cut NODE's distribution traffic from the
+#                                    other two (its Erlang cookie changed and its
+#                                    links dropped: every reconnection fails its
+#                                    handshake); pause_minority pauses it
+#   scripts/cluster.sh heal NODE     restore its cookie and reconnect: it resumes
 #   scripts/cluster.sh urls          the comma-separated AMQP_URL of the cluster
 #   scripts/cluster.sh down          stop every node and delete the cluster's data
 #
@@ -27,6 +33,8 @@ DIR="${CLUSTER_DIR:-/tmp/greetings-cluster}"
 BASE_PORT="${CLUSTER_BASE_PORT:-5680}"
 NODES=(1 2 3)
 BOOT_TIMEOUT=90
+# The partitioned node's cookie: the CLI must present it to reach that node.
+PARTITION_COOKIE=greetings-partitioned
 
 [[ -x "$SBIN/rabbitmq-server" ]] || die "no $SBIN/rabbitmq-server: install the rabbitmq-server package"
 
@@ -56,7 +64,10 @@ on() {
 
 ctl() { local i="$1"; shift; on "$i" rabbitmqctl -n "$(name_of "$i")" "$@"; }
 
-running() { ctl "$1" -q status >/dev/null 2>&1; }
+# running I: node I's VM answers and its RabbitMQ application runs (a paused
+# node's does not).
+running() { [[ "$(ctl "$1" -q eval 'rabbit:is_running().' 2>/dev/null)" == true ]]; }
+alive() { ctl "$1" -q eval 'ok.' >/dev/null 2>&1; }
 
 prepare() {
   local i="$1" home="$DIR/c$i"
@@ -75,7 +86,7 @@ EOF
 
 start_node() {
   local i="$1"
-  if running "$i"; then return; fi
+  if alive "$i"; then return; fi
   prepare "$i"
   on "$i" rabbitmq-server -detached >/dev/null 2>&1 || die "rabbitmq-server -detached failed for $(name_of "$i")"
 }
@@ -111,7 +122,10 @@ up() {
 
 status() {
   for i in "${NODES[@]}"; do
-    if running "$i"; then state=running; else state=stopped; fi
+    if running "$i"; then state=running
+    elif ctl "$i" --erlang-cookie "$PARTITION_COOKIE" -q eval 'ok.' >/dev/null 2>&1; then state=partitioned
+    elif alive "$i"; then state=paused
+    else state=stopped; fi
     printf '%s %s %s\n' "$(name_of "$i")" "$(url_of "$i")" "$state"
   done
 }
@@ -122,7 +136,7 @@ kill_node() {
   pid=$(ctl "$i" -q eval 'os:getpid().' 2>/dev/null | tr -dc '0-9') || true
   [[ -n "$pid" ]] || die "$(name_of "$i") is not running"
   kill -9 "$pid"
-  while running "$i"; do sleep 0.2; done
+  while alive "$i"; do sleep 0.2; done
   say "killed $(name_of "$i") (pid $pid)"
 }
 
@@ -133,9 +147,25 @@ start_again() {
   say "started $(name_of "$i")"
 }
 
+partition() {
+  local i; i=$(index "$1")
+  ctl "$i" -q eval "erlang:set_cookie(node(), '$PARTITION_COOKIE'), [erlang:disconnect_node(N) || N <- nodes()], ok." >/dev/null \
+    || die "cannot partition $(name_of "$i")"
+  say "partitioned $(name_of "$i") from the other nodes"
+}
+
+heal() {
+  local i; i=$(index "$1")
+  local cookie; cookie=$(cat "$DIR/cookie")
+  ctl "$i" --erlang-cookie "$PARTITION_COOKIE" -q eval \
+    "erlang:set_cookie(node(), '$cookie'), [net_adm:ping(N) || N <- ['$(name_of 1)', '$(name_of 2)', '$(name_of 3)']], ok." >/dev/null \
+    || die "cannot heal $(name_of "$i") (is it partitioned?)"
+  say "healed $(name_of "$i")"
+}
+
 down() {
   for i in "${NODES[@]}"; do
-    if running "$i"; then
+    if alive "$i"; then
       pid=$(ctl "$i" -q eval 'os:getpid().' 2>/dev/null | tr -dc '0-9') || true
       ctl "$i" -q stop >/dev/null 2>&1 || { [[ -n "${pid:-}" ]] && kill -9 "$pid" 2>/dev/null; } || true
     fi
@@ -152,6 +182,8 @@ case "${1:-}" in
   kill) [[ -n "${2:-}" ]] || die "usage: $0 kill NODE"; kill_node "$2" ;;
   start) [[ -n "${2:-}" ]] || die "usage: $0 start NODE"; start_again "$2" ;;
   urls) urls ;;
+  partition) [[ -n "${2:-}" ]] || die "usage: $0 partition NODE"; partition "$2" ;;
+  heal) [[ -n "${2:-}" ]] || die "usage: $0 heal NODE"; heal "$2" ;;
   down) down ;;
-  *) sed -n '2,20p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2 ;;
+  *) sed -n '2,26p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2 ;;
 esac

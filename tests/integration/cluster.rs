@@ -72,32 +72,63 @@ fn lines(names: &[String]) -> String {
     names.iter().map(|n| format!("{n}\n")).collect()
 }
 
-/// The node leading quorum queue `queue` (`rabbitmq-queues quorum_status`).
-async fn leader_of(queue: &str, ask: &str) -> String {
+/// Runs RabbitMQ CLI `tool` as node `node` (`greetings-cN@localhost`), with
+/// that node's HOME (its Erlang cookie); stdout.
+async fn cli(tool: &str, node: &str, args: &[&str]) -> String {
     let dir = std::env::var("CLUSTER_DIR").unwrap_or_else(|_| "/tmp/greetings-cluster".to_owned());
-    let index = ask
+    let index = node
         .trim_start_matches("greetings-c")
         .chars()
         .next()
         .unwrap_or('1');
-    let output = tokio::process::Command::new("/usr/lib/rabbitmq/bin/rabbitmq-queues")
-        .args(["-n", ask, "-q", "quorum_status", queue])
+    let output = tokio::process::Command::new(format!("/usr/lib/rabbitmq/bin/{tool}"))
+        .args(["-n", node, "-q"])
+        .args(args)
         .env("HOME", format!("{dir}/c{index}"))
         .stdin(Stdio::null())
         .output()
         .await
-        .expect("run rabbitmq-queues");
-    let text = String::from_utf8_lossy(&output.stdout);
+        .unwrap_or_else(|e| panic!("run {tool}: {e}"));
+    assert!(
+        output.status.success(),
+        "{tool} -n {node} {} failed: {}",
+        args.join(" "),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+/// The node leading quorum queue `queue` (`rabbitmq-queues quorum_status`,
+/// asked of node `ask`).
+async fn leader_of(queue: &str, ask: &str) -> String {
+    let text = cli("rabbitmq-queues", ask, &["quorum_status", queue]).await;
     text.lines()
         .find(|l| l.contains("leader"))
         .and_then(|l| l.split_whitespace().find(|w| w.contains('@')))
         .map(|s| s.trim_matches('│').trim().to_owned())
-        .unwrap_or_else(|| {
-            panic!(
-                "no leader for {queue} in:\n{text}{}",
-                String::from_utf8_lossy(&output.stderr)
-            )
-        })
+        .unwrap_or_else(|| panic!("no leader for {queue} in:\n{text}"))
+}
+
+/// The node (of `nodes`) a connection named `name` is on, from the server
+/// port `rabbitmqctl list_connections` (asked of node `ask`) reports.
+async fn node_of_connection(nodes: &[(String, String)], ask: &str, name: &str) -> String {
+    let listing = cli(
+        "rabbitmqctl",
+        ask,
+        &["list_connections", "port", "client_properties"],
+    )
+    .await;
+    let named = format!("\"connection_name\",\"{name}\"");
+    let port = listing
+        .lines()
+        .find(|l| l.contains(&named))
+        .and_then(|l| l.split_whitespace().next())
+        .unwrap_or_else(|| panic!("no connection {name:?} in:\n{listing}"));
+    nodes
+        .iter()
+        .find(|(_, url)| url.contains(&format!(":{port}/")))
+        .map(|(node, _)| node.clone())
+        .unwrap_or_else(|| panic!("no node on port {port}"))
 }
 
 /// Consumer replicas connected to different nodes share one quorum queue's
@@ -296,3 +327,108 @@ async fn two_nodes_down_fail_calls_clearly_and_a_run_completes_once_they_return(
 /// a paused or dead node (at most `CONNECT_TIMEOUT`, 10 s, for one that does
 /// not answer).
 const UNAVAILABLE_BOUND: Duration = Duration::from_secs(10);
+
+/// One node cut off from the other two (its distribution links refused):
+/// it pauses (`pause_minority`), the services connected to it move to the
+/// others, a run on the majority completes with nothing lost, and after
+/// healing the cluster is whole and a run completes.
+#[tokio::test]
+async fn a_node_cut_off_from_the_other_two_pauses_its_clients_move_and_nothing_is_lost() {
+    let _alone = ONE_AT_A_TIME.lock().await;
+    let nodes = nodes().await;
+    let all = urls(&nodes);
+    let app = TestApp::on(&nodes[0].1).await;
+    let mut settings = app.settings.clone();
+    settings.topology.queue_type = QueueType::Quorum;
+    settings.amqp.url = all.clone().into();
+    let hello = app.consumer_with("hello", &settings, None).await;
+    let goodbye = app.consumer_with("goodbye", &settings, None).await;
+    // Cut off the node the services are on, so that they must move.
+    let consume = format!("greetings-consumer {} hello consume", app.prefix);
+    let minority = node_of_connection(&nodes, &nodes[0].0, &consume).await;
+    let majority = nodes
+        .iter()
+        .find(|(n, _)| *n != minority)
+        .map(|(n, _)| n.clone())
+        .expect("another node");
+
+    let names = names(3000);
+    let mut env = app.env();
+    env.push(("AMQP_URL".to_owned(), all.clone()));
+    let args = ["--retries", "10", "--timeout", "60s", "--concurrency", "64"].map(str::to_owned);
+    let producer = tokio::spawn(run_producer_with_stats(
+        env.clone(),
+        args.to_vec(),
+        Some(lines(&names)),
+    ));
+    wait_until("the run is well under way", || {
+        let done = hello.printed().len();
+        async move { done >= 500 }
+    })
+    .await;
+    let cut = Instant::now();
+    cluster(&["partition", &minority]).await;
+    let _heal = Healer(minority.clone());
+    hello.wait_for_sessions(2).await;
+    goodbye.wait_for_sessions(2).await;
+    let moved = cut.elapsed();
+    let now_on = node_of_connection(&nodes, &majority, &consume).await;
+    let run = producer.await.expect("producer task");
+
+    let handled: Vec<String> = [&hello, &goodbye]
+        .iter()
+        .flat_map(|c| c.printed())
+        .collect();
+    let ledger = Ledger::from_output(&names, &["hello", "goodbye"], &run.stdout)
+        .with_handled(handled.iter().map(String::as_str))
+        .with_duplicate_replies(run.duplicate_replies());
+    ledger.print("one node partitioned from the other two");
+
+    let healing = Instant::now();
+    cluster(&["heal", &minority]).await;
+    wait_until("the cluster is whole again", || async {
+        cluster(&["status"])
+            .await
+            .lines()
+            .all(|l| l.ends_with("running"))
+    })
+    .await;
+    let healed = healing.elapsed();
+    let partitions = cli(
+        "rabbitmqctl",
+        &majority,
+        &["eval", "rabbit_node_monitor:partitions()."],
+    )
+    .await;
+    let after = run_producer_with_stats(env, args.to_vec(), Some(lines(&names[..200]))).await;
+    println!(
+        "partition: {minority} cut off; the services moved to {now_on} within {:.2} s; \
+         whole again {:.2} s after healing (partitions seen: {}); run after healing: exit {}",
+        moved.as_secs_f64(),
+        healed.as_secs_f64(),
+        partitions.trim(),
+        after.code
+    );
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert_eq!((ledger.lost, ledger.printed_twice), (0, 0));
+    assert_ne!(now_on, minority, "the services left the cut-off node");
+    assert_eq!(partitions.trim(), "[]");
+    assert_eq!(after.code, 0, "{}", after.stderr);
+    hello.stop().await;
+    goodbye.stop().await;
+}
+
+/// Heals a partitioned node when dropped, so that a failing test never
+/// leaves the cluster cut for the next one (healing a whole cluster is
+/// harmless).
+struct Healer(String);
+
+impl Drop for Healer {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new(script())
+            .args(["heal", &self.0])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status();
+    }
+}
