@@ -45,6 +45,18 @@ else
     say "credentials generated; admin password: docker-compose exec rabbitmq cat $base/admin.password"
 fi
 
+# A cluster's nodes share one Erlang cookie (docker-compose.cluster.yml).
+if [[ "${GREETINGS_ERLANG_COOKIE:-0}" == 1 ]]; then
+    if [[ -e "$base/broker/erlang.cookie" ]]; then
+        say "Erlang cookie exists; keeping it"
+    else
+        head -c 48 /dev/urandom | base64 | tr -dc 'A-Za-z0-9' | head -c 40 >"$base/broker/erlang.cookie.new"
+        install -m 0400 -o rabbitmq -g rabbitmq "$base/broker/erlang.cookie.new" "$base/broker/erlang.cookie"
+        rm -f "$base/broker/erlang.cookie.new"
+        say "Erlang cookie generated for the cluster's nodes"
+    fi
+fi
+
 if [[ "${GREETINGS_DEV_TLS:-0}" == 1 ]]; then
     if [[ -e "$base/broker/server.pem" ]]; then
         say "TLS certificates exist; keeping them"

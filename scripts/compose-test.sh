@@ -156,4 +156,37 @@ plain=$(AMQP_URL="amqp://producer:x@127.0.0.1:$AMQP_HOST_PORT/greetings" timeout
 say "TLS: plain amqp:// on 127.0.0.1:$AMQP_HOST_PORT refused: $(tail -1 <<<"$plain")"
 dc --profile cli down -v --remove-orphans >/dev/null 2>&1 || fail "TLS: down -v"
 assert_gone "$COMPOSE_PROJECT_NAME"
+
+# A 3-node cluster with quorum queues, with Compose v1, on the image built above.
+compose=(docker-compose --ansi never -f docker-compose.yml -f docker-compose.cluster.yml)
+export COMPOSE_PROJECT_NAME="${COMPOSE_PROJECT_NAME%tls}cl" AMQP_HOST_PORT=$(free_port) MANAGEMENT_HOST_PORT=$(free_port)
+projects+=("$COMPOSE_PROJECT_NAME")
+say "cluster stack: project $COMPOSE_PROJECT_NAME, AMQP 127.0.0.1:$AMQP_HOST_PORT (first node)"
+t=$SECONDS
+dc up -d >"$work/up-cluster.log" 2>&1 || { cat "$work/up-cluster.log"; fail "cluster: up -d"; }
+demo=$(dc ps -q demo)
+[[ -n "$demo" ]] || fail "cluster: no demo container"
+code=$(timeout 240 docker wait "$demo") || fail "cluster: demo did not exit within 240 s"
+logs=$(dc logs --no-color demo)
+echo "$logs" | sed 's/^/  /'
+[[ "$code" == 0 ]] || fail "cluster: demo exit code $code"
+for g in "hello Ada" "goodbye Ada" "hello Bob" "goodbye Bob"; do grep -q "$g" <<<"$logs" || fail "cluster: demo logs lack '$g'"; done
+say "cluster: demo exited 0, $((SECONDS - t)) s after up"
+status=$(dc exec -T rabbitmq rabbitmqctl -q cluster_status --formatter json 2>/dev/null)
+running=$(python3 -c 'import json,sys; print(len(json.load(sys.stdin)["running_nodes"]))' <<<"$status") || fail "cluster: cannot read cluster_status"
+((running == 3)) || fail "cluster: $running running nodes, expected 3: $status"
+types=$(dc exec -T rabbitmq rabbitmqctl -q list_queues -p greetings name type 2>/dev/null | tr -d '\r')
+grep -Eq '^greetings\.hello[[:space:]]+quorum' <<<"$types" || fail "cluster: greetings.hello is not a quorum queue: $types"
+say "cluster: 3 running nodes; greetings.hello is a quorum queue"
+t=$SECONDS
+dc kill rabbitmq-3 >/dev/null 2>&1 || fail "cluster: kill rabbitmq-3"
+healed=""
+for i in $(seq 60); do
+  if out=$(dc run --rm producer Ada 2>&1) && grep -q "hello Ada" <<<"$out" && grep -q "goodbye Ada" <<<"$out"; then healed=1; break; fi
+  sleep 1
+done
+[[ -n "$healed" ]] || { echo "$out"; fail "cluster: no complete producer call within 60 attempts after killing rabbitmq-3"; }
+say "cluster: rabbitmq-3 killed; a producer call completes $((SECONDS - t)) s later, on the other two nodes"
+dc --profile cli down -v --remove-orphans >/dev/null 2>&1 || fail "cluster: down -v"
+assert_gone "$COMPOSE_PROJECT_NAME"
 say "PASS"
