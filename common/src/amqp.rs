@@ -120,16 +120,21 @@ fn read_password(path: &Path) -> Result<String, ConnectError> {
     Ok(password.trim_end_matches('\r').to_owned())
 }
 
-/// Where the next connection of this process starts in the address list: a
-/// random start per process (so that a fleet spreads over the nodes), then
-/// the next address after each failure.
-static NEXT_ADDRESS: std::sync::LazyLock<AtomicUsize> =
-    std::sync::LazyLock::new(|| AtomicUsize::new(rand_start()));
-
-fn rand_start() -> usize {
-    // The low bits of a v4 UUID are random; no extra dependency for one number.
-    (uuid::Uuid::new_v4().as_u128() % 1_000_003) as usize
+/// The order in which this process tries `n` addresses: a shuffle drawn
+/// once per process, so that a fleet spreads over the nodes, and the clients
+/// of a node that fails spread over the others rather than all moving to the
+/// same next one.
+fn address_order(n: usize) -> Vec<usize> {
+    use rand::{SeedableRng, seq::SliceRandom};
+    static SEED: std::sync::LazyLock<u64> = std::sync::LazyLock::new(rand::random);
+    let mut order: Vec<usize> = (0..n).collect();
+    order.shuffle(&mut rand::rngs::StdRng::seed_from_u64(*SEED));
+    order
 }
+
+/// Where in [`address_order`] the next connection of this process starts:
+/// where the last one succeeded, or after the first address that failed.
+static NEXT_ADDRESS: AtomicUsize = AtomicUsize::new(0);
 
 /// The URI as text with the password replaced by `***`, for logs and errors.
 #[must_use]
@@ -145,8 +150,8 @@ pub fn redacted(uri: &AMQPUri) -> String {
 }
 
 /// Opens a connection named `name` (shown in the management UI) to one of
-/// the configured addresses: tried in turn from where the last connection of
-/// this process succeeded (a random one at first), each within
+/// the configured addresses: tried in this process's shuffled order
+/// ([`address_order`]) from where its last connection succeeded, each within
 /// [`CONNECT_TIMEOUT`]; the log line names the address it is on.
 ///
 /// # Errors
@@ -154,13 +159,14 @@ pub fn redacted(uri: &AMQPUri) -> String {
 /// (the error of the last one tried).
 pub async fn connect(settings: &AmqpSettings, name: &str) -> Result<Connection, ConnectError> {
     let uris = uris(settings)?;
+    let order = address_order(uris.len());
     let start = NEXT_ADDRESS.load(Ordering::Relaxed);
     let mut last = None;
     for step in 0..uris.len() {
-        let index = (start + step) % uris.len();
-        match connect_one(&uris[index], settings, name).await {
+        let position = (start + step) % uris.len();
+        match connect_one(&uris[order[position]], settings, name).await {
             Ok(connection) => {
-                NEXT_ADDRESS.store(index, Ordering::Relaxed);
+                NEXT_ADDRESS.store(position, Ordering::Relaxed);
                 return Ok(connection);
             }
             Err(error @ (ConnectError::Unreachable { .. } | ConnectError::TimedOut { .. }))
@@ -339,6 +345,20 @@ mod tests {
             .expect_err("second is not amqp");
         assert!(err.to_string().contains("address 2 of 2"), "{err}");
         assert!(!err.to_string().contains("s3cr3t"), "{err}");
+    }
+
+    #[test]
+    fn the_address_order_is_one_shuffle_per_process() {
+        let order = address_order(5);
+        let mut sorted = order.clone();
+        sorted.sort_unstable();
+        assert_eq!(sorted, [0, 1, 2, 3, 4], "a permutation");
+        assert_eq!(
+            address_order(5),
+            order,
+            "the same every time in one process"
+        );
+        assert_eq!(address_order(1), [0]);
     }
 
     #[test]
