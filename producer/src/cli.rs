@@ -26,7 +26,7 @@ pub struct Cli {
     /// Names in flight at once [default: 64].
     #[arg(short, long, value_name = "N")]
     pub concurrency: Option<usize>,
-    /// Resend a name this many times when the connection is lost, within its timeout [default: 0].
+    /// Resend a name this many times when the connection is lost or the broker refuses it (nack), within its timeout [default: 0].
     #[arg(short, long, value_name = "N")]
     pub retries: Option<u32>,
     /// Print one JSON object per name instead of greeting lines, then one

@@ -116,7 +116,7 @@ pub fn write_overloaded(
     writeln!(
         err,
         "producer: overloaded: the broker refused the request for {:?} (a consumer's queue is \
-         full); consumers whose queue had room may still handle it",
+         full, or between two leaders); consumers whose queue took it may still handle it",
         name.as_str()
     )?;
     if format == Format::Json {

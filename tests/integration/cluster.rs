@@ -221,6 +221,7 @@ async fn killing_the_leader_of_the_queue_mid_run_loses_nothing() {
     let killed = Instant::now();
     let before = hello.printed().len();
     cluster(&["kill", &leader]).await;
+    let _restart = Restarter(leader.clone());
     // The window: from the kill until the word answers again.
     wait_until("hello answers again after the kill", || {
         let done = hello.printed().len();
@@ -427,6 +428,20 @@ impl Drop for Healer {
     fn drop(&mut self) {
         let _ = std::process::Command::new(script())
             .args(["heal", &self.0])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status();
+    }
+}
+
+/// Starts a killed node again when dropped (a no-op for a running one), so
+/// that a failing test never leaves the cluster short of a node.
+struct Restarter(String);
+
+impl Drop for Restarter {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new(script())
+            .args(["start", &self.0])
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .status();

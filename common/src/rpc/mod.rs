@@ -36,7 +36,9 @@ pub use error::RpcError;
 use gather::gather;
 pub use gathered::Gathered;
 use pending::Pending;
-pub use reconnecting::{RECONNECT_MAX_DELAY, RECONNECT_MIN_DELAY, ReconnectingClient};
+pub use reconnecting::{
+    NACK_RETRY_DELAY, RECONNECT_MAX_DELAY, RECONNECT_MIN_DELAY, ReconnectingClient,
+};
 
 use crate::{
     Settings, amqp,

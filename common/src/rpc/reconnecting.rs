@@ -37,6 +37,10 @@ pub const RECONNECT_MIN_DELAY: Duration = Duration::from_millis(100);
 /// Longest wait between two reconnection attempts, jitter included.
 pub const RECONNECT_MAX_DELAY: Duration = Duration::from_secs(2);
 
+/// Pause before resending a request the broker nacked (on a new
+/// connection), within the call's deadline.
+pub const NACK_RETRY_DELAY: Duration = Duration::from_millis(50);
+
 /// See the module docs.
 #[derive(Debug)]
 pub struct ReconnectingClient {
@@ -90,13 +94,15 @@ impl ReconnectingClient {
 
     /// Like [`RpcClient::call`], but every attempt ends by one deadline,
     /// `timeout` from now: waiting for a connection (when a reconnection is
-    /// under way) and each resend after a lost connection (up to `retries`
-    /// times) happen within it, each resend with the time left as its timeout.
+    /// under way) and each resend after a lost connection or a nack (up to
+    /// `retries` times in all; after a nack, on a new connection after
+    /// [`NACK_RETRY_DELAY`]) happen within it, each resend with the time left as its
+    /// timeout.
     ///
     /// # Errors
-    /// As [`RpcClient::call`]; [`RpcError::ConnectionLost`] once the retries
-    /// are used up, when the deadline passes with no connection, or once the
-    /// client is closed.
+    /// As [`RpcClient::call`]; [`RpcError::ConnectionLost`] or
+    /// [`RpcError::Nacked`] once the retries are used up, when the deadline
+    /// passes with no connection, or once the client is closed.
     pub async fn call(
         &self,
         name: &Name,
@@ -127,6 +133,23 @@ impl ReconnectingClient {
                         cause = cause.as_ref().map(ToString::to_string),
                         "connection lost during a call; retrying"
                     );
+                }
+                // Not stored by every queue: a full one, or a quorum queue
+                // that lost its leader, after which RabbitMQ 3.10 went on
+                // nacking every publish on that channel (seen in the cluster
+                // tests). Resent like a lost call, on a new connection.
+                Err(RpcError::Nacked) => {
+                    if attempt >= retries || Instant::now() >= deadline {
+                        return Err(RpcError::Nacked);
+                    }
+                    attempt += 1;
+                    self.shared.retries.fetch_add(1, Ordering::Relaxed);
+                    self.shared.lost(&client);
+                    tracing::debug!(%correlation_id, attempt, retries, "the broker nacked the request; resending it on a new connection");
+                    tokio::time::sleep(
+                        NACK_RETRY_DELAY.min(deadline.saturating_duration_since(Instant::now())),
+                    )
+                    .await;
                 }
                 other => return other,
             }
