@@ -98,6 +98,18 @@ impl Summary {
     }
 }
 
+/// Exits with `code` at once, output flushed. Returning from `main` would
+/// drop the runtime while lapin's I/O thread may still wait on a task of it,
+/// and that thread then prints a panic ("task was cancelled") after our one
+/// line about a lost connection (seen once in a CI run). For the binaries of
+/// this package.
+pub fn exit_now(code: u8) -> ! {
+    use std::io::Write;
+    let _ = std::io::stdout().flush();
+    let _ = std::io::stderr().flush();
+    std::process::exit(i32::from(code))
+}
+
 /// Why a run stopped before the end of its input.
 #[derive(Debug, thiserror::Error)]
 pub enum ProducerError {

@@ -69,18 +69,7 @@ async fn main() -> ExitCode {
             error.exit_code()
         }
     };
-    exit_now(code)
-}
-
-/// Exits with `code` at once, output flushed. Returning from `main` would
-/// drop the runtime while lapin's I/O thread may still wait on a task of it,
-/// and that thread then prints a panic ("task was cancelled") after our one
-/// line about a lost connection (seen once in a CI run).
-fn exit_now(code: u8) -> ExitCode {
-    use std::io::Write;
-    let _ = std::io::stdout().flush();
-    let _ = std::io::stderr().flush();
-    std::process::exit(i32::from(code))
+    producer::exit_now(code)
 }
 
 /// A bar on stderr for long runs, only when stderr is a terminal.

@@ -38,15 +38,5 @@ async fn main() -> ExitCode {
             error.exit_code()
         }
     };
-    exit_now(code)
-}
-
-/// Exits with `code` at once, output flushed (as `producer` does: returning
-/// from `main` can leave lapin's I/O thread printing a panic about its
-/// cancelled task).
-fn exit_now(code: u8) -> ExitCode {
-    use std::io::Write;
-    let _ = std::io::stdout().flush();
-    let _ = std::io::stderr().flush();
-    std::process::exit(i32::from(code))
+    producer::exit_now(code)
 }
