@@ -3,7 +3,10 @@
 
 use std::{
     path::{Path, PathBuf},
-    sync::atomic::{AtomicUsize, Ordering},
+    sync::{
+        Arc,
+        atomic::{AtomicUsize, Ordering},
+    },
     time::Duration,
 };
 
@@ -20,7 +23,7 @@ use crate::settings::{AmqpSettings, TlsSettings};
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Why no connection could be made.
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum ConnectError {
     /// The URL does not parse. The message never includes the URL itself, as
     /// it may hold a password.
@@ -42,7 +45,7 @@ pub enum ConnectError {
         path: PathBuf,
         /// Why.
         #[source]
-        source: std::io::Error,
+        source: Arc<std::io::Error>,
     },
     /// `amqp.password_file` cannot be read.
     #[error("cannot read the password file {}", path.display())]
@@ -51,7 +54,7 @@ pub enum ConnectError {
         path: PathBuf,
         /// Why.
         #[source]
-        source: std::io::Error,
+        source: Arc<std::io::Error>,
     },
     /// TLS files are set for a plain `amqp://` URL.
     #[error("amqp.tls files are set but the URL is not amqps://")]
@@ -113,8 +116,8 @@ pub fn uris(settings: &AmqpSettings) -> Result<Vec<AMQPUri>, ConnectError> {
 
 fn read_password(path: &Path) -> Result<String, ConnectError> {
     let password = std::fs::read_to_string(path).map_err(|source| ConnectError::PasswordFile {
+        source: Arc::new(source),
         path: path.to_owned(),
-        source,
     })?;
     let password = password.strip_suffix('\n').unwrap_or(&password);
     Ok(password.trim_end_matches('\r').to_owned())
@@ -232,8 +235,8 @@ pub fn tls_config(uri: &AMQPUri, settings: &TlsSettings) -> Result<OwnedTLSConfi
     }
     let read = |path: &Path| {
         std::fs::read(path).map_err(|source| ConnectError::TlsFile {
+            source: Arc::new(source),
             path: path.to_owned(),
-            source,
         })
     };
     let cert_chain = match &settings.ca_file {

@@ -151,6 +151,10 @@ pub struct RpcSettings {
     pub timeout: Duration,
     /// Requests in flight at once.
     pub concurrency: usize,
+    /// Most names per request (contract v1.1 batches): names waiting while
+    /// requests are in flight are sent together. 1 sends each name alone in
+    /// v1 form, for consumers that know only v1.
+    pub batch: usize,
     /// Consumer words whose replies a call waits for, in output order.
     pub expect: Vec<String>,
     /// Publish requests as persistent messages (delivery mode 2).
@@ -240,6 +244,7 @@ impl Settings {
             .set_default("topology.prefix", "greetings")?
             .set_default("rpc.timeout", "5s")?
             .set_default("rpc.concurrency", 64)?
+            .set_default("rpc.batch", 1)?
             .set_default("rpc.expect", vec!["hello", "goodbye"])?
             .set_default("rpc.persistent", true)?
             .set_default("rpc.retries", 0)?
@@ -342,6 +347,13 @@ impl Settings {
             return invalid(format!(
                 "rpc.concurrency {} must be between 1 and 65535",
                 self.rpc.concurrency
+            ));
+        }
+        if self.rpc.batch == 0 || self.rpc.batch > crate::protocol::MAX_BATCH_NAMES {
+            return invalid(format!(
+                "rpc.batch {} must be between 1 and {}",
+                self.rpc.batch,
+                crate::protocol::MAX_BATCH_NAMES
             ));
         }
         if self.rpc.expect.is_empty() {
@@ -493,6 +505,8 @@ mod tests {
     fn out_of_range_values_are_rejected_with_the_setting_named() {
         for (key, value, needle) in [
             ("GREETINGS_RPC__CONCURRENCY", "0", "rpc.concurrency"),
+            ("GREETINGS_RPC__BATCH", "0", "rpc.batch"),
+            ("GREETINGS_RPC__BATCH", "1001", "between 1 and 1000"),
             ("GREETINGS_RPC__TIMEOUT", "0", "rpc.timeout"),
             ("GREETINGS_RPC__TIMEOUT", "soon", "invalid duration"),
             ("GREETINGS_CONSUMER__PREFETCH", "0", "consumer.prefetch"),

@@ -159,6 +159,11 @@ impl Collector for ServiceCollector {
                 stats.replies,
             ),
             (
+                "batch_names",
+                "Names answered in batch requests (contract v1.1)",
+                stats.batch_names,
+            ),
+            (
                 "replies_refused",
                 "Replies the broker refused (a reply_to it would not route to)",
                 stats.replies_refused,

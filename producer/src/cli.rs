@@ -23,9 +23,14 @@ pub struct Cli {
     /// Deadline for all replies to one name, retries included: 5, 2.5, 500ms, 5s [default: 5s].
     #[arg(short, long, value_parser = duration::parse, value_name = "DURATION")]
     pub timeout: Option<Duration>,
-    /// Names in flight at once [default: 64].
+    /// Requests in flight at once [default: 64].
     #[arg(short, long, value_name = "N")]
     pub concurrency: Option<usize>,
+    /// Send up to N names per request: names waiting while requests are in
+    /// flight go together (contract v1.1), with no added delay; 1 to 1000
+    /// [default: 1, as consumers that know only contract v1 cannot answer batches].
+    #[arg(short, long, value_name = "N")]
+    pub batch: Option<usize>,
     /// Resend a name this many times when the connection is lost or the broker refuses it (nack), within its timeout [default: 0].
     #[arg(short, long, value_name = "N")]
     pub retries: Option<u32>,
@@ -68,6 +73,9 @@ impl Cli {
         }
         if let Some(concurrency) = self.concurrency {
             settings.rpc.concurrency = concurrency;
+        }
+        if let Some(batch) = self.batch {
+            settings.rpc.batch = batch;
         }
         settings.validate()?;
         // A URL that cannot parse is bad usage (exit 2), found before

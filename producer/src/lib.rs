@@ -13,7 +13,6 @@ pub mod output;
 use std::{
     io::{self, Write},
     sync::atomic::{AtomicBool, Ordering},
-    time::Instant,
 };
 
 use common::shutdown::CancellationToken;
@@ -21,7 +20,7 @@ use common::{
     Settings,
     amqp::ConnectError,
     protocol::Outcome,
-    rpc::{ReconnectingClient, RpcError, Stats},
+    rpc::{self, CallOptions, Called, ReconnectingClient, RpcError, Stats},
 };
 use futures::StreamExt;
 use indicatif::ProgressBar;
@@ -225,25 +224,22 @@ async fn call_all<O: Write, E: Write>(
         shutdown.cancelled().await;
         interrupted.store(true, Ordering::Relaxed);
     };
-    let expect = &settings.rpc.expect;
-    let timeout = settings.rpc.timeout;
-    let retries = settings.rpc.retries;
-    let mut results = names
-        .take_until(Box::pin(stop))
-        .map(|item| async move {
-            let name = item?;
-            let started = Instant::now();
-            let result = client.call(&name, expect, timeout, retries).await;
-            Ok::<_, InputError>((name, result, started.elapsed()))
-        })
-        .buffered(settings.rpc.concurrency);
+    let options = CallOptions {
+        expect: settings.rpc.expect.clone(),
+        timeout: settings.rpc.timeout,
+        retries: settings.rpc.retries,
+        batch: settings.rpc.batch,
+        concurrency: settings.rpc.concurrency,
+    };
+    let (expect, timeout) = (&options.expect, options.timeout);
+    let mut results = rpc::call_each(client, names.take_until(Box::pin(stop)), &options);
 
     let mut summary = Summary::default();
     let mut timings = latency::Recorder::new();
     while let Some(item) = results.next().await {
         sinks.progress.inc(1);
-        let (name, result, took) = match item {
-            Ok(done) => done,
+        let Called { name, result, took } = match item {
+            Ok(called) => called,
             Err(invalid) => {
                 summary.invalid += 1;
                 sinks

@@ -11,6 +11,10 @@ use producer::{Cli, Format, Names, Sinks, exit, input};
 /// Below this many names a progress bar is noise.
 const PROGRESS_MIN_NAMES: usize = 50;
 
+/// Read buffer of stdin: a full batch of typical names (1,000 x ~10 bytes)
+/// is read in one go, so batches fill when names wait.
+const STDIN_BUFFER_BYTES: usize = 256 * 1024;
+
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -31,7 +35,8 @@ async fn main() -> ExitCode {
         if std::io::stdin().is_terminal() {
             eprintln!("producer: reading names from stdin, one per line (Ctrl+D to end)");
         }
-        let stdin = tokio::io::BufReader::new(tokio::io::stdin());
+        // Large enough that a full batch of lines is usually ready at once.
+        let stdin = tokio::io::BufReader::with_capacity(STDIN_BUFFER_BYTES, tokio::io::stdin());
         (input::from_lines(stdin), None)
     } else {
         match input::from_args(&cli.names) {

@@ -1,4 +1,6 @@
-//! Wire contract v1: request and reply bodies and their AMQP properties.
+//! Wire contract v1.1: request and reply bodies and their AMQP properties.
+//! A request names one person (`{"name": ...}`, v1) or several
+//! (`{"names": [...]}`, v1.1); a reply answers in the request's form.
 //!
 //! This module is the only place where protocol types meet `BasicProperties`;
 //! the README's "Wire contract" section documents the same rules for clients
@@ -21,32 +23,75 @@ pub use reply_to::{DIRECT_REPLY_TO, ForbiddenReplyTo, ReplyToPolicy, SERVER_NAME
 
 /// Content type of every request and reply body.
 pub const CONTENT_TYPE: &str = "application/json";
-/// Largest request body a consumer accepts, in bytes.
+/// Largest single-name (v1) request body a consumer accepts, in bytes.
 pub const MAX_REQUEST_BYTES: usize = 4096;
+/// Most names in one batch request (v1.1).
+pub const MAX_BATCH_NAMES: usize = 1000;
+/// Largest batch request body a consumer accepts, in bytes.
+pub const MAX_BATCH_BYTES: usize = 128 * 1024;
 pub use names::INVALID_REQUEST;
 
-#[derive(Serialize, Deserialize)]
+#[derive(Serialize)]
 struct RequestBody<'a> {
-    #[serde(borrow)]
-    name: Cow<'a, str>,
+    name: &'a str,
+}
+
+#[derive(Serialize)]
+struct BatchBody<'a> {
+    names: &'a [Name],
+}
+
+/// Either form of request body, as read: which fields it has is checked
+/// after parsing.
+#[derive(Deserialize)]
+struct RequestWire<'a> {
+    #[serde(borrow, default)]
+    name: Option<Cow<'a, str>>,
+    #[serde(default)]
+    names: Option<Vec<String>>,
+}
+
+/// A decoded request: one name (v1) or a batch (v1.1) whose names were
+/// each validated on their own, so that one bad name fails only itself.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Request {
+    /// `{"name": "Ada"}`.
+    Single(Name),
+    /// `{"names": ["Ada", "Bob"]}`: one result per name, in order.
+    Batch(Vec<Result<Name, NameError>>),
 }
 
 /// Why a request body was refused. Every variant maps to the error code
 /// [`INVALID_REQUEST`]; the Display text is the reply's `message`.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum InvalidRequest {
-    /// Body longer than [`MAX_REQUEST_BYTES`].
-    #[error("body is {bytes} bytes, more than the {MAX_REQUEST_BYTES} allowed")]
+    /// Body longer than [`MAX_REQUEST_BYTES`] (single name) or
+    /// [`MAX_BATCH_BYTES`] (batch).
+    #[error("body is {bytes} bytes, more than the {limit} allowed")]
     TooLarge {
         /// Size of the body.
         bytes: usize,
+        /// The limit it broke.
+        limit: usize,
     },
     /// Body is not UTF-8.
     #[error("body is not UTF-8: {0}")]
     NotUtf8(String),
-    /// Body is not a JSON object with a string field `name`.
-    #[error("body is not a JSON object with a string \"name\": {0}")]
+    /// Body is not a JSON object with a string field `name` or an array
+    /// of strings `names`.
+    #[error(
+        "body is not a JSON object with a string \"name\" or an array \"names\" of strings: {0}"
+    )]
     NotJson(String),
+    /// Body has both `name` and `names`.
+    #[error("body has both \"name\" and \"names\"; send one")]
+    NameAndNames,
+    /// A batch with no names, or more than [`MAX_BATCH_NAMES`].
+    #[error("a batch has {count} names; 1 to {MAX_BATCH_NAMES} are allowed")]
+    BatchSize {
+        /// Names in the batch.
+        count: usize,
+    },
     /// The name breaks a rule.
     #[error("{0}")]
     Name(#[from] NameError),
@@ -65,27 +110,142 @@ impl InvalidRequest {
 pub fn encode_request(name: &Name) -> Vec<u8> {
     // Serialising a struct holding one string to a Vec cannot fail.
     serde_json::to_vec(&RequestBody {
-        name: Cow::Borrowed(name.as_str()),
+        name: name.as_str(),
     })
     .unwrap_or_default()
 }
 
-/// Decodes and validates a request body. Never panics, whatever the bytes.
+/// Why a batch cannot be sent: the limits a consumer enforces, checked by
+/// the sender before anything is published.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum BatchError {
+    /// No names, or more than [`MAX_BATCH_NAMES`].
+    #[error("a batch has {count} names; 1 to {MAX_BATCH_NAMES} are allowed")]
+    Size {
+        /// Names in the batch.
+        count: usize,
+    },
+    /// The encoded body is longer than [`MAX_BATCH_BYTES`].
+    #[error("a batch body is {bytes} bytes, more than the {MAX_BATCH_BYTES} allowed")]
+    TooLarge {
+        /// Size of the encoded body.
+        bytes: usize,
+    },
+}
+
+/// Encodes a request for `names`: v1 (`{"name": ...}`) for one name, as
+/// the contract asks, else v1.1 (`{"names": [...]}`).
+///
+/// # Errors
+/// [`BatchError`] when the batch breaks a limit of the contract.
+pub fn encode_names(names: &[Name]) -> Result<Vec<u8>, BatchError> {
+    check_batch(names)?;
+    match names {
+        [one] => Ok(encode_request(one)),
+        // A struct holding strings always serialises.
+        _ => Ok(serde_json::to_vec(&BatchBody { names }).unwrap_or_default()),
+    }
+}
+
+/// Checks `names` against the limits of a batch without encoding it: 1 to
+/// [`MAX_BATCH_NAMES`] names, and a body within [`MAX_BATCH_BYTES`] (one
+/// name is always within the v1 limit).
+///
+/// # Errors
+/// The limit the batch breaks.
+pub fn check_batch(names: &[Name]) -> Result<(), BatchError> {
+    if names.is_empty() || names.len() > MAX_BATCH_NAMES {
+        return Err(BatchError::Size { count: names.len() });
+    }
+    if names.len() > 1 {
+        let bytes = BATCH_OVERHEAD_BYTES - 1 + names.iter().map(batch_bytes_of).sum::<usize>();
+        if bytes > MAX_BATCH_BYTES {
+            return Err(BatchError::TooLarge { bytes });
+        }
+    }
+    Ok(())
+}
+
+/// Bytes `name` adds to a batch body: its JSON string and a comma. A
+/// sender filling batches up to [`MAX_BATCH_BYTES`] sums these over
+/// [`BATCH_OVERHEAD_BYTES`].
+#[must_use]
+pub fn batch_bytes_of(name: &Name) -> usize {
+    let escaped: usize = name
+        .as_str()
+        .chars()
+        .map(|c| match c {
+            '"' | '\\' => 2,
+            // Control characters never pass `Name::parse`.
+            c => c.len_utf8(),
+        })
+        .sum();
+    escaped + 3
+}
+
+/// Bytes of a batch body besides its names: `{"names":[]}`.
+pub const BATCH_OVERHEAD_BYTES: usize = 12;
+
+/// Decodes and validates a request body, in either form. Never panics,
+/// whatever the bytes.
+///
+/// Whole-body problems (size, encoding, shape, batch size) refuse the whole
+/// request. In a batch each name is validated on its own.
 ///
 /// # Errors
 /// [`InvalidRequest`] saying what is wrong with the body.
-pub fn decode_request(body: &[u8]) -> Result<Name, InvalidRequest> {
-    if body.len() > MAX_REQUEST_BYTES {
-        return Err(InvalidRequest::TooLarge { bytes: body.len() });
+pub fn decode_request(body: &[u8]) -> Result<Request, InvalidRequest> {
+    if body.len() > MAX_BATCH_BYTES {
+        return Err(InvalidRequest::TooLarge {
+            bytes: body.len(),
+            limit: MAX_BATCH_BYTES,
+        });
     }
-    let text = std::str::from_utf8(body).map_err(|e| InvalidRequest::NotUtf8(e.to_string()))?;
+    // A body over the v1 limit that is not a well-formed batch is refused
+    // as too large, exactly as in v1.
+    let v1_refusal = |error: InvalidRequest| {
+        if body.len() > MAX_REQUEST_BYTES {
+            InvalidRequest::TooLarge {
+                bytes: body.len(),
+                limit: MAX_REQUEST_BYTES,
+            }
+        } else {
+            error
+        }
+    };
+    let text = std::str::from_utf8(body)
+        .map_err(|e| v1_refusal(InvalidRequest::NotUtf8(e.to_string())))?;
     // serde would also read a struct from a JSON array; the contract says object.
     if !text.trim_start().starts_with('{') {
-        return Err(InvalidRequest::NotJson("expected a JSON object".to_owned()));
+        return Err(v1_refusal(InvalidRequest::NotJson(
+            "expected a JSON object".to_owned(),
+        )));
     }
-    let request: RequestBody<'_> =
-        serde_json::from_str(text).map_err(|e| InvalidRequest::NotJson(e.to_string()))?;
-    Ok(Name::parse(&request.name)?)
+    let request: RequestWire<'_> = serde_json::from_str(text)
+        .map_err(|e| v1_refusal(InvalidRequest::NotJson(e.to_string())))?;
+    match (request.name, request.names) {
+        (Some(name), None) => {
+            if body.len() > MAX_REQUEST_BYTES {
+                return Err(InvalidRequest::TooLarge {
+                    bytes: body.len(),
+                    limit: MAX_REQUEST_BYTES,
+                });
+            }
+            Ok(Request::Single(Name::parse(&name)?))
+        }
+        (None, Some(names)) => {
+            if names.is_empty() || names.len() > MAX_BATCH_NAMES {
+                return Err(InvalidRequest::BatchSize { count: names.len() });
+            }
+            Ok(Request::Batch(
+                names.iter().map(|name| Name::parse(name)).collect(),
+            ))
+        }
+        (Some(_), Some(_)) => Err(InvalidRequest::NameAndNames),
+        (None, None) => Err(v1_refusal(InvalidRequest::NotJson(
+            "expected a string \"name\" or an array \"names\"".to_owned(),
+        ))),
+    }
 }
 
 /// What a consumer answered.
@@ -111,13 +271,54 @@ pub enum Outcome {
     },
 }
 
+/// What a consumer answered to a batch: one outcome per name, in the
+/// request's order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BatchReply {
+    /// The word of the consumer that answered.
+    pub consumer: String,
+    /// One greeting or error per name of the request.
+    pub results: Vec<Outcome>,
+}
+
+/// A reply in either form, as a client reads it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AnyReply {
+    /// A v1 reply: to a single-name request, or refusing a whole request.
+    Single(Reply),
+    /// A v1.1 reply to a batch.
+    Batch(BatchReply),
+}
+
+impl AnyReply {
+    /// The word of the consumer that answered.
+    #[must_use]
+    pub fn consumer(&self) -> &str {
+        match self {
+            Self::Single(reply) => &reply.consumer,
+            Self::Batch(reply) => &reply.consumer,
+        }
+    }
+}
+
 #[derive(Serialize, Deserialize)]
 struct ReplyWire<'a> {
     #[serde(borrow)]
     consumer: Cow<'a, str>,
-    #[serde(borrow, skip_serializing_if = "Option::is_none")]
+    #[serde(borrow, default, skip_serializing_if = "Option::is_none")]
     greeting: Option<Cow<'a, str>>,
-    #[serde(borrow, skip_serializing_if = "Option::is_none")]
+    #[serde(borrow, default, skip_serializing_if = "Option::is_none")]
+    error: Option<ErrorWire<'a>>,
+    #[serde(borrow, default, skip_serializing_if = "Option::is_none")]
+    results: Option<Vec<ResultWire<'a>>>,
+}
+
+/// One name's result in a batch reply: exactly one of the two.
+#[derive(Serialize, Deserialize)]
+struct ResultWire<'a> {
+    #[serde(borrow, default, skip_serializing_if = "Option::is_none")]
+    greeting: Option<Cow<'a, str>>,
+    #[serde(borrow, default, skip_serializing_if = "Option::is_none")]
     error: Option<ErrorWire<'a>>,
 }
 
@@ -129,6 +330,37 @@ struct ErrorWire<'a> {
     message: Cow<'a, str>,
 }
 
+impl<'a> ResultWire<'a> {
+    fn borrow(outcome: &'a Outcome) -> Self {
+        match outcome {
+            Outcome::Greeting(g) => Self {
+                greeting: Some(Cow::Borrowed(g)),
+                error: None,
+            },
+            Outcome::Error { code, message } => Self {
+                greeting: None,
+                error: Some(ErrorWire {
+                    code: Cow::Borrowed(code),
+                    message: Cow::Borrowed(message),
+                }),
+            },
+        }
+    }
+
+    fn into_outcome(self) -> Result<Outcome, MalformedReply> {
+        match (self.greeting, self.error) {
+            (Some(greeting), None) => Ok(Outcome::Greeting(greeting.into_owned())),
+            (None, Some(ErrorWire { code, message })) => Ok(Outcome::Error {
+                code: code.into_owned(),
+                message: message.into_owned(),
+            }),
+            _ => Err(MalformedReply(
+                "exactly one of \"greeting\" and \"error\" must be present".to_owned(),
+            )),
+        }
+    }
+}
+
 /// A reply body that does not follow the contract.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("malformed reply: {0}")]
@@ -138,48 +370,72 @@ impl Reply {
     /// Encodes the reply body.
     #[must_use]
     pub fn encode(&self) -> Vec<u8> {
-        let (greeting, error) = match &self.outcome {
-            Outcome::Greeting(g) => (Some(Cow::Borrowed(g.as_str())), None),
-            Outcome::Error { code, message } => (
-                None,
-                Some(ErrorWire {
-                    code: Cow::Borrowed(code.as_str()),
-                    message: Cow::Borrowed(message.as_str()),
-                }),
-            ),
-        };
+        let ResultWire { greeting, error } = ResultWire::borrow(&self.outcome);
         let wire = ReplyWire {
             consumer: Cow::Borrowed(self.consumer.as_str()),
             greeting,
             error,
+            results: None,
         };
         // A struct of strings always serialises.
         serde_json::to_vec(&wire).unwrap_or_default()
     }
 
-    /// Decodes a reply body: exactly one of `greeting` and `error` must be present.
+    /// Decodes a v1 reply body: exactly one of `greeting` and `error` must
+    /// be present.
     ///
     /// # Errors
-    /// [`MalformedReply`] for anything else.
+    /// [`MalformedReply`] for anything else, a batch reply included.
     pub fn decode(body: &[u8]) -> Result<Self, MalformedReply> {
-        let wire: ReplyWire =
-            serde_json::from_slice(body).map_err(|e| MalformedReply(e.to_string()))?;
-        let outcome = match (wire.greeting, wire.error) {
-            (Some(greeting), None) => Outcome::Greeting(greeting.into_owned()),
-            (None, Some(ErrorWire { code, message })) => Outcome::Error {
-                code: code.into_owned(),
-                message: message.into_owned(),
-            },
-            _ => {
-                return Err(MalformedReply(
-                    "exactly one of \"greeting\" and \"error\" must be present".to_owned(),
-                ));
-            }
+        match decode_reply(body)? {
+            AnyReply::Single(reply) => Ok(reply),
+            AnyReply::Batch(_) => Err(MalformedReply(
+                "a batch reply (\"results\") where one result was expected".to_owned(),
+            )),
+        }
+    }
+}
+
+impl BatchReply {
+    /// Encodes the reply body.
+    #[must_use]
+    pub fn encode(&self) -> Vec<u8> {
+        let wire = ReplyWire {
+            consumer: Cow::Borrowed(self.consumer.as_str()),
+            greeting: None,
+            error: None,
+            results: Some(self.results.iter().map(ResultWire::borrow).collect()),
         };
-        Ok(Self {
-            consumer: wire.consumer.into_owned(),
-            outcome,
-        })
+        // A struct of strings always serialises.
+        serde_json::to_vec(&wire).unwrap_or_default()
+    }
+}
+
+/// Decodes a reply body in either form: exactly one of `greeting`, `error`
+/// and `results` must be present, and each result holds exactly one of
+/// `greeting` and `error`.
+///
+/// # Errors
+/// [`MalformedReply`] for anything else.
+pub fn decode_reply(body: &[u8]) -> Result<AnyReply, MalformedReply> {
+    let wire: ReplyWire =
+        serde_json::from_slice(body).map_err(|e| MalformedReply(e.to_string()))?;
+    let consumer = wire.consumer.into_owned();
+    match (wire.greeting, wire.error, wire.results) {
+        (greeting, error, None) => Ok(AnyReply::Single(Reply {
+            consumer,
+            outcome: ResultWire { greeting, error }.into_outcome()?,
+        })),
+        (None, None, Some(results)) => Ok(AnyReply::Batch(BatchReply {
+            consumer,
+            results: results
+                .into_iter()
+                .map(ResultWire::into_outcome)
+                .collect::<Result<_, _>>()?,
+        })),
+        _ => Err(MalformedReply(
+            "exactly one of \"greeting\", \"error\" and \"results\" must be present".to_owned(),
+        )),
     }
 }
 

@@ -7,7 +7,10 @@ fn name(s: &str) -> Name {
 #[test]
 fn request_round_trips_including_unicode_and_quotes() {
     for n in ["Ada", "Zoë \"the\" \\ coder", "李小龙", "👋"] {
-        assert_eq!(decode_request(&encode_request(&name(n))), Ok(name(n)));
+        assert_eq!(
+            decode_request(&encode_request(&name(n))),
+            Ok(Request::Single(name(n)))
+        );
     }
     assert_eq!(encode_request(&name("Ada")), br#"{"name":"Ada"}"#);
 }
@@ -16,7 +19,7 @@ fn request_round_trips_including_unicode_and_quotes() {
 fn unknown_request_fields_are_ignored() {
     assert_eq!(
         decode_request(br#"{"name":"Ada","lang":"en","n":1}"#),
-        Ok(name("Ada"))
+        Ok(Request::Single(name("Ada")))
     );
 }
 
@@ -42,6 +45,124 @@ fn each_kind_of_invalid_request_is_named() {
         let err = decode_request(&body).expect_err(needle);
         assert_eq!(err.code(), INVALID_REQUEST);
         assert!(err.to_string().contains(needle), "{needle}: {err}");
+    }
+}
+
+#[test]
+fn a_batch_round_trips_and_each_name_is_validated_on_its_own() {
+    let names = [name("Ada"), name("Zoë \"the\" \\ coder"), name("李小龙")];
+    let body = encode_names(&names).expect("within the limits");
+    assert_eq!(
+        &body[..19],
+        br#"{"names":["Ada","Zo"#,
+        "the documented shape"
+    );
+    assert_eq!(
+        decode_request(&body),
+        Ok(Request::Batch(names.iter().cloned().map(Ok).collect()))
+    );
+    assert_eq!(
+        decode_request(br#"{"names":["Ada",""," ","Bob"]}"#),
+        Ok(Request::Batch(vec![
+            Ok(name("Ada")),
+            Err(NameError::Empty),
+            Err(NameError::Blank),
+            Ok(name("Bob")),
+        ]))
+    );
+    assert_eq!(
+        encode_names(&names[..1]),
+        Ok(encode_request(&names[0])),
+        "a batch of one is sent in v1 form"
+    );
+}
+
+#[test]
+fn the_encoder_checks_the_limits_the_decoder_enforces() {
+    assert_eq!(encode_names(&[]), Err(BatchError::Size { count: 0 }));
+    let many = vec![name("Ada"); MAX_BATCH_NAMES + 1];
+    assert_eq!(
+        encode_names(&many),
+        Err(BatchError::Size {
+            count: MAX_BATCH_NAMES + 1
+        })
+    );
+    assert!(encode_names(&many[..MAX_BATCH_NAMES]).is_ok());
+    // 400 bytes of UTF-8 and 2 escaped quotes per name.
+    let wide = name(&format!("\"{}\"", "😀".repeat(98)));
+    let heavy = vec![wide; 400];
+    let Err(BatchError::TooLarge { bytes }) = encode_names(&heavy) else {
+        panic!("400 wide names pass the byte limit");
+    };
+    let encoded = serde_json::to_vec(&serde_json::json!({ "names": heavy })).expect("json");
+    assert_eq!(bytes, encoded.len(), "the check counts exactly");
+    assert_eq!(
+        decode_request(&encoded),
+        Err(InvalidRequest::TooLarge {
+            bytes,
+            limit: MAX_BATCH_BYTES
+        })
+    );
+}
+
+#[test]
+fn each_kind_of_invalid_batch_is_named() {
+    let too_many = serde_json::to_vec(&serde_json::json!({
+        "names": vec!["Ada"; MAX_BATCH_NAMES + 1]
+    }))
+    .expect("json");
+    let cases: Vec<(Vec<u8>, &str)> = vec![
+        (br#"{"names": []}"#.to_vec(), "0 names; 1 to 1000"),
+        (too_many, "1001 names"),
+        (br#"{"names": "Ada"}"#.to_vec(), "not a JSON object"),
+        (br#"{"names": ["Ada", 7]}"#.to_vec(), "not a JSON object"),
+        (br#"{"names": null}"#.to_vec(), "not a JSON object"),
+        (br#"{"name": "Ada", "names": ["Bob"]}"#.to_vec(), "both"),
+        (
+            format!(r#"{{"name": "Ada", "pad": "{}"}}"#, "x".repeat(5000)).into_bytes(),
+            "more than the 4096 allowed",
+        ),
+    ];
+    for (body, needle) in cases {
+        let err = decode_request(&body).expect_err(needle);
+        assert_eq!(err.code(), INVALID_REQUEST);
+        assert!(err.to_string().contains(needle), "{needle}: {err}");
+    }
+}
+
+#[test]
+fn batch_replies_round_trip_and_must_hold_one_outcome_each() {
+    let reply = BatchReply {
+        consumer: "hello".into(),
+        results: vec![
+            Outcome::Greeting("hello Ada".into()),
+            Outcome::Error {
+                code: INVALID_REQUEST.into(),
+                message: "name is empty".into(),
+            },
+        ],
+    };
+    let body = reply.encode();
+    assert_eq!(
+        body,
+        br#"{"consumer":"hello","results":[{"greeting":"hello Ada"},{"error":{"code":"invalid_request","message":"name is empty"}}]}"#
+    );
+    assert_eq!(decode_reply(&body), Ok(AnyReply::Batch(reply)));
+    assert!(
+        Reply::decode(&body).is_err(),
+        "v1 decoding refuses a batch reply"
+    );
+    for bad in [
+        br#"{"consumer":"hello","results":[{}]}"#.as_slice(),
+        br#"{"consumer":"hello","results":[{"greeting":"a","error":{"code":"c","message":"m"}}]}"#,
+        br#"{"consumer":"hello","greeting":"hi","results":[]}"#,
+        br#"{"consumer":"hello","results":"x"}"#,
+    ] {
+        assert!(
+            decode_reply(bad).is_err(),
+            "{}",
+            String::from_utf8_lossy(bad)
+        );
     }
 }
 
@@ -133,9 +254,13 @@ mod fuzz {
 
     fn check(body: &[u8]) {
         match decode_request(body) {
-            Ok(name) => {
+            Ok(Request::Single(name)) => {
                 assert!(body.len() <= MAX_REQUEST_BYTES);
                 assert_eq!(Name::parse(name.as_str()).as_ref(), Ok(&name));
+            }
+            Ok(Request::Batch(names)) => {
+                assert!(body.len() <= MAX_BATCH_BYTES);
+                assert!((1..=MAX_BATCH_NAMES).contains(&names.len()));
             }
             Err(e) => assert_eq!(e.code(), INVALID_REQUEST),
         }
@@ -184,7 +309,7 @@ mod fuzz {
                 let too_large = matches!(decoded, Err(InvalidRequest::TooLarge { .. }));
                 prop_assert!(too_large, "{:?}", decoded);
             } else {
-                prop_assert_eq!(decoded.ok(), Name::parse(&name).ok());
+                prop_assert_eq!(decoded.ok(), Name::parse(&name).ok().map(Request::Single));
             }
         }
 

@@ -1,10 +1,13 @@
 //! Errors a caller of the RPC client can act on.
 
-use crate::amqp::ConnectError;
+use crate::{amqp::ConnectError, protocol::BatchError};
 
 /// Why a call (or the client) failed. A call that merely timed out is not an
 /// error: it returns a [`super::Gathered`] with the missing consumers.
-#[derive(Debug, thiserror::Error)]
+///
+/// Cloneable, so that the failure of a batch can be reported for each of
+/// its names.
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum RpcError {
     /// No connection could be made.
     #[error(transparent)]
@@ -22,6 +25,9 @@ pub enum RpcError {
     /// The broker refused to take responsibility for the request.
     #[error("the broker refused the request (publisher nack)")]
     Nacked,
+    /// A batch that breaks a limit of the contract; nothing was sent.
+    #[error("cannot send this batch: {0}")]
+    InvalidBatch(#[from] BatchError),
     /// The connection or the channel to the broker was lost; every call in
     /// flight fails at once with this error.
     #[error("the connection to the broker was lost")]

@@ -5,45 +5,53 @@
 
 use std::future::Future;
 
+use futures::future::OptionFuture;
 use tokio::{sync::oneshot, time::Instant};
 
 use super::{Gathered, RpcError, pending::CallGuard};
 
-/// Waits for `publish` (the request and its confirm), then until every
-/// expected consumer has answered (`woken`), until `deadline` in all. At the
-/// deadline it returns what was gathered, even when the confirm is still to
-/// come.
+/// Waits for `publish` (the request and its confirm) and for every expected
+/// consumer to answer (`woken`), side by side, until `deadline` in all.
+///
+/// Replies do not wait for the confirm: a persistent request is confirmed
+/// only once the broker has it on disk (or every queue's consumer has acked
+/// it), which can come long after the answers. A reply from every expected
+/// consumer proves the request was routed and taken, so the call ends there
+/// and the confirm is no longer awaited. A return or a nack that comes
+/// first still fails the call at once. At the deadline it returns what was
+/// gathered, even when the confirm is still to come.
 ///
 /// # Errors
 /// The publish's error; [`RpcError::ConnectionLost`] when the connection is
 /// lost before the call ends.
-pub(crate) async fn gather(
-    publish: impl Future<Output = Result<(), RpcError>>,
+pub(crate) async fn gather<P>(
+    publish: P,
     mut woken: oneshot::Receiver<()>,
     guard: CallGuard,
     deadline: Instant,
-) -> Result<Gathered, RpcError> {
+) -> Result<Vec<Gathered>, RpcError>
+where
+    P: Future<Output = Result<(), RpcError>> + Unpin,
+{
     // One timer for the whole call.
     let expired = tokio::time::sleep_until(deadline);
     tokio::pin!(expired);
-    // `publish` is moved into the select and dropped with it: its state is
-    // freed once the request is confirmed.
-    tokio::select! {
-        published = publish => published?,
-        // Not even confirmed by the deadline (e.g. a blocked broker): wait
-        // no longer, but keep the replies already in (consumers can answer
-        // before the broker confirms a persistent request).
-        () = &mut expired => return guard.take(),
-    }
-    tokio::select! {
-        woken = &mut woken => {
-            if woken.is_err() {
-                return Err(guard.lost());
+    // Dropped once confirmed: its state (body, properties, lapin's futures)
+    // is freed while the call waits for replies.
+    let mut publish = Some(publish);
+    loop {
+        tokio::select! {
+            Some(published) = OptionFuture::from(publish.as_mut()), if publish.is_some() => {
+                publish = None;
+                published?;
             }
+            woken = &mut woken => {
+                return if woken.is_err() { Err(guard.lost()) } else { guard.take() };
+            }
+            // Keep the replies already in, confirmed or not.
+            () = &mut expired => return guard.take(),
         }
-        () = &mut expired => {}
     }
-    guard.take()
 }
 
 #[cfg(test)]
@@ -52,8 +60,11 @@ mod tests {
 
     use super::*;
     use crate::{
-        protocol::{Outcome, Reply},
-        rpc::{CorrelationId, pending::Pending},
+        protocol::{AnyReply, Outcome, Reply},
+        rpc::{
+            CorrelationId,
+            pending::{Delivered, Pending},
+        },
     };
 
     fn expect() -> Vec<String> {
@@ -77,24 +88,26 @@ mod tests {
         let pending = Pending::new();
         let id = CorrelationId::new();
         let expect = expect();
-        let (guard, woken) = pending.register(id, &expect).expect("open");
+        let (guard, woken) = pending.register(id, &expect, 1).expect("open");
         let started = Instant::now();
         let deadline = started + Duration::from_secs(1);
         let reply_arrives = async {
             tokio::time::sleep(Duration::from_millis(500)).await;
-            assert!(
-                pending.deliver(id, greeting("hello")),
+            assert_eq!(
+                pending.deliver(id, AnyReply::Single(greeting("hello"))),
+                Delivered::Taken,
                 "the call waits for it"
             );
         };
-        let never_confirmed = std::future::pending::<Result<(), RpcError>>();
+        let never_confirmed = Box::pin(std::future::pending::<Result<(), RpcError>>());
 
         let (gathered, ()) = tokio::join!(
             gather(never_confirmed, woken, guard, deadline),
             reply_arrives
         );
 
-        let gathered = gathered.expect("a deadline is a result, not an error");
+        let mut gathered = gathered.expect("a deadline is a result, not an error");
+        let gathered = gathered.pop().expect("one name");
         assert_eq!(gathered.replies, [greeting("hello")]);
         assert_eq!(gathered.missing, ["goodbye", "bonjour"]);
         assert_eq!(Instant::now(), deadline, "ended at its deadline");

@@ -7,6 +7,7 @@
 //! connection, but so are the callers waiting for them, which then fail at once
 //! with [`RpcError::ConnectionLost`]).
 
+mod batching;
 mod correlation;
 mod error;
 mod gather;
@@ -31,18 +32,19 @@ use lapin::{
 };
 use tokio::{task::JoinHandle, time::Instant};
 
+pub use batching::{CallOptions, Called, call_each};
 pub use correlation::CorrelationId;
 pub use error::RpcError;
 use gather::gather;
 pub use gathered::Gathered;
-use pending::Pending;
+use pending::{Delivered, Pending};
 pub use reconnecting::{
     NACK_RETRY_DELAY, RECONNECT_MAX_DELAY, RECONNECT_MIN_DELAY, ReconnectingClient,
 };
 
 use crate::{
     Settings, amqp,
-    protocol::{self, DIRECT_REPLY_TO, Name, Reply},
+    protocol::{self, DIRECT_REPLY_TO, Name},
     topology::Topology,
     trace::Trace,
 };
@@ -68,7 +70,8 @@ pub struct Stats {
     pub stray: u64,
     /// Second replies from the same consumer to the same call, dropped.
     pub duplicates: u64,
-    /// Replies whose body broke the contract, dropped.
+    /// Replies whose body broke the contract, or that did not fit their
+    /// request (a batch reply with the wrong number of results), dropped.
     pub malformed: u64,
     /// Calls in flight now.
     pub in_flight: usize,
@@ -188,25 +191,72 @@ impl RpcClient {
         expect: &[String],
         timeout: Duration,
     ) -> Result<Gathered, RpcError> {
+        let mut gathered = self
+            .call_batch_with_id(correlation_id, std::slice::from_ref(name), expect, timeout)
+            .await?;
+        Ok(gathered.pop().unwrap_or_else(|| Gathered::empty(expect)))
+    }
+
+    /// Sends `names` in one request (contract v1.1; a batch of one is sent
+    /// in v1 form) and gathers, per name and in order, what each consumer
+    /// answered, by one deadline, as [`call`](Self::call) does for one name.
+    /// Each consumer answers a batch with one reply holding a result per
+    /// name, so one bad name fails only itself.
+    ///
+    /// Consumers that know only contract v1 refuse a batch of two or more
+    /// with an `invalid_request` error reply, which then stands for every
+    /// name of it.
+    ///
+    /// # Errors
+    /// [`RpcError::InvalidBatch`] before anything is sent when `names` is
+    /// empty, holds more than [`MAX_BATCH_NAMES`](protocol::MAX_BATCH_NAMES)
+    /// names, or encodes to more than
+    /// [`MAX_BATCH_BYTES`](protocol::MAX_BATCH_BYTES); else as
+    /// [`call`](Self::call).
+    pub async fn call_batch(
+        &self,
+        names: &[Name],
+        expect: &[String],
+        timeout: Duration,
+    ) -> Result<Vec<Gathered>, RpcError> {
+        self.call_batch_with_id(CorrelationId::new(), names, expect, timeout)
+            .await
+    }
+
+    /// [`call_batch`](Self::call_batch) with a given correlation id (kept by
+    /// a retry).
+    ///
+    /// # Errors
+    /// As [`call_batch`](Self::call_batch).
+    pub async fn call_batch_with_id(
+        &self,
+        correlation_id: CorrelationId,
+        names: &[Name],
+        expect: &[String],
+        timeout: Duration,
+    ) -> Result<Vec<Gathered>, RpcError> {
+        let body = protocol::encode_names(names)?;
         let deadline = Instant::now() + timeout;
         let (guard, woken) = self
             .pending
-            .register(correlation_id, expect)
+            .register(correlation_id, expect, names.len())
             .ok_or_else(|| self.pending.lost())?;
         // Boxed: its state (body, properties, lapin's futures) is freed once
         // the request is confirmed, so a call waiting for replies stays small.
-        let publish = Box::pin(self.publish(correlation_id, name, timeout));
+        let publish = Box::pin(self.publish(correlation_id, body, timeout));
         let gathered = gather(publish, woken, guard, deadline).await?;
+        // A duplicate reply to a batch is one duplicate, whatever its size.
+        let duplicates = gathered.first().map_or(0, |g| g.duplicates);
         self.counters
             .duplicates
-            .fetch_add(gathered.duplicates, Ordering::Relaxed);
+            .fetch_add(duplicates, Ordering::Relaxed);
         Ok(gathered)
     }
 
     async fn publish(
         &self,
         correlation_id: CorrelationId,
-        name: &Name,
+        body: Vec<u8>,
         timeout: Duration,
     ) -> Result<(), RpcError> {
         // One trace per call, its id the correlation id's 128 bits: a call's
@@ -219,7 +269,6 @@ impl RpcClient {
             self.persistent,
         )
         .with_headers(trace.headers());
-        let body = protocol::encode_request(name);
         let options = BasicPublishOptions {
             mandatory: true,
             ..BasicPublishOptions::default()
@@ -338,7 +387,7 @@ fn route(delivery: &Delivery, pending: &Pending, counters: &Counters) {
         tracing::warn!("dropped a reply without correlation_id");
         return;
     };
-    let reply = match Reply::decode(&delivery.data) {
+    let reply = match protocol::decode_reply(&delivery.data) {
         Ok(reply) => reply,
         Err(error) => {
             counters.malformed.fetch_add(1, Ordering::Relaxed);
@@ -346,9 +395,17 @@ fn route(delivery: &Delivery, pending: &Pending, counters: &Counters) {
             return;
         }
     };
-    let ours = CorrelationId::parse(correlation_id.as_str());
-    if !ours.is_some_and(|id| pending.deliver(id, reply)) {
-        counters.stray.fetch_add(1, Ordering::Relaxed);
-        tracing::debug!(%correlation_id, "dropped a late or unknown reply");
+    let delivered = CorrelationId::parse(correlation_id.as_str())
+        .map_or(Delivered::Unknown, |id| pending.deliver(id, reply));
+    match delivered {
+        Delivered::Taken => {}
+        Delivered::Unknown => {
+            counters.stray.fetch_add(1, Ordering::Relaxed);
+            tracing::debug!(%correlation_id, "dropped a late or unknown reply");
+        }
+        Delivered::Mismatched => {
+            counters.malformed.fetch_add(1, Ordering::Relaxed);
+            tracing::warn!(%correlation_id, "dropped a reply that does not fit its request (wrong number of results)");
+        }
     }
 }

@@ -16,11 +16,24 @@ use std::{
 use tokio::sync::oneshot;
 
 use super::{CorrelationId, Gathered, RpcError};
-use crate::protocol::Reply;
+use crate::protocol::{AnyReply, BatchReply, Outcome, Reply};
+
+/// What became of a reply handed to [`Pending::deliver`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Delivered {
+    /// Added to its call.
+    Taken,
+    /// No call waits for its correlation id (late or unknown).
+    Unknown,
+    /// Its form does not fit the call (a batch reply with the wrong number
+    /// of results, or a greeting for a batch).
+    Mismatched,
+}
 
 #[derive(Debug)]
 struct Entry {
-    gathered: Gathered,
+    /// One per name of the request (one for a single-name call).
+    gathered: Vec<Gathered>,
     /// Fired when `gathered` is complete.
     done: Option<oneshot::Sender<()>>,
 }
@@ -44,11 +57,11 @@ pub(crate) struct CallGuard {
 }
 
 impl CallGuard {
-    /// What the call gathered so far.
+    /// What the call gathered so far, per name.
     ///
     /// # Errors
     /// [`RpcError::ConnectionLost`] if the connection was lost.
-    pub(crate) fn take(self) -> Result<Gathered, RpcError> {
+    pub(crate) fn take(self) -> Result<Vec<Gathered>, RpcError> {
         let entry = self
             .pending
             .lock()
@@ -88,17 +101,18 @@ impl Pending {
         self.calls.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Registers a call waiting for `expect`; `None` if the connection is
-    /// already lost. The receiver fires when all have answered, and fails
-    /// when the connection is lost.
+    /// Registers a call for `names` names waiting for `expect`; `None` if
+    /// the connection is already lost. The receiver fires when all have
+    /// answered, and fails when the connection is lost.
     pub(crate) fn register(
         self: &Arc<Self>,
         correlation_id: CorrelationId,
         expect: &[String],
+        names: usize,
     ) -> Option<(CallGuard, oneshot::Receiver<()>)> {
         let (done, woken) = oneshot::channel();
         let entry = Entry {
-            gathered: Gathered::empty(expect),
+            gathered: vec![Gathered::empty(expect); names.max(1)],
             done: Some(done),
         };
         self.lock().as_mut()?.insert(correlation_id, entry);
@@ -109,19 +123,43 @@ impl Pending {
         Some((guard, woken))
     }
 
-    /// Adds a reply to its call; `false` if no call waits for that id (late
-    /// or unknown reply).
-    pub(crate) fn deliver(&self, correlation_id: CorrelationId, reply: Reply) -> bool {
+    /// Adds a reply to its call, one outcome per name: a batch reply must
+    /// have one result per name; a single reply answers a single-name call,
+    /// or refuses every name of a batch when it is an error (a whole request
+    /// refused, e.g. by a responder that knows only contract v1).
+    pub(crate) fn deliver(&self, correlation_id: CorrelationId, reply: AnyReply) -> Delivered {
         let mut calls = self.lock();
         let Some(entry) = calls.as_mut().and_then(|c| c.get_mut(&correlation_id)) else {
-            return false;
+            return Delivered::Unknown;
         };
-        if entry.gathered.add(reply)
-            && let Some(done) = entry.done.take()
-        {
+        let names = entry.gathered.len();
+        let complete = match reply {
+            AnyReply::Batch(BatchReply { consumer, results }) if results.len() == names => entry
+                .gathered
+                .iter_mut()
+                .zip(results)
+                .fold(false, |_, (gathered, outcome)| {
+                    gathered.add(Reply {
+                        consumer: consumer.clone(),
+                        outcome,
+                    })
+                }),
+            AnyReply::Single(reply) if names == 1 => entry.gathered[0].add(reply),
+            AnyReply::Single(
+                reply @ Reply {
+                    outcome: Outcome::Error { .. },
+                    ..
+                },
+            ) => entry
+                .gathered
+                .iter_mut()
+                .fold(false, |_, gathered| gathered.add(reply.clone())),
+            AnyReply::Single(_) | AnyReply::Batch(_) => return Delivered::Mismatched,
+        };
+        if complete && let Some(done) = entry.done.take() {
             let _ = done.send(());
         }
-        true
+        Delivered::Taken
     }
 
     /// Fails every waiting call and refuses new ones; `cause` is why, when
@@ -155,11 +193,11 @@ mod tests {
     use super::*;
     use crate::protocol::Outcome;
 
-    fn reply(consumer: &str) -> Reply {
-        Reply {
+    fn reply(consumer: &str) -> AnyReply {
+        AnyReply::Single(Reply {
             consumer: consumer.into(),
             outcome: Outcome::Greeting(format!("{consumer} Ada")),
-        }
+        })
     }
 
     fn id(n: u128) -> CorrelationId {
@@ -173,36 +211,87 @@ mod tests {
     #[test]
     fn the_call_is_woken_once_all_expected_replies_are_in() {
         let pending = Pending::new();
-        let (guard, mut woken) = pending.register(id(1), &expect()).expect("open");
-        assert!(pending.deliver(id(1), reply("hello")));
+        let (guard, mut woken) = pending.register(id(1), &expect(), 1).expect("open");
+        assert_eq!(pending.deliver(id(1), reply("hello")), Delivered::Taken);
         assert!(woken.try_recv().is_err(), "not complete yet");
-        assert!(
+        assert_eq!(
             pending.deliver(id(1), reply("hello")),
+            Delivered::Taken,
             "duplicate still belongs to the call"
         );
-        assert!(pending.deliver(id(1), reply("goodbye")));
+        assert_eq!(pending.deliver(id(1), reply("goodbye")), Delivered::Taken);
         assert_eq!(woken.try_recv(), Ok(()));
         let gathered = guard.take().expect("entry");
-        assert_eq!(gathered.replies.len(), 2);
-        assert_eq!(gathered.duplicates, 1);
+        assert_eq!(gathered[0].replies.len(), 2);
+        assert_eq!(gathered[0].duplicates, 1);
         assert_eq!(pending.len(), 0);
     }
 
     #[test]
     fn a_dropped_guard_removes_its_entry_and_later_replies_are_unknown() {
         let pending = Pending::new();
-        let (guard, _woken) = pending.register(id(1), &expect()).expect("open");
+        let (guard, _woken) = pending.register(id(1), &expect(), 1).expect("open");
         assert_eq!(pending.len(), 1);
         drop(guard);
         assert_eq!(pending.len(), 0);
-        assert!(!pending.deliver(id(1), reply("hello")));
-        assert!(!pending.deliver(id(99), reply("hello")));
+        assert_eq!(pending.deliver(id(1), reply("hello")), Delivered::Unknown);
+        assert_eq!(pending.deliver(id(99), reply("hello")), Delivered::Unknown);
+    }
+
+    fn batch(consumer: &str, results: &[&str]) -> AnyReply {
+        AnyReply::Batch(BatchReply {
+            consumer: consumer.into(),
+            results: results
+                .iter()
+                .map(|n| Outcome::Greeting(format!("{consumer} {n}")))
+                .collect(),
+        })
+    }
+
+    #[test]
+    fn a_batch_reply_gives_each_name_its_own_result_and_must_fit_the_batch() {
+        let pending = Pending::new();
+        let (guard, mut woken) = pending.register(id(1), &expect(), 2).expect("open");
+        assert_eq!(
+            pending.deliver(id(1), batch("hello", &["Ada"])),
+            Delivered::Mismatched,
+            "one result for two names"
+        );
+        assert_eq!(
+            pending.deliver(id(1), reply("hello")),
+            Delivered::Mismatched
+        );
+        assert_eq!(
+            pending.deliver(id(1), batch("hello", &["Ada", "Bob"])),
+            Delivered::Taken
+        );
+        let refused = AnyReply::Single(Reply {
+            consumer: "goodbye".into(),
+            outcome: Outcome::Error {
+                code: "invalid_request".into(),
+                message: "missing field `name`".into(),
+            },
+        });
+        assert_eq!(pending.deliver(id(1), refused), Delivered::Taken);
+        assert_eq!(woken.try_recv(), Ok(()));
+        let gathered = guard.take().expect("entry");
+        assert_eq!(gathered.len(), 2);
+        assert_eq!(
+            gathered[1].reply_of("hello"),
+            Some(&Outcome::Greeting("hello Bob".into()))
+        );
+        for name in &gathered {
+            assert!(matches!(
+                name.reply_of("goodbye"),
+                Some(Outcome::Error { .. })
+            ));
+        }
     }
 
     #[test]
     fn closing_fails_waiting_calls_and_refuses_new_ones() {
         let pending = Pending::new();
-        let (guard, mut woken) = pending.register(id(1), &expect()).expect("open");
+        let (guard, mut woken) = pending.register(id(1), &expect(), 1).expect("open");
         pending.close(None);
         assert!(pending.is_closed());
         assert!(matches!(
@@ -210,6 +299,6 @@ mod tests {
             Err(oneshot::error::TryRecvError::Closed)
         ));
         assert!(matches!(guard.take(), Err(RpcError::ConnectionLost(None))));
-        assert!(pending.register(id(2), &expect()).is_none());
+        assert!(pending.register(id(2), &expect(), 1).is_none());
     }
 }

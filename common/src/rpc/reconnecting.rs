@@ -28,7 +28,11 @@ use tokio::{sync::watch, time::Instant};
 use tokio_util::{sync::CancellationToken, task::TaskTracker};
 
 use super::{CorrelationId, Counters, Gathered, RpcClient, RpcError, Stats};
-use crate::{Settings, protocol::Name, report::one_line};
+use crate::{
+    Settings,
+    protocol::{self, Name},
+    report::one_line,
+};
 
 /// First wait between two reconnection attempts; it doubles up to half of
 /// [`RECONNECT_MAX_DELAY`], and a random jitter of up to as much again is
@@ -110,6 +114,28 @@ impl ReconnectingClient {
         timeout: Duration,
         retries: u32,
     ) -> Result<Gathered, RpcError> {
+        let mut gathered = self
+            .call_batch(std::slice::from_ref(name), expect, timeout, retries)
+            .await?;
+        Ok(gathered.pop().unwrap_or_else(|| Gathered::empty(expect)))
+    }
+
+    /// [`RpcClient::call_batch`] with the reconnection, deadline and
+    /// retries of [`call`](Self::call): a batch is resent whole, keeping
+    /// its correlation id, so each name still gets exactly one result (a
+    /// consumer answering both attempts is counted as a duplicate).
+    ///
+    /// # Errors
+    /// [`RpcError::InvalidBatch`] at once, before anything is sent or any
+    /// connection awaited; else as [`call`](Self::call).
+    pub async fn call_batch(
+        &self,
+        names: &[Name],
+        expect: &[String],
+        timeout: Duration,
+        retries: u32,
+    ) -> Result<Vec<Gathered>, RpcError> {
+        protocol::check_batch(names)?;
         let deadline = Instant::now() + timeout;
         let correlation_id = CorrelationId::new();
         let mut attempt = 0;
@@ -117,7 +143,7 @@ impl ReconnectingClient {
             let client = self.connected(deadline).await?;
             let left = deadline.saturating_duration_since(Instant::now());
             match client
-                .call_with_id(correlation_id, name, expect, left)
+                .call_batch_with_id(correlation_id, names, expect, left)
                 .await
             {
                 Err(RpcError::ConnectionLost(cause)) => {

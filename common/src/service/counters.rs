@@ -21,6 +21,7 @@ pub struct ServiceCounters {
     /// Seconds from a delivery's arrival to its settlement.
     handling: Histogram,
     pub(crate) handled: AtomicU64,
+    pub(crate) batch_names: AtomicU64,
     pub(crate) replies: AtomicU64,
     pub(crate) retries_scheduled: AtomicU64,
     pub(crate) dead_lettered: AtomicU64,
@@ -48,8 +49,11 @@ pub struct ServiceStats {
     pub reconnects: u64,
     /// Deliveries being handled now.
     pub in_hand: i64,
-    /// Requests whose handler returned a greeting (printed).
+    /// Names whose handler returned a greeting (printed), in single and
+    /// batch requests.
     pub handled: u64,
+    /// Names that came in batch requests (contract v1.1) and were answered.
+    pub batch_names: u64,
     /// Replies confirmed by the broker (greetings and error replies).
     pub replies: u64,
     /// Requests sent to the retry queue to be tried again after a delay.
@@ -90,6 +94,7 @@ impl Default for ServiceCounters {
             in_hand: AtomicI64::new(0),
             handling: Histogram::new(handling_buckets()),
             handled: zero(),
+            batch_names: zero(),
             replies: zero(),
             retries_scheduled: zero(),
             dead_lettered: zero(),
@@ -105,6 +110,10 @@ impl Default for ServiceCounters {
 impl ServiceCounters {
     pub(crate) fn add(counter: &AtomicU64) {
         counter.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub(crate) fn add_n(counter: &AtomicU64, n: usize) {
+        counter.fetch_add(u64::try_from(n).unwrap_or(u64::MAX), Ordering::Relaxed);
     }
 
     /// The handling-time histogram (seconds), for a metrics exporter.
@@ -139,6 +148,7 @@ impl ServiceCounters {
             reconnects: get(&self.reconnects),
             in_hand: self.in_hand.load(Ordering::Relaxed),
             handled: get(&self.handled),
+            batch_names: get(&self.batch_names),
             replies: get(&self.replies),
             retries_scheduled: get(&self.retries_scheduled),
             dead_lettered: get(&self.dead_lettered),

@@ -33,7 +33,7 @@ use super::{
     publisher::{Message, PublishError, Publisher},
 };
 use crate::protocol::{
-    self, Outcome, Reply, ReturnAddress,
+    self, BatchReply, InvalidRequest, Name, NameError, Outcome, Reply, Request, ReturnAddress,
     names::{
         EXPIRATION_HEADER, FAILURES_HEADER, INTERNAL_ERROR, QUEUE_HEADER, REASON_HEADER,
         REQUEST_FAILED,
@@ -88,28 +88,19 @@ impl Job<'_> {
         );
         match decided {
             Plan::Answer {
-                name,
+                request: Request::Single(name),
                 reply_to,
                 timing,
             } => {
-                let context = Context {
-                    word: shared.word.clone(),
-                    correlation_id: job
-                        .delivery
-                        .properties
-                        .correlation_id()
-                        .as_ref()
-                        .map(ToString::to_string),
-                    deadline: timing.deadline,
-                    attempt: timing.failures.saturating_add(1),
-                    trace: job.trace.clone(),
-                };
-                let cancel_at = timing
-                    .deadline
-                    .and_then(|d| d.checked_add(shared.settings.consumer.clock_skew));
+                let (context, cancel_at) = job.context(&timing);
                 let handled = handle_contained(&*shared.handler, name, context, cancel_at).await;
                 job.settle(handled, reply_to, timing).await
             }
+            Plan::Answer {
+                request: Request::Batch(names),
+                reply_to,
+                timing,
+            } => Box::pin(job.answer_batch(names, reply_to, timing)).await,
             Plan::Refuse { why, reply_to } => {
                 ServiceCounters::add(&shared.counters.invalid);
                 tracing::warn!(reason = %why, queue = %shared.queue, "invalid request; dead-lettering it");
@@ -146,6 +137,145 @@ struct Job<'a> {
 }
 
 impl Job<'_> {
+    /// What the handler knows about this delivery, and when to cancel it
+    /// (the caller's deadline plus the tolerated clock skew).
+    fn context(&self, timing: &Timing) -> (Context, Option<SystemTime>) {
+        let context = Context {
+            word: self.shared.word.clone(),
+            correlation_id: self
+                .delivery
+                .properties
+                .correlation_id()
+                .as_ref()
+                .map(ToString::to_string),
+            deadline: timing.deadline,
+            attempt: timing.failures.saturating_add(1),
+            trace: self.trace.clone(),
+        };
+        let cancel_at = timing
+            .deadline
+            .and_then(|d| d.checked_add(self.shared.settings.consumer.clock_skew));
+        (context, cancel_at)
+    }
+
+    /// A batch (contract v1.1), handled as one delivery: each name is
+    /// validated and handled in order, then one reply carries a result per
+    /// name, and the delivery is settled once. The v1 rules apply per name
+    /// (an invalid name gets `invalid_request`, a permanent failure
+    /// `request_failed`, a handler failing `consumer.max_failures` times
+    /// `internal_error`) and per delivery: while any name fails transiently
+    /// and attempts are left, the whole batch is retried later (nothing
+    /// printed or answered yet); a batch with a name that failed for good is
+    /// dead-lettered after its reply; a handler still running at the
+    /// deadline dead-letters the whole batch, unanswered, as in v1.
+    async fn answer_batch(
+        self,
+        names: Vec<Result<Name, NameError>>,
+        reply_to: Option<ReturnAddress>,
+        timing: Timing,
+    ) -> Result<(), ServiceError> {
+        let shared = self.shared;
+        let (context, cancel_at) = self.context(&timing);
+        let failures = timing.failures.saturating_add(1);
+        let mut results = Vec::with_capacity(names.len());
+        // Indexes of names whose handler failed transiently, and the first
+        // such error; the first permanent failure.
+        let mut transient: (Vec<usize>, Option<String>) = (Vec::new(), None);
+        let mut permanent = None;
+        for (index, name) in names.into_iter().enumerate() {
+            let name = match name {
+                Ok(name) => name,
+                Err(why) => {
+                    let why = InvalidRequest::Name(why);
+                    results.push(Outcome::Error {
+                        code: why.code().to_owned(),
+                        message: why.to_string(),
+                    });
+                    continue;
+                }
+            };
+            match handle_contained(&*shared.handler, name, context.clone(), cancel_at).await {
+                Handled::Greeting(greeting) => results.push(Outcome::Greeting(greeting)),
+                Handled::Failed(error) if error.retry == Retry::Permanent => {
+                    permanent.get_or_insert_with(|| error.message.clone());
+                    results.push(Outcome::Error {
+                        code: REQUEST_FAILED.to_owned(),
+                        message: error.message,
+                    });
+                }
+                Handled::Failed(error) => {
+                    transient.0.push(index);
+                    let message = format!("handler failed {failures} times: {}", error.message);
+                    transient.1.get_or_insert_with(|| error.message.clone());
+                    results.push(Outcome::Error {
+                        code: INTERNAL_ERROR.to_owned(),
+                        message,
+                    });
+                }
+                Handled::TimedOut => {
+                    let reason = "handler still running at the caller's deadline";
+                    tracing::warn!(reason, queue = %shared.queue, "dead-lettering the batch");
+                    return Box::pin(self.dead_letter(reason)).await;
+                }
+            }
+        }
+        let limit = shared.settings.consumer.max_failures;
+        if let Some(error) = &transient.1
+            && failures < limit
+        {
+            return Box::pin(self.give_up_or_retry(None, timing, failures, error)).await;
+        }
+        let greeted = results
+            .iter()
+            .filter(|r| matches!(r, Outcome::Greeting(_)))
+            .count();
+        ServiceCounters::add_n(&shared.counters.handled, greeted);
+        ServiceCounters::add_n(&shared.counters.batch_names, results.len());
+        for result in &results {
+            if let Outcome::Greeting(greeting) = result {
+                (shared.printer)(greeting);
+            }
+        }
+        let failed_for_good = match (&transient.1, &permanent) {
+            (Some(error), _) => Some(format!(
+                "handler failed {failures} times for {} of {} names: {error}",
+                transient.0.len(),
+                results.len()
+            )),
+            (None, Some(error)) => Some(format!("handler refused a name of the batch: {error}")),
+            (None, None) => None,
+        };
+        if let Some(address) = &reply_to {
+            match self.reply(address, Answer::Batch(results)).await {
+                Ok(()) => {}
+                Err(Undelivered::Refused(why)) => {
+                    tracing::warn!(reason = %why, queue = %shared.queue, "the broker refused the reply; dead-lettering the batch");
+                    return Box::pin(self.dead_letter(&why)).await;
+                }
+                Err(Undelivered::Nacked) => {
+                    return Box::pin(self.give_up_or_retry(
+                        None,
+                        timing,
+                        failures,
+                        "the broker nacked the reply",
+                    ))
+                    .await;
+                }
+                Err(Undelivered::Lost(error)) => return Err(error),
+            }
+        }
+        match failed_for_good {
+            Some(reason) => {
+                tracing::warn!(%reason, queue = %shared.queue, "dead-lettering the batch after its reply");
+                Box::pin(self.dead_letter(&reason)).await
+            }
+            None => self.ack().await.inspect(|&()| {
+                ServiceCounters::add(&shared.counters.ok);
+                tracing::debug!("answered");
+            }),
+        }
+    }
+
     async fn settle(
         self,
         handled: Handled,
@@ -164,7 +294,10 @@ impl Job<'_> {
                 let Some(address) = reply_to else {
                     return self.ack().await.inspect(counted);
                 };
-                match self.reply(&address, Outcome::Greeting(greeting)).await {
+                match self
+                    .reply(&address, Answer::Single(Outcome::Greeting(greeting)))
+                    .await
+                {
                     Ok(()) => self.ack().await.inspect(counted),
                     Err(Undelivered::Refused(why)) => {
                         tracing::warn!(reason = %why, queue = %shared.queue, "the broker refused the reply; dead-lettering the request");
@@ -243,12 +376,12 @@ impl Job<'_> {
 
     /// Publishes a reply and waits for its confirm. A refusal whose culprit is
     /// unsure (other publishes were in flight) is retried alone first.
-    async fn reply(&self, address: &ReturnAddress, outcome: Outcome) -> Result<(), Undelivered> {
-        let body = Reply {
-            consumer: self.shared.word.to_string(),
-            outcome,
-        }
-        .encode();
+    async fn reply(&self, address: &ReturnAddress, answer: Answer) -> Result<(), Undelivered> {
+        let consumer = self.shared.word.to_string();
+        let body = match answer {
+            Answer::Single(outcome) => Reply { consumer, outcome }.encode(),
+            Answer::Batch(results) => BatchReply { consumer, results }.encode(),
+        };
         let message = Message {
             exchange: "",
             routing_key: &address.reply_to,
@@ -286,7 +419,7 @@ impl Job<'_> {
         address: &ReturnAddress,
         outcome: Outcome,
     ) -> Result<(), ServiceError> {
-        match self.reply(address, outcome).await {
+        match self.reply(address, Answer::Single(outcome)).await {
             Ok(()) => Ok(()),
             Err(Undelivered::Lost(error)) => Err(error),
             Err(Undelivered::Refused(why)) => {
@@ -460,6 +593,12 @@ impl Job<'_> {
             .map(drop)
             .map_err(broker("requeueing a request"))
     }
+}
+
+/// What a reply carries: one outcome (v1), or one per name of a batch.
+enum Answer {
+    Single(Outcome),
+    Batch(Vec<Outcome>),
 }
 
 /// Why a reply did not reach the broker.

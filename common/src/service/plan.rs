@@ -11,16 +11,17 @@ use lapin::{
 };
 
 use crate::protocol::{
-    self, ForbiddenReplyTo, InvalidRequest, Name, ReplyToPolicy, ReturnAddress,
+    self, ForbiddenReplyTo, InvalidRequest, ReplyToPolicy, Request, ReturnAddress,
     names::{DELIVERY_COUNT_HEADER, EXPIRATION_HEADER, FAILURES_HEADER},
 };
 
 /// The decision for one delivery.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum Plan {
-    /// A valid request: greet, print, reply if it is not one-way, then ack.
+    /// A valid request (one name, or a batch whose names are validated one
+    /// by one): greet, print, reply if it is not one-way, then ack.
     Answer {
-        name: Name,
+        request: Request,
         reply_to: Option<ReturnAddress>,
         timing: Timing,
     },
@@ -65,8 +66,8 @@ pub(crate) fn plan(
         return Plan::Forbidden(forbidden);
     }
     match protocol::decode_request(body) {
-        Ok(name) => Plan::Answer {
-            name,
+        Ok(request) => Plan::Answer {
+            request,
             reply_to,
             timing,
         },
@@ -175,7 +176,7 @@ mod tests {
         assert_eq!(
             p,
             Plan::Answer {
-                name: Name::parse("Ada").expect("valid"),
+                request: Request::Single(crate::protocol::Name::parse("Ada").expect("valid")),
                 reply_to: Some(ReturnAddress {
                     reply_to: "amq.gen-abc".into(),
                     correlation_id: "c1".into()
