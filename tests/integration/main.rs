@@ -10,6 +10,7 @@ mod ledger;
 mod node;
 mod proxy;
 
+mod batching;
 mod binaries;
 mod bounds;
 mod cluster;
