@@ -245,6 +245,7 @@ impl RpcClient {
         // the request is confirmed, so a call waiting for replies stays small.
         let publish = Box::pin(self.publish(correlation_id, body, timeout));
         let gathered = gather(publish, woken, guard, deadline).await?;
+        tracing::trace!(%correlation_id, "call done");
         // A duplicate reply to a batch is one duplicate, whatever its size.
         let duplicates = gathered.first().map_or(0, |g| g.duplicates);
         self.counters
@@ -273,11 +274,16 @@ impl RpcClient {
             mandatory: true,
             ..BasicPublishOptions::default()
         };
+        // The trace-level events time a call's steps (README, Performance).
         let confirmation = async {
-            self.channel
+            let confirm = self
+                .channel
                 .basic_publish(self.exchange.clone(), "".into(), options, &body, properties)
-                .await?
-                .await
+                .await?;
+            tracing::trace!(%correlation_id, "request published");
+            let confirmation = confirm.await;
+            tracing::trace!(%correlation_id, "request confirmed");
+            confirmation
         }
         .await
         .map_err(|e| RpcError::ConnectionLost(Some(e)))?;
@@ -398,7 +404,9 @@ fn route(delivery: &Delivery, pending: &Pending, counters: &Counters) {
     let delivered = CorrelationId::parse(correlation_id.as_str())
         .map_or(Delivered::Unknown, |id| pending.deliver(id, reply));
     match delivered {
-        Delivered::Taken => {}
+        Delivered::Taken => {
+            tracing::trace!(%correlation_id, "reply in");
+        }
         Delivered::Unknown => {
             counters.stray.fetch_add(1, Ordering::Relaxed);
             tracing::debug!(%correlation_id, "dropped a late or unknown reply");
