@@ -6,8 +6,10 @@
 //! bench --spawn-consumers --sweep              # prefetch x in-flight x replicas table
 //! bench --spawn-consumers --baseline --plot latency.svg
 //! bench --memory                               # bytes per request in flight
+//! bench --spawn-consumers --batching --batch-plot batching.svg
 //! ```
 
+mod batching;
 mod echo;
 mod lanes;
 mod load;
@@ -96,6 +98,28 @@ struct Cli {
     /// Measure memory per request in flight (10,000 unanswered requests).
     #[arg(long)]
     memory: bool,
+    /// Batching lane: the `producer` binary fed names on stdin at each
+    /// --batch-sizes (names/s), then latency with one name in flight at
+    /// --batch 1 and 100 alternating (--pairs times).
+    #[arg(long)]
+    batching: bool,
+    /// Batch sizes of the batching lane.
+    #[arg(long, value_delimiter = ',', default_value = "1,10,100,1000")]
+    batch_sizes: Vec<usize>,
+    /// Names per bulk run of the batching lane.
+    #[arg(long, default_value_t = 50_000)]
+    batch_names: u64,
+    /// Names per one-in-flight latency run of the batching lane (after 200
+    /// unmeasured).
+    #[arg(long, default_value_t = 2_000)]
+    latency_names: u64,
+    /// Then one bulk run of this many names at --batch 100 for the
+    /// producer's and consumers' memory (0: none).
+    #[arg(long, default_value_t = 0)]
+    memory_names: u64,
+    /// Draw names/s against the batch size.
+    #[arg(long, value_name = "SVG")]
+    batch_plot: Option<std::path::PathBuf>,
     /// JSON lines instead of a table.
     #[arg(long)]
     json: bool,
@@ -161,6 +185,8 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     };
     let result = if cli.memory {
         memory::per_request(&settings).await
+    } else if cli.batching {
+        bench.batching().await
     } else if cli.sweep {
         bench.sweep().await
     } else if let Some(path) = &cli.plot {
@@ -339,6 +365,124 @@ impl Bench<'_> {
             );
         }
         Ok(())
+    }
+
+    /// The batching lane (see [`batching`]): bulk runs per batch size, the
+    /// one-in-flight latency pairs, the memory run and the plot.
+    async fn batching(&self) -> anyhow::Result<()> {
+        let deployment = self.deployment(self.cli.prefetch, self.cli.replicas);
+        let (lane, children) = self.start("system", deployment).await?;
+        let result = self.batching_runs(&children).await;
+        lane.close().await;
+        drop(children);
+        result
+    }
+
+    fn emit_bulk(&self, bulk: &batching::Bulk) -> anyhow::Result<()> {
+        if self.cli.json {
+            println!("{}", serde_json::to_string(bulk)?);
+        } else {
+            println!("{}", batching::line(bulk));
+        }
+        Ok(())
+    }
+
+    async fn batching_runs(&self, consumers: &Children) -> anyhow::Result<()> {
+        if !self.cli.json {
+            println!("{}", batching::HEADER);
+        }
+        let mut runs = Vec::new();
+        for &batch in &self.cli.batch_sizes {
+            let bulk = batching::bulk(
+                self.settings,
+                consumers,
+                batch,
+                self.cli.concurrency,
+                self.cli.batch_names,
+            )
+            .await?;
+            self.emit_bulk(&bulk)?;
+            runs.push(bulk);
+        }
+        let rate = |batch: usize| {
+            runs.iter()
+                .find(|b| b.batch == batch)
+                .map(|b| b.names_per_s)
+        };
+        let speedup = rate(100).zip(rate(1)).map(|(b100, b1)| b100 / b1);
+        let ratios = self.one_in_flight_pairs().await?;
+        let median_ratio = report::median(&mut ratios.clone());
+        if self.cli.memory_names > 0 {
+            let bulk = batching::bulk(
+                self.settings,
+                consumers,
+                100,
+                self.cli.concurrency,
+                self.cli.memory_names,
+            )
+            .await?;
+            self.emit_bulk(&bulk)?;
+        }
+        let summary = serde_json::json!({
+            "names_per_s_batch_100_over_batch_1": speedup,
+            "one_in_flight_p50_ratios_batch_100_over_1": ratios,
+            "median_one_in_flight_p50_ratio": median_ratio,
+        });
+        if self.cli.json {
+            println!("{summary}");
+        } else {
+            if let Some(speedup) = speedup {
+                println!("names/s at --batch 100 over --batch 1: {speedup:.1}x");
+            }
+            let list: Vec<String> = ratios.iter().map(|r| format!("{r:.2}")).collect();
+            println!(
+                "one name in flight, p50 at --batch 100 over --batch 1 per pair: {} -> median {median_ratio:.2}",
+                list.join(" ")
+            );
+        }
+        if let Some(path) = &self.cli.batch_plot {
+            let title = format!(
+                "names/s from producer stdin vs --batch ({} requests in flight, prefetch {})",
+                self.cli.concurrency, self.cli.prefetch
+            );
+            batching::write_plot(path, &title, &runs)?;
+            eprintln!("bench: wrote {}", path.display());
+        }
+        Ok(())
+    }
+
+    /// Latency with one name in flight at --batch 1 and 100, alternating
+    /// --pairs times; the p50 ratio (100 over 1) of each pair.
+    async fn one_in_flight_pairs(&self) -> anyhow::Result<Vec<f64>> {
+        let mut ratios = Vec::new();
+        for _ in 0..self.cli.pairs {
+            let mut p50 = [0.0; 2];
+            for (i, batch) in [1, 100].into_iter().enumerate() {
+                let h = batching::one_in_flight(self.settings, batch, 200, self.cli.latency_names)
+                    .await?;
+                p50[i] = h.value_at_quantile(0.5) as f64;
+                let ms = |us: u64| us as f64 / 1000.0;
+                if self.cli.json {
+                    let row = serde_json::json!({
+                        "lane": "one-in-flight", "batch": batch, "names": h.len(),
+                        "p50_us": h.value_at_quantile(0.5), "p90_us": h.value_at_quantile(0.9),
+                        "p99_us": h.value_at_quantile(0.99), "max_us": h.max(),
+                    });
+                    println!("{row}");
+                } else {
+                    println!(
+                        "one name in flight, --batch {batch:>3}: p50 {:.3} ms  p90 {:.3} ms  p99 {:.3} ms  max {:.3} ms ({} names)",
+                        ms(h.value_at_quantile(0.5)),
+                        ms(h.value_at_quantile(0.9)),
+                        ms(h.value_at_quantile(0.99)),
+                        ms(h.max()),
+                        h.len()
+                    );
+                }
+            }
+            ratios.push(p50[1] / p50[0].max(1.0));
+        }
+        Ok(ratios)
     }
 
     /// prefetch x replicas x in-flight, consumers started once per

@@ -58,6 +58,52 @@ pub fn from_args(args: &[String]) -> Result<Vec<Name>, Vec<InputError>> {
     }
 }
 
+/// Names held between the stdin reader thread and the calls: enough for a
+/// full batch to be ready at once, small enough to bound memory.
+const STDIN_QUEUE: usize = 4096;
+
+/// Streams one name per line from stdin, read on a thread of its own into
+/// a bounded queue: taking a line that is already read is then a queue
+/// operation, so seeing whether more names wait (to fill a batch) costs a
+/// name alone no extra wake-up of a blocking read. Lines as in
+/// [`from_lines`]. The thread ends at end of input, on a read error (logged)
+/// or once the stream is dropped and a line is read.
+#[must_use]
+pub fn from_stdin(buffer_bytes: usize) -> Names {
+    let (sender, mut receiver) = tokio::sync::mpsc::channel(STDIN_QUEUE);
+    let reader = std::thread::Builder::new()
+        .name("stdin".to_owned())
+        .spawn(move || {
+            let mut stdin =
+                std::io::BufReader::with_capacity(buffer_bytes, std::io::stdin().lock());
+            let mut segment = Vec::with_capacity(128);
+            let mut line = 0_u64;
+            loop {
+                segment.clear();
+                match std::io::BufRead::read_until(&mut stdin, b'\n', &mut segment) {
+                    Ok(0) => return,
+                    Ok(_) => {}
+                    Err(error) => {
+                        tracing::error!(%error, "cannot read names from stdin");
+                        return;
+                    }
+                }
+                line += 1;
+                let bytes = segment.strip_suffix(b"\n").unwrap_or(&segment);
+                if let Some(item) = parse_line(bytes, line)
+                    && sender.blocking_send(item).is_err()
+                {
+                    return;
+                }
+            }
+        });
+    if let Err(error) = reader {
+        tracing::error!(%error, "cannot start the stdin reader thread");
+        return stream::empty().boxed();
+    }
+    stream::poll_fn(move |cx| receiver.poll_recv(cx)).boxed()
+}
+
 /// Streams one name per line from `reader`. A trailing `\r` is removed and
 /// empty lines are skipped; a bad line becomes an `Err` item and reading goes
 /// on. A read error ends the stream (and is logged).
@@ -74,22 +120,29 @@ pub fn from_lines<R: AsyncBufRead + Unpin + Send + 'static>(reader: R) -> Names 
                 }
             };
             line += 1;
-            let bytes = segment.strip_suffix(b"\r").unwrap_or(&segment);
-            if bytes.is_empty() {
-                continue;
+            if let Some(item) = parse_line(&segment, line) {
+                return Some((item, (segments, line)));
             }
-            let item = match std::str::from_utf8(bytes) {
-                Err(_) => Err(InputError::NotUtf8 { line }),
-                Ok(text) => Name::parse(text).map_err(|error| InputError::InvalidName {
-                    at: format!("line {line}"),
-                    text: text.to_owned(),
-                    error,
-                }),
-            };
-            return Some((item, (segments, line)));
         }
     })
     .boxed()
+}
+
+/// The item of input line number `line` (without its `\n`), or `None` for
+/// an empty line.
+fn parse_line(bytes: &[u8], line: u64) -> Option<InputItem> {
+    let bytes = bytes.strip_suffix(b"\r").unwrap_or(bytes);
+    if bytes.is_empty() {
+        return None;
+    }
+    Some(match std::str::from_utf8(bytes) {
+        Err(_) => Err(InputError::NotUtf8 { line }),
+        Ok(text) => Name::parse(text).map_err(|error| InputError::InvalidName {
+            at: format!("line {line}"),
+            text: text.to_owned(),
+            error,
+        }),
+    })
 }
 
 #[cfg(test)]

@@ -35,9 +35,7 @@ async fn main() -> ExitCode {
         if std::io::stdin().is_terminal() {
             eprintln!("producer: reading names from stdin, one per line (Ctrl+D to end)");
         }
-        // Large enough that a full batch of lines is usually ready at once.
-        let stdin = tokio::io::BufReader::with_capacity(STDIN_BUFFER_BYTES, tokio::io::stdin());
-        (input::from_lines(stdin), None)
+        (input::from_stdin(STDIN_BUFFER_BYTES), None)
     } else {
         match input::from_args(&cli.names) {
             Ok(names) => {
