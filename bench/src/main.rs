@@ -14,6 +14,7 @@ mod echo;
 mod lanes;
 mod load;
 mod memory;
+mod peers;
 mod plot;
 mod procs;
 mod report;
@@ -98,6 +99,11 @@ struct Cli {
     /// Measure memory per request in flight (10,000 unanswered requests).
     #[arg(long)]
     memory: bool,
+    /// Peer lanes to run after the system/ceiling pairs, at the same load
+    /// (seed-py: the Python seed design on aio-pika; ruststream: the
+    /// ruststream-lapin framework).
+    #[arg(long, value_enum, value_delimiter = ',')]
+    peers: Vec<peers::Peer>,
     /// Batching lane: the `producer` binary fed names on stdin at each
     /// --batch-sizes (names/s), then latency with one name in flight at
     /// --batch 1 and 100 alternating (--pairs times).
@@ -325,7 +331,7 @@ impl Bench<'_> {
                 .await?;
             return Ok(());
         }
-        let (mut throughput, mut p50) = (Vec::new(), Vec::new());
+        let (mut throughput, mut p50, mut system_rps) = (Vec::new(), Vec::new(), Vec::new());
         for _ in 0..self.cli.pairs {
             let system = self
                 .once("system", deployment, self.cli.concurrency)
@@ -334,9 +340,36 @@ impl Bench<'_> {
                 .once("ceiling", deployment, self.cli.concurrency)
                 .await?;
             throughput.push(system.rps / ceiling.rps);
+            system_rps.push(system.rps);
             p50.push(system.p50_us as f64 / ceiling.p50_us.max(1) as f64);
         }
+        let system_rps = {
+            let mut rps = system_rps;
+            report::median(&mut rps)
+        };
+        let mut peer_ratios = serde_json::Map::new();
+        if !self.cli.peers.is_empty() && !self.cli.json {
+            println!("{}", peers::HEADER);
+        }
+        for &peer in &self.cli.peers {
+            let row = peers::run(
+                peer,
+                self.settings,
+                self.cli.concurrency,
+                self.cli.requests,
+                self.cli.warmup,
+                self.cli.timeout,
+            )
+            .await?;
+            if self.cli.json {
+                println!("{}", serde_json::to_string(&row)?);
+            } else {
+                println!("{}", peers::line(&row));
+            }
+            peer_ratios.insert(row.lane.clone(), (system_rps / row.rps).into());
+        }
         let summary = serde_json::json!({
+            "system_over_peer_throughput": peer_ratios,
             "pairs": throughput.len(),
             "throughput_ratios": throughput,
             "p50_ratios": p50,
@@ -363,6 +396,12 @@ impl Bench<'_> {
                 list(&p50),
                 report::median(&mut p50.clone())
             );
+            for (lane, ratio) in &peer_ratios {
+                println!(
+                    "system (median of the pairs) over {lane}: {:.2}x the throughput",
+                    ratio.as_f64().unwrap_or(f64::NAN)
+                );
+            }
         }
         Ok(())
     }
