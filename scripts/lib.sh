@@ -42,3 +42,23 @@ install_debian_packages() {
         || { apt-get update >&2 && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "$@" >&2; } \
         || die "apt-get install $* failed"
 }
+
+# ensure_bench_venv DIR ROOT: a virtualenv at DIR with the Python seed
+# design's requirements (aio-pika), for the benchmark's seed-py peer lane.
+ensure_bench_venv() {
+    local venv="$1" root="$2"
+    if [[ ! -x "$venv/bin/python" ]]; then
+        command -v python3 >/dev/null 2>&1 || install_debian_packages python3
+        if ! python3 -m venv "$venv" >/dev/null 2>&1; then
+            rm -rf "$venv"
+            install_debian_packages python3-venv
+            python3 -m venv "$venv" || die "cannot create a Python virtualenv at $venv"
+        fi
+        say "created a Python virtualenv at $venv"
+    fi
+    if ! "$venv/bin/python" -c 'import aio_pika' >/dev/null 2>&1; then
+        "$venv/bin/pip" install --quiet --disable-pip-version-check -r "$root/bench/seed/requirements.txt" \
+            || die "cannot install the seed lane's requirements into $venv"
+        say "installed $(tr '\n' ' ' <"$root/bench/seed/requirements.txt")into $venv"
+    fi
+}
