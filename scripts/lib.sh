@@ -11,19 +11,25 @@ require_cargo() {
 curl --proto '=https' -sSf https://sh.rustup.rs | sh -s -- -y && . \"\$HOME/.cargo/env\""
 }
 
+# make_venv DIR: a Python virtualenv at DIR (python3 and venv installed if
+# missing).
+make_venv() {
+    local venv="$1"
+    [[ -x "$venv/bin/python" ]] && return 0
+    command -v python3 >/dev/null 2>&1 || install_debian_packages python3
+    if ! python3 -m venv "$venv" >/dev/null 2>&1; then
+        rm -rf "$venv"
+        install_debian_packages python3-venv
+        python3 -m venv "$venv" || die "cannot create a Python virtualenv at $venv"
+    fi
+    say "created a Python virtualenv at $venv"
+}
+
 # ensure_python_venv DIR: a virtualenv at DIR with the Python example's
 # requirements (used by the cross-language interop test).
 ensure_python_venv() {
     local venv="$1" root="$2"
-    if [[ ! -x "$venv/bin/python" ]]; then
-        command -v python3 >/dev/null 2>&1 || install_debian_packages python3
-        if ! python3 -m venv "$venv" >/dev/null 2>&1; then
-            rm -rf "$venv"
-            install_debian_packages python3-venv
-            python3 -m venv "$venv" || die "cannot create a Python virtualenv at $venv"
-        fi
-        say "created a Python virtualenv at $venv"
-    fi
+    make_venv "$venv"
     if ! "$venv/bin/python" -c 'import pika' >/dev/null 2>&1; then
         "$venv/bin/pip" install --quiet --disable-pip-version-check -r "$root/examples/python/requirements.txt" \
             || die "cannot install the Python example's requirements into $venv"
@@ -47,15 +53,7 @@ install_debian_packages() {
 # design's requirements (aio-pika), for the benchmark's seed-py peer lane.
 ensure_bench_venv() {
     local venv="$1" root="$2"
-    if [[ ! -x "$venv/bin/python" ]]; then
-        command -v python3 >/dev/null 2>&1 || install_debian_packages python3
-        if ! python3 -m venv "$venv" >/dev/null 2>&1; then
-            rm -rf "$venv"
-            install_debian_packages python3-venv
-            python3 -m venv "$venv" || die "cannot create a Python virtualenv at $venv"
-        fi
-        say "created a Python virtualenv at $venv"
-    fi
+    make_venv "$venv"
     if ! "$venv/bin/python" -c 'import aio_pika' >/dev/null 2>&1; then
         "$venv/bin/pip" install --quiet --disable-pip-version-check -r "$root/bench/seed/requirements.txt" \
             || die "cannot install the seed lane's requirements into $venv"
