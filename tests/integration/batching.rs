@@ -460,6 +460,20 @@ fn picky(calls: &Arc<Mutex<Vec<String>>>, flaky_attempts: u32) -> TestHandler {
     })
 }
 
+fn parsed(names: &[&str]) -> Vec<Name> {
+    names
+        .iter()
+        .map(|n| Name::parse(n).expect("valid"))
+        .collect()
+}
+
+async fn call_hello(client: &common::rpc::RpcClient, batch: &[Name]) -> Vec<Gathered> {
+    client
+        .call_batch(batch, &words(&["hello"]), Duration::from_secs(10))
+        .await
+        .expect("batch call")
+}
+
 fn fast_retries(app: &TestApp, max_failures: u32) -> common::Settings {
     let mut settings = app.settings.clone();
     settings.consumer.retry_delay = Duration::from_millis(200);
@@ -478,15 +492,9 @@ async fn a_name_refused_for_good_fails_only_itself_and_the_batch_is_dead_lettere
     let raw = app.raw().await;
     let mut dead = raw.dead_letters().await;
     let client = app.client().await;
-    let batch: Vec<Name> = ["Ada", "Bad", "Bob"]
-        .iter()
-        .map(|n| Name::parse(n).expect("valid"))
-        .collect();
+    let batch = parsed(&["Ada", "Bad", "Bob"]);
 
-    let results = client
-        .call_batch(&batch, &words(&["hello"]), Duration::from_secs(10))
-        .await
-        .expect("batch call");
+    let results = call_hello(&client, &batch).await;
 
     assert_eq!(greeting_of(&results[0], "hello"), Some("hello Ada"));
     assert_eq!(error_code_of(&results[1], "hello"), Some(REQUEST_FAILED));
@@ -512,15 +520,9 @@ async fn a_transient_failure_retries_the_whole_batch_and_prints_each_name_once()
         .consumer_with("hello", &fast_retries(&app, 3), Some(picky(&calls, 1)))
         .await;
     let client = app.client().await;
-    let batch: Vec<Name> = ["Ada", "Flaky", "Bob"]
-        .iter()
-        .map(|n| Name::parse(n).expect("valid"))
-        .collect();
+    let batch = parsed(&["Ada", "Flaky", "Bob"]);
 
-    let results = client
-        .call_batch(&batch, &words(&["hello"]), Duration::from_secs(10))
-        .await
-        .expect("batch call");
+    let results = call_hello(&client, &batch).await;
 
     for (name, gathered) in batch.iter().zip(&results) {
         assert_eq!(
@@ -566,15 +568,9 @@ async fn a_name_failing_at_every_attempt_gets_internal_error_and_the_others_thei
     let raw = app.raw().await;
     let mut dead = raw.dead_letters().await;
     let client = app.client().await;
-    let batch: Vec<Name> = ["Ada", "Flaky"]
-        .iter()
-        .map(|n| Name::parse(n).expect("valid"))
-        .collect();
+    let batch = parsed(&["Ada", "Flaky"]);
 
-    let results = client
-        .call_batch(&batch, &words(&["hello"]), Duration::from_secs(10))
-        .await
-        .expect("batch call");
+    let results = call_hello(&client, &batch).await;
 
     assert_eq!(greeting_of(&results[0], "hello"), Some("hello Ada"));
     assert_eq!(error_code_of(&results[1], "hello"), Some(INTERNAL_ERROR));
