@@ -61,8 +61,10 @@ impl Peer {
     fn command(self) -> anyhow::Result<Command> {
         let (program, script) = match self {
             Self::SeedPy => (
-                std::env::var_os("GREETINGS_BENCH_PYTHON")
-                    .map_or_else(|| repository().join(".venv-bench/bin/python"), PathBuf::from),
+                std::env::var_os("GREETINGS_BENCH_PYTHON").map_or_else(
+                    || repository().join(".venv-bench/bin/python"),
+                    PathBuf::from,
+                ),
                 Some(repository().join("bench/seed/seed.py")),
             ),
             Self::Ruststream => (
@@ -147,7 +149,10 @@ async fn clean_up(url: &str, prefix: &str) -> anyhow::Result<()> {
     let channel = connection.create_channel().await?;
     for word in ["hello", "goodbye"] {
         channel
-            .queue_delete(format!("{prefix}.{word}").into(), QueueDeleteOptions::default())
+            .queue_delete(
+                format!("{prefix}.{word}").into(),
+                QueueDeleteOptions::default(),
+            )
             .await?;
     }
     for exchange in [format!("{prefix}.requests"), prefix.to_owned()] {
