@@ -11,31 +11,34 @@ require_cargo() {
 curl --proto '=https' -sSf https://sh.rustup.rs | sh -s -- -y && . \"\$HOME/.cargo/env\""
 }
 
-# make_venv DIR: a Python virtualenv at DIR (python3 and venv installed if
-# missing).
-make_venv() {
-    local venv="$1"
-    [[ -x "$venv/bin/python" ]] && return 0
-    command -v python3 >/dev/null 2>&1 || install_debian_packages python3
-    if ! python3 -m venv "$venv" >/dev/null 2>&1; then
-        rm -rf "$venv"
-        install_debian_packages python3-venv
-        python3 -m venv "$venv" || die "cannot create a Python virtualenv at $venv"
+# ensure_venv DIR REQUIREMENTS MODULE: a Python virtualenv at DIR (python3
+# and venv installed if missing) with REQUIREMENTS installed unless MODULE
+# already imports.
+ensure_venv() {
+    local venv="$1" requirements="$2" module="$3"
+    if [[ ! -x "$venv/bin/python" ]]; then
+        command -v python3 >/dev/null 2>&1 || install_debian_packages python3
+        if ! python3 -m venv "$venv" >/dev/null 2>&1; then
+            rm -rf "$venv"
+            install_debian_packages python3-venv
+            python3 -m venv "$venv" || die "cannot create a Python virtualenv at $venv"
+        fi
+        say "created a Python virtualenv at $venv"
     fi
-    say "created a Python virtualenv at $venv"
+    if ! "$venv/bin/python" -c "import $module" >/dev/null 2>&1; then
+        "$venv/bin/pip" install --quiet --disable-pip-version-check -r "$requirements" \
+            || die "cannot install $requirements into $venv"
+        say "installed $(tr '\n' ' ' <"$requirements")into $venv"
+    fi
 }
 
-# ensure_python_venv DIR: a virtualenv at DIR with the Python example's
-# requirements (used by the cross-language interop test).
-ensure_python_venv() {
-    local venv="$1" root="$2"
-    make_venv "$venv"
-    if ! "$venv/bin/python" -c 'import pika' >/dev/null 2>&1; then
-        "$venv/bin/pip" install --quiet --disable-pip-version-check -r "$root/examples/python/requirements.txt" \
-            || die "cannot install the Python example's requirements into $venv"
-        say "installed $(tr '\n' ' ' <"$root/examples/python/requirements.txt")into $venv"
-    fi
-}
+# ensure_python_venv DIR ROOT: the Python example's requirements (pika), for
+# the cross-language interop tests.
+ensure_python_venv() { ensure_venv "$1" "$2/examples/python/requirements.txt" pika; }
+
+# ensure_bench_venv DIR ROOT: the Python seed design's requirements
+# (aio-pika), for the benchmark's seed-py peer lane.
+ensure_bench_venv() { ensure_venv "$1" "$2/bench/seed/requirements.txt" aio_pika; }
 
 # install_debian_packages PKG...: apt-get install as root, else explain.
 install_debian_packages() {
@@ -47,16 +50,4 @@ install_debian_packages() {
     DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "$@" >&2 \
         || { apt-get update >&2 && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "$@" >&2; } \
         || die "apt-get install $* failed"
-}
-
-# ensure_bench_venv DIR ROOT: a virtualenv at DIR with the Python seed
-# design's requirements (aio-pika), for the benchmark's seed-py peer lane.
-ensure_bench_venv() {
-    local venv="$1" root="$2"
-    make_venv "$venv"
-    if ! "$venv/bin/python" -c 'import aio_pika' >/dev/null 2>&1; then
-        "$venv/bin/pip" install --quiet --disable-pip-version-check -r "$root/bench/seed/requirements.txt" \
-            || die "cannot install the seed lane's requirements into $venv"
-        say "installed $(tr '\n' ' ' <"$root/bench/seed/requirements.txt")into $venv"
-    fi
 }

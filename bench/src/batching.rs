@@ -65,15 +65,6 @@ fn producer(settings: &Settings, batch: usize, in_flight: usize) -> anyhow::Resu
         .context("starting the producer")
 }
 
-fn largest_rss(children: &Children) -> u64 {
-    children
-        .pids()
-        .into_iter()
-        .filter_map(|pid| procs::status_kib(pid, "VmRSS"))
-        .max()
-        .unwrap_or(0)
-}
-
 /// Sends `names` names through one producer run and times it.
 pub(crate) async fn bulk(
     settings: &Settings,
@@ -112,7 +103,7 @@ pub(crate) async fn bulk(
         if lines == at_10 || lines == at_95 {
             let sample = (
                 procs::status_kib(pid, "VmRSS").unwrap_or(0),
-                largest_rss(consumers),
+                consumers.largest_kib("VmRSS"),
             );
             samples[usize::from(lines == at_95)] = sample;
         }

@@ -90,9 +90,14 @@ impl Children {
 
     /// Largest peak RSS among the children, in KiB.
     pub(crate) fn peak_rss_kib(&self) -> u64 {
+        self.largest_kib("VmHWM")
+    }
+
+    /// Largest `/proc/<pid>/status` `field` among the children, in KiB.
+    pub(crate) fn largest_kib(&self, field: &str) -> u64 {
         self.pids()
             .into_iter()
-            .filter_map(|pid| status_kib(pid, "VmHWM"))
+            .filter_map(|pid| status_kib(pid, field))
             .max()
             .unwrap_or(0)
     }

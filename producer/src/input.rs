@@ -5,7 +5,6 @@ use std::pin::Pin;
 
 use common::protocol::{Name, NameError};
 use futures::{Stream, StreamExt, stream};
-use tokio::io::{AsyncBufRead, AsyncBufReadExt};
 
 /// One input line that cannot be sent, with its position.
 #[derive(Debug, thiserror::Error)]
@@ -58,29 +57,28 @@ pub fn from_args(args: &[String]) -> Result<Vec<Name>, Vec<InputError>> {
     }
 }
 
-/// Names held between the stdin reader thread and the calls: enough for a
-/// full batch to be ready at once, small enough to bound memory.
-const STDIN_QUEUE: usize = 4096;
+/// Names held between the reader thread and the calls: enough for a full
+/// batch to be ready at once, small enough to bound memory.
+const INPUT_QUEUE: usize = 4096;
 
-/// Streams one name per line from stdin, read on a thread of its own into
-/// a bounded queue: taking a line that is already read is then a queue
-/// operation, so seeing whether more names wait (to fill a batch) costs a
-/// name alone no extra wake-up of a blocking read. Lines as in
-/// [`from_lines`]. The thread ends at end of input, on a read error (logged)
-/// or once the stream is dropped and a line is read.
+/// Streams one name per line from `reader` (stdin, in the producer), read on
+/// a thread of its own into a bounded queue: taking a line already read is
+/// then a queue operation, so seeing whether more names wait (to fill a
+/// batch) costs a name alone no wake-up of a blocking read. A trailing `\r`
+/// is removed and empty lines are skipped; a bad line becomes an `Err` item
+/// and reading goes on. The thread ends at end of input, on a read error
+/// (logged) or once the stream is dropped and a line is read.
 #[must_use]
-pub fn from_stdin(buffer_bytes: usize) -> Names {
-    let (sender, mut receiver) = tokio::sync::mpsc::channel(STDIN_QUEUE);
-    let reader = std::thread::Builder::new()
-        .name("stdin".to_owned())
+pub fn from_reader<R: std::io::BufRead + Send + 'static>(mut reader: R) -> Names {
+    let (sender, mut receiver) = tokio::sync::mpsc::channel(INPUT_QUEUE);
+    let thread = std::thread::Builder::new()
+        .name("input".to_owned())
         .spawn(move || {
-            let mut stdin =
-                std::io::BufReader::with_capacity(buffer_bytes, std::io::stdin().lock());
             let mut segment = Vec::with_capacity(128);
             let mut line = 0_u64;
             loop {
                 segment.clear();
-                match std::io::BufRead::read_until(&mut stdin, b'\n', &mut segment) {
+                match reader.read_until(b'\n', &mut segment) {
                     Ok(0) => return,
                     Ok(_) => {}
                     Err(error) => {
@@ -97,35 +95,11 @@ pub fn from_stdin(buffer_bytes: usize) -> Names {
                 }
             }
         });
-    if let Err(error) = reader {
-        tracing::error!(%error, "cannot start the stdin reader thread");
+    if let Err(error) = thread {
+        tracing::error!(%error, "cannot start the input reader thread");
         return stream::empty().boxed();
     }
     stream::poll_fn(move |cx| receiver.poll_recv(cx)).boxed()
-}
-
-/// Streams one name per line from `reader`. A trailing `\r` is removed and
-/// empty lines are skipped; a bad line becomes an `Err` item and reading goes
-/// on. A read error ends the stream (and is logged).
-pub fn from_lines<R: AsyncBufRead + Unpin + Send + 'static>(reader: R) -> Names {
-    let segments = reader.split(b'\n');
-    stream::unfold((segments, 0_u64), |(mut segments, mut line)| async move {
-        loop {
-            let segment = match segments.next_segment().await {
-                Ok(Some(segment)) => segment,
-                Ok(None) => return None,
-                Err(error) => {
-                    tracing::error!(%error, "cannot read names from stdin");
-                    return None;
-                }
-            };
-            line += 1;
-            if let Some(item) = parse_line(&segment, line) {
-                return Some((item, (segments, line)));
-            }
-        }
-    })
-    .boxed()
 }
 
 /// The item of input line number `line` (without its `\n`), or `None` for
@@ -152,7 +126,7 @@ mod tests {
     #[tokio::test]
     async fn lines_are_streamed_with_bad_ones_reported_in_place() {
         let input: &[u8] = b"Ada\r\n\nBob\n   \n\xff\xfe\nZo\xc3\xab";
-        let items: Vec<InputItem> = from_lines(input).collect().await;
+        let items: Vec<InputItem> = from_reader(input).collect().await;
         let shown: Vec<String> = items
             .iter()
             .map(|i| match i {

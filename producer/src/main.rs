@@ -35,7 +35,13 @@ async fn main() -> ExitCode {
         if std::io::stdin().is_terminal() {
             eprintln!("producer: reading names from stdin, one per line (Ctrl+D to end)");
         }
-        (input::from_stdin(STDIN_BUFFER_BYTES), None)
+        (
+            input::from_reader(std::io::BufReader::with_capacity(
+                STDIN_BUFFER_BYTES,
+                std::io::stdin(),
+            )),
+            None,
+        )
     } else {
         match input::from_args(&cli.names) {
             Ok(names) => {

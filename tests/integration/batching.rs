@@ -38,6 +38,21 @@ fn names(prefix: &str, n: usize) -> Vec<Name> {
         .collect()
 }
 
+/// `n` names and the producer's stdin holding them, one per line.
+fn input_lines(n: usize) -> (Vec<String>, String) {
+    let names: Vec<String> = (0..n).map(|i| format!("n{i}")).collect();
+    let stdin = names.iter().map(|n| format!("{n}\n")).collect();
+    (names, stdin)
+}
+
+/// The producer's output when hello and goodbye greeted every name.
+fn greeted(names: &[String]) -> String {
+    names
+        .iter()
+        .map(|n| format!("hello {n}\ngoodbye {n}\n"))
+        .collect()
+}
+
 fn words(words: &[&str]) -> Vec<String> {
     words.iter().map(|w| (*w).to_owned()).collect()
 }
@@ -172,17 +187,12 @@ async fn the_producer_with_batches_prints_every_name_in_input_order() {
     let app = TestApp::new().await;
     let hello = app.consumer("hello").await;
     let goodbye = app.consumer("goodbye").await;
-    let input: Vec<String> = (0..300).map(|i| format!("n{i}")).collect();
-    let stdin: String = input.iter().map(|n| format!("{n}\n")).collect();
+    let (input, stdin) = input_lines(300);
 
     let run = run_producer(&app, &["--batch", "7", "--concurrency", "3"], Some(&stdin)).await;
 
     assert_eq!(run.code, 0, "{run:?}");
-    let expected: String = input
-        .iter()
-        .map(|n| format!("hello {n}\ngoodbye {n}\n"))
-        .collect();
-    assert_eq!(run.stdout, expected);
+    assert_eq!(run.stdout, greeted(&input));
     for consumer in [&hello, &goodbye] {
         let stats = consumer.counters.snapshot();
         assert_eq!(stats.handled, 300, "{stats:?}");
@@ -591,8 +601,7 @@ async fn a_lost_connection_resends_batches_whole_without_losing_or_doubling_a_na
     let app = TestApp::new().await;
     let mut hello = app.gated_consumer_bin("hello").await;
     let goodbye = app.consumer_bin("goodbye", &[]).await;
-    let input: Vec<String> = (0..40).map(|i| format!("n{i}")).collect();
-    let stdin: String = input.iter().map(|n| format!("{n}\n")).collect();
+    let (input, stdin) = input_lines(40);
 
     let producer = tokio::spawn(run_producer_with_stats(
         app.env(),
@@ -631,11 +640,11 @@ async fn a_lost_connection_resends_batches_whole_without_losing_or_doubling_a_na
         (0, 0, 0),
         "{run:?}"
     );
-    let expected: String = input
-        .iter()
-        .map(|n| format!("hello {n}\ngoodbye {n}\n"))
-        .collect();
-    assert_eq!(run.stdout, expected, "every name once, in input order");
+    assert_eq!(
+        run.stdout,
+        greeted(&input),
+        "every name once, in input order"
+    );
     assert!(
         run.stderr.contains("retries=") && !run.stderr.contains("retries=0"),
         "the cut calls were resent: {}",
