@@ -162,6 +162,37 @@ pub struct RpcSettings {
     /// Times a call is retried after the connection is lost (each retry on a
     /// new connection, with the full timeout).
     pub retries: u32,
+    /// Where this client's replies come back to: an `exclusive` reply queue
+    /// per connection (default) or `direct` reply-to.
+    #[serde(default)]
+    pub reply_queue: ReplyQueue,
+}
+
+/// Where a client's replies come back to (`rpc.reply_queue`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum ReplyQueue {
+    /// RabbitMQ's direct reply-to pseudo-queue: no queue to declare, replies
+    /// pushed straight to the client's channel. At-most-once, and from 4.2 a
+    /// "volatile" queue type the broker may drop replies from.
+    Direct,
+    /// An exclusive queue per client connection, named under
+    /// `topology.reply_prefix`, bound to the reply exchange and deleted with
+    /// the connection; replies are mandatory, so a consumer notices a client
+    /// that has gone.
+    #[default]
+    Exclusive,
+}
+
+impl ReplyQueue {
+    /// The setting's value.
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Direct => "direct",
+            Self::Exclusive => "exclusive",
+        }
+    }
 }
 
 /// Consumer-side settings.
@@ -189,6 +220,12 @@ pub struct ConsumerSettings {
     /// none by default.
     #[serde(default)]
     pub http_addr: Option<std::net::SocketAddr>,
+    /// Answer `reply_to` addresses reached through the default exchange
+    /// (direct reply-to, server-named queues), as contract v1 clients use;
+    /// reply queues are always answered. `false` in a deployment whose
+    /// consumer users may not write to the default exchange: such requests
+    /// are then refused up front (dead-lettered with the reason).
+    pub direct_reply_to: bool,
 }
 
 /// `amqp.url` as one string, or a list of strings joined with commas.
@@ -256,7 +293,8 @@ impl Settings {
             .set_default("consumer.max_failures", 3)?
             .set_default("consumer.retry_delay", "1s")?
             .set_default("consumer.max_retry_delay", "30s")?
-            .set_default("consumer.clock_skew", "30s")?;
+            .set_default("consumer.clock_skew", "30s")?
+            .set_default("consumer.direct_reply_to", true)?;
         if let Some(path) = file {
             builder = builder.add_source(File::from(path).required(true));
         }

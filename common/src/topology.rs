@@ -5,11 +5,22 @@
 //! <prefix>              fanout, durable   requests
 //! <prefix>.<word>       durable queue     bound to <prefix>, x-dead-letter-exchange=<prefix>.dlx,
 //!                                         x-expires=queue_expires
-//! <prefix>.<word>.retry durable queue     not bound; delayed retries wait here (per-message
-//!                                         expiration), then go back to <prefix>.<word>
+//! <prefix>.<word>.retry durable queue     bound to <prefix>.retry (key: its own name); delayed
+//!                                         retries wait here (per-message expiration), then go
+//!                                         back to <prefix>.<word>
+//! <prefix>.retry        direct, durable   retry copies, routed by the retry queue's name
 //! <prefix>.dlx          fanout, durable   dead letters
 //! <prefix>.dead         durable queue     bound to <prefix>.dlx, x-max-length, x-message-ttl
+//! <prefix>.reply        direct, durable   replies to reply queues (declared by clients in
+//!                                         exclusive reply-queue mode)
+//! <reply_prefix><id>    exclusive queue   one client connection's replies, bound to
+//!                                         <prefix>.reply (key: its own name)
 //! ```
+//!
+//! Services publish only to exchanges they are allowed to write to (the
+//! request, retry, dead-letter and reply exchanges), never through the
+//! default exchange unless they answer direct reply-to: a stolen service
+//! credential cannot aim a message at an arbitrary queue.
 //!
 //! The bounds (`x-expires`, `x-max-length`, `x-message-ttl`) are
 //! best-effort on a queue that already exists without them or with other
@@ -181,6 +192,20 @@ impl Topology {
         format!("{}.{}.retry", self.prefix, word)
     }
 
+    /// The direct exchange retry copies are published to, routed by the
+    /// retry queue's name.
+    #[must_use]
+    pub fn retry_exchange(&self) -> String {
+        format!("{}.retry", self.prefix)
+    }
+
+    /// The direct exchange replies to reply queues are published to, routed
+    /// by the queue's name.
+    #[must_use]
+    pub fn reply_exchange(&self) -> String {
+        format!("{}.reply", self.prefix)
+    }
+
     /// The dead-letter exchange.
     #[must_use]
     pub fn dead_letter_exchange(&self) -> String {
@@ -198,7 +223,36 @@ impl Topology {
     /// # Errors
     /// The broker's refusal, e.g. an existing exchange of another kind.
     pub async fn declare_exchange(&self, channel: &Channel) -> lapin::Result<()> {
-        declare_fanout(channel, &self.exchange()).await
+        declare_exchange(channel, &self.exchange(), ExchangeKind::Fanout).await
+    }
+
+    /// Declares the reply exchange and an exclusive reply queue named
+    /// `queue`, bound to it by its own name (what a client in exclusive
+    /// reply-queue mode needs). The queue goes with the connection.
+    ///
+    /// # Errors
+    /// The broker's refusal, e.g. no permission to configure `queue`.
+    pub async fn declare_reply_queue(&self, channel: &Channel, queue: &str) -> lapin::Result<()> {
+        let exchange = self.reply_exchange();
+        declare_exchange(channel, &exchange, ExchangeKind::Direct).await?;
+        let mut arguments = FieldTable::default();
+        // Exclusive queues are classic on every broker; saying so keeps a
+        // vhost whose default queue type is quorum from refusing it.
+        arguments.insert(
+            "x-queue-type".into(),
+            AMQPValue::LongString("classic".into()),
+        );
+        channel
+            .queue_declare(
+                queue.into(),
+                QueueDeclareOptions {
+                    exclusive: true,
+                    ..QueueDeclareOptions::default()
+                },
+                arguments,
+            )
+            .await?;
+        bind(channel, queue, &exchange, queue).await
     }
 
     /// Declares everything a consumer of `word` uses: both exchanges, the
@@ -216,7 +270,8 @@ impl Topology {
     ) -> lapin::Result<()> {
         let channel = connection.create_channel().await?;
         self.declare_exchange(&channel).await?;
-        declare_fanout(&channel, &self.dead_letter_exchange()).await?;
+        declare_exchange(&channel, &self.dead_letter_exchange(), ExchangeKind::Fanout).await?;
+        declare_exchange(&channel, &self.retry_exchange(), ExchangeKind::Direct).await?;
         let _ = channel.close(200, "declared".into()).await;
 
         let mut dead_bounds = FieldTable::default();
@@ -283,18 +338,13 @@ impl Topology {
             AMQPValue::LongString(queue.as_str().into()),
         );
         self.type_arguments(&mut retry, true);
-        declare_queue(
-            connection,
-            &self.retry_queue(word),
-            retry,
-            expires,
-            self.strict(),
-        )
-        .await?;
+        let retry_queue = self.retry_queue(word);
+        declare_queue(connection, &retry_queue, retry, expires, self.strict()).await?;
 
         let channel = connection.create_channel().await?;
-        bind(&channel, &dead, &self.dead_letter_exchange()).await?;
-        bind(&channel, &queue, &self.exchange()).await?;
+        bind(&channel, &dead, &self.dead_letter_exchange(), "").await?;
+        bind(&channel, &queue, &self.exchange(), "").await?;
+        bind(&channel, &retry_queue, &self.retry_exchange(), &retry_queue).await?;
         let _ = channel.close(200, "declared".into()).await;
         Ok(())
     }
@@ -396,11 +446,11 @@ fn is_precondition_failed(error: &lapin::Error) -> bool {
     )
 }
 
-async fn declare_fanout(channel: &Channel, name: &str) -> lapin::Result<()> {
+async fn declare_exchange(channel: &Channel, name: &str, kind: ExchangeKind) -> lapin::Result<()> {
     channel
         .exchange_declare(
             name.into(),
-            ExchangeKind::Fanout,
+            kind,
             ExchangeDeclareOptions {
                 durable: true,
                 ..ExchangeDeclareOptions::default()
@@ -410,12 +460,12 @@ async fn declare_fanout(channel: &Channel, name: &str) -> lapin::Result<()> {
         .await
 }
 
-async fn bind(channel: &Channel, queue: &str, exchange: &str) -> lapin::Result<()> {
+async fn bind(channel: &Channel, queue: &str, exchange: &str, key: &str) -> lapin::Result<()> {
     channel
         .queue_bind(
             queue.into(),
             exchange.into(),
-            "".into(),
+            key.into(),
             QueueBindOptions::default(),
             FieldTable::default(),
         )

@@ -169,6 +169,11 @@ impl Collector for ServiceCollector {
                 stats.replies_refused,
             ),
             (
+                "replies_returned",
+                "Replies returned because the caller's reply queue is gone",
+                stats.replies_returned,
+            ),
+            (
                 "publish_nacks",
                 "Publishes (replies, retry and dead-letter copies) the broker nacked, each attempt",
                 stats.publish_nacks,

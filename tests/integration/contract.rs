@@ -162,10 +162,14 @@ async fn a_forbidden_reply_to_gets_no_reply_and_is_dead_lettered() {
     let mut raw = app.raw().await;
     let mut dead = raw.dead_letters().await;
     let victim = format!("{}.victim", app.prefix);
+    // Exclusive: RabbitMQ 4.3 refuses transient non-exclusive queues.
     raw.channel
         .queue_declare(
             victim.as_str().into(),
-            QueueDeclareOptions::default(),
+            QueueDeclareOptions {
+                exclusive: true,
+                ..QueueDeclareOptions::default()
+            },
             FieldTable::default(),
         )
         .await

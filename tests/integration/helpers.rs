@@ -289,7 +289,12 @@ impl Drop for TestApp {
                         .queue_delete(queue.into(), QueueDeleteOptions::default())
                         .await;
                 }
-                for exchange in [prefix.clone(), format!("{prefix}.dlx")] {
+                for exchange in [
+                    prefix.clone(),
+                    format!("{prefix}.dlx"),
+                    format!("{prefix}.retry"),
+                    format!("{prefix}.reply"),
+                ] {
                     let _ = channel
                         .exchange_delete(exchange.into(), Default::default())
                         .await;
@@ -580,19 +585,31 @@ async fn run_producer_logging(
     }
 }
 
+/// `rabbitmqctl` for the broker under test: `TEST_RABBITMQCTL` (a command
+/// and its leading arguments, split on whitespace, e.g. `docker exec
+/// greetings-test-rabbitmq4 rabbitmqctl` for the RabbitMQ 4 container that
+/// scripts/test.sh runs the suite against too), else the machine's own.
+pub(crate) fn rabbitmqctl() -> tokio::process::Command {
+    let line = std::env::var("TEST_RABBITMQCTL").unwrap_or_else(|_| "rabbitmqctl".to_owned());
+    let mut words = line.split_whitespace();
+    let mut command = tokio::process::Command::new(words.next().unwrap_or("rabbitmqctl"));
+    command.args(words);
+    command
+}
+
 /// Closes, from the broker's side, the connections whose name contains `name`
 /// (names carry the test's unique prefix, so parallel tests are unaffected).
 pub(crate) async fn kill_connection(name: &str) {
-    let output = tokio::process::Command::new("rabbitmqctl")
+    let output = rabbitmqctl()
         .args(["-q", "list_connections", "pid", "client_properties"])
         .output()
         .await
-        .expect("rabbitmqctl runs (the tests need it, as root, on the broker's machine)");
+        .expect("rabbitmqctl runs (TEST_RABBITMQCTL; the tests need it, as root, on the broker's machine)");
     let text = String::from_utf8_lossy(&output.stdout);
     let mut killed = 0;
     for line in text.lines().filter(|l| l.contains(name)) {
         let pid = line.split_whitespace().next().expect("pid column");
-        let status = tokio::process::Command::new("rabbitmqctl")
+        let status = rabbitmqctl()
             .args(["-q", "close_connection", pid, "test closes the connection"])
             .status()
             .await

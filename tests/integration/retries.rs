@@ -212,14 +212,42 @@ async fn a_nacked_reply_is_retried_then_dead_lettered_never_acked_and_lost() {
     let mut dead = raw.dead_letters().await;
     let full = format!("{}.reply.full", app.prefix);
     app.own_queue(&full);
+    // A reply queue as a client in exclusive mode has one (exclusive, bound
+    // to the reply exchange by its name), but one that nacks every publish.
     raw.channel
         .queue_declare(
             full.as_str().into(),
-            QueueDeclareOptions::default(),
+            QueueDeclareOptions {
+                exclusive: true,
+                ..QueueDeclareOptions::default()
+            },
             nacking(),
         )
         .await
         .expect("declare a reply queue that nacks");
+    let replies = format!("{}.reply", app.prefix);
+    raw.channel
+        .exchange_declare(
+            replies.as_str().into(),
+            lapin::ExchangeKind::Direct,
+            lapin::options::ExchangeDeclareOptions {
+                durable: true,
+                ..Default::default()
+            },
+            FieldTable::default(),
+        )
+        .await
+        .expect("declare the reply exchange");
+    raw.channel
+        .queue_bind(
+            full.as_str().into(),
+            replies.as_str().into(),
+            full.as_str().into(),
+            lapin::options::QueueBindOptions::default(),
+            FieldTable::default(),
+        )
+        .await
+        .expect("bind the reply queue");
 
     let properties = answerable("nacked").with_reply_to(full.as_str().into());
     raw.publish(br#"{"name":"Ada"}"#, properties).await;

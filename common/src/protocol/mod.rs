@@ -19,7 +19,9 @@ use lapin::BasicProperties;
 use serde::{Deserialize, Serialize};
 
 pub use name::{MAX_NAME_CHARS, Name, NameError};
-pub use reply_to::{DIRECT_REPLY_TO, ForbiddenReplyTo, ReplyToPolicy, SERVER_NAMED_PREFIX};
+pub use reply_to::{
+    DIRECT_REPLY_TO, ForbiddenReplyTo, ReplyRoute, ReplyToPolicy, SERVER_NAMED_PREFIX,
+};
 
 /// Content type of every request and reply body.
 pub const CONTENT_TYPE: &str = "application/json";

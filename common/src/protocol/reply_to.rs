@@ -1,21 +1,40 @@
-//! Which `reply_to` addresses a consumer will publish to (contract point 7).
+//! Which `reply_to` addresses a consumer will publish to (contract point 7),
+//! and how it reaches each.
 //!
-//! A consumer publishes replies through the default exchange, so an unchecked
-//! `reply_to` would let anyone who can publish a request inject messages into
-//! any queue the consumer's user can write to. Only reply addresses are allowed.
+//! An unchecked `reply_to` would let anyone who can publish a request inject
+//! messages into any queue the consumer's user can write to. Only reply
+//! addresses are allowed, and each kind is reached its own way:
 //!
-//! Direct reply-to addresses are checked further: RabbitMQ 3.10 decodes the
-//! token of `amq.rabbitmq.reply-to.<token>.<key>` without handling errors, so
-//! a malformed one crashes the replying channel and the broker closes the
-//! consumer's whole publishing connection (541 INTERNAL_ERROR). Measured on
-//! 3.10.8: the suffix is split on `.` with empty fields dropped; two fields
-//! are decoded (anything else is dropped harmlessly), and the first must be
-//! the standard, padded base64 of exactly the pid term the broker issues:
-//! `131, 88 (NEW_PID_EXT), 118 (ATOM_UTF8_EXT), u16 length, "reply@<digits>",
-//! u32 id (< 2^15), u32 serial (< 2^13), u32 creation`. Any other such token
-//! is refused here. One shape passes and still crashes the broker: a
-//! well-formed token whose node hash is no running node; the service contains
-//! that one when it happens (see `service::publisher`).
+//! - **Reply queues** (`<reply_prefix>...`, the exclusive queue of a client
+//!   in `rpc.reply_queue = exclusive` mode) are published to the reply
+//!   exchange (`<prefix>.reply`), with the address as routing key. Only a
+//!   queue a client bound there can receive from it, so a reply can never land
+//!   in a queue that is not a reply queue, whatever its name; and being
+//!   mandatory, a reply to a client that has gone comes back and is noticed.
+//! - **Direct reply-to** (`amq.rabbitmq.reply-to...`) and **server-named
+//!   queues** (`amq.gen-...`) are published through the default exchange.
+//!   A consumer in `exclusive` mode refuses them: its user needs no write
+//!   permission on the default exchange (README, Least privilege).
+//!
+//! Direct reply-to tokens are checked for the one shape every RabbitMQ issues:
+//! `amq.rabbitmq.reply-to.<base64 pid>.<key>`, the pid being the standard,
+//! padded base64 of `131, 88 (NEW_PID_EXT), 118 (ATOM_UTF8_EXT), u16 length,
+//! "reply@<digits>", u32 id, u32 serial, u32 creation`. RabbitMQ 3.10 decodes
+//! the token without handling errors, so a malformed one crashes the replying
+//! channel and the broker closes the consumer's publishing connection (541
+//! INTERNAL_ERROR); refusing those shapes here spares that.
+//!
+//! The id and serial are *not* range-checked. Erlang/OTP 25 (RabbitMQ 3.10)
+//! numbers pids below 2^15 and 2^13, but OTP 26 and newer (every supported
+//! RabbitMQ) keep counting past 2^15 once the node has spawned 32,768
+//! processes: a check built on OTP 25's numbering refused every genuine token
+//! from a broker that had been up a while. No range is safe for every broker
+//! a consumer may meet, and nothing a client can see tells which Erlang runs
+//! the node (lapin does not expose the broker's `server-properties`). So the
+//! rule is only the shape above, and what a given node still cannot decode (on
+//! OTP 25: an id or serial past its range; on any 3.x: a node hash no running
+//! node has) is contained when it happens: the refused reply's request alone
+//! is dead-lettered, every other one answered (see `service::publisher`).
 
 use base64::{Engine, engine::general_purpose::STANDARD};
 
@@ -27,19 +46,34 @@ pub const SERVER_NAMED_PREFIX: &str = "amq.gen-";
 /// A `reply_to` that is not a reply address.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error(
-    "reply_to {reply_to:?} is not a reply address (allowed: {DIRECT_REPLY_TO}..., {SERVER_NAMED_PREFIX}..., {reply_prefix}...)"
+    "reply_to {reply_to:?} is not a reply address (allowed: {})",
+    if *only_reply_queues { format!("{reply_prefix}... only, this service answers reply queues only") } else { format!("{DIRECT_REPLY_TO}..., {SERVER_NAMED_PREFIX}..., {reply_prefix}...") }
 )]
 pub struct ForbiddenReplyTo {
     /// The refused address.
     pub reply_to: String,
     /// The configured client reply-queue prefix.
     pub reply_prefix: String,
+    /// The service answers reply queues only (`exclusive` reply-queue mode).
+    pub only_reply_queues: bool,
+}
+
+/// How a consumer reaches an allowed `reply_to` (see the module docs).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReplyRoute {
+    /// Through the default exchange: direct reply-to or a server-named queue.
+    DefaultExchange,
+    /// Through the reply exchange, mandatory: a client's reply queue.
+    ReplyExchange,
 }
 
 /// The consumer's rule for `reply_to` addresses.
 #[derive(Debug, Clone)]
 pub struct ReplyToPolicy {
     reply_prefix: String,
+    /// Whether `amq.*` addresses (reached through the default exchange) are
+    /// allowed: not in `exclusive` reply-queue mode.
+    default_exchange: bool,
 }
 
 impl ReplyToPolicy {
@@ -48,27 +82,49 @@ impl ReplyToPolicy {
     pub fn new(reply_prefix: &str) -> Self {
         Self {
             reply_prefix: reply_prefix.to_owned(),
+            default_exchange: true,
         }
     }
 
-    /// Checks one address.
+    /// Accepts only queues under `reply_prefix`: the rule of a deployment in
+    /// `exclusive` reply-queue mode, whose consumers cannot write to the
+    /// default exchange.
+    #[must_use]
+    pub fn reply_queues_only(reply_prefix: &str) -> Self {
+        Self {
+            reply_prefix: reply_prefix.to_owned(),
+            default_exchange: false,
+        }
+    }
+
+    /// Checks one address and says how to reach it.
     ///
     /// # Errors
     /// [`ForbiddenReplyTo`] for any other address.
-    pub fn check(&self, reply_to: &str) -> Result<(), ForbiddenReplyTo> {
-        let allowed = is_direct_reply_to(reply_to)
+    pub fn check(&self, reply_to: &str) -> Result<ReplyRoute, ForbiddenReplyTo> {
+        if self.is_reply_queue(reply_to) {
+            return Ok(ReplyRoute::ReplyExchange);
+        }
+        let by_default_exchange = is_direct_reply_to(reply_to)
             || (reply_to.starts_with(SERVER_NAMED_PREFIX)
-                && reply_to.len() > SERVER_NAMED_PREFIX.len())
-            || (reply_to.starts_with(&self.reply_prefix)
-                && reply_to.len() > self.reply_prefix.len());
-        if allowed {
-            Ok(())
+                && reply_to.len() > SERVER_NAMED_PREFIX.len());
+        if self.default_exchange && by_default_exchange {
+            Ok(ReplyRoute::DefaultExchange)
         } else {
             Err(ForbiddenReplyTo {
                 reply_to: reply_to.to_owned(),
                 reply_prefix: self.reply_prefix.clone(),
+                only_reply_queues: !self.default_exchange,
             })
         }
+    }
+
+    /// Whether `reply_to` names a client reply queue (reached through the
+    /// reply exchange). The cheap half of [`check`](Self::check), for an
+    /// address already checked.
+    #[must_use]
+    pub fn is_reply_queue(&self, reply_to: &str) -> bool {
+        reply_to.starts_with(&self.reply_prefix) && reply_to.len() > self.reply_prefix.len()
     }
 }
 
@@ -92,8 +148,8 @@ fn is_direct_reply_to(reply_to: &str) -> bool {
     }
 }
 
-/// Exactly the external term of a pid as RabbitMQ 3.10 encodes it in a
-/// direct reply-to token.
+/// Exactly the external term of a pid as RabbitMQ encodes it in a direct
+/// reply-to token: any id, serial and creation (see the module docs).
 fn is_reply_pid(term: &[u8]) -> bool {
     const NODE_PREFIX: &[u8] = b"reply@";
     let [131, 88, 118, high, low, rest @ ..] = term else {
@@ -103,20 +159,12 @@ fn is_reply_pid(term: &[u8]) -> bool {
     if rest.len() != length + 12 {
         return false;
     }
-    let (node, numbers) = rest.split_at(length);
+    // The 12 bytes after the node are id, serial and creation: any values.
+    let (node, _numbers) = rest.split_at(length);
     let Some(hash) = node.strip_prefix(NODE_PREFIX) else {
         return false;
     };
-    let word = |at: usize| {
-        numbers
-            .get(at..at + 4)
-            .and_then(|b| <[u8; 4]>::try_from(b).ok())
-            .map_or(u32::MAX, u32::from_be_bytes)
-    };
-    (1..=10).contains(&hash.len())
-        && hash.iter().all(u8::is_ascii_digit)
-        && word(0) < 1 << 15
-        && word(4) < 1 << 13
+    (1..=10).contains(&hash.len()) && hash.iter().all(u8::is_ascii_digit)
 }
 
 #[cfg(test)]
@@ -126,6 +174,9 @@ mod tests {
     /// A token as RabbitMQ 3.10.8 issued it (node hash of rabbit@localhost).
     const REAL: &str =
         "amq.rabbitmq.reply-to.g1h2AA1yZXBseUA5MjQ4ODg0AAADHwAAAABrBIWD.ZPQwHqqCX3t3IUPwOfGbrw==";
+    /// A token as RabbitMQ 4.0.5 (Erlang/OTP 27) issued it after about
+    /// 40,000 processes: pid id 40,869, past OTP 25's 2^15.
+    const REAL_AGED_4_0: &str = "amq.rabbitmq.reply-to.g1h2AA5yZXBseUA3NTA4OTkzNgAAn6UAAAAAaw930A==.Mcs7kyqqmm1Z05ZCXsyNsw==";
 
     fn token(term: &[u8]) -> String {
         format!("{DIRECT_REPLY_TO}.{}.key", STANDARD.encode(term))
@@ -146,19 +197,24 @@ mod tests {
         let policy = ReplyToPolicy::new("greetings.reply.");
         for ok in [
             REAL.to_owned(),
+            REAL_AGED_4_0.to_owned(),
             token(&pid(b"reply@12345", 799, 0)),
             token(&pid(b"reply@1", 0x7FFF, 0x1FFF)),
+            // OTP 26+ numbering: ids past 2^15 once the node has spawned
+            // 32,768 processes; any u32 is a pid some broker may issue.
+            token(&pid(b"reply@12345", 0x8000, 0)),
+            token(&pid(b"reply@12345", u32::MAX, u32::MAX)),
             // Fields the broker does not decode (it drops the reply).
             format!("{DIRECT_REPLY_TO}.garbage"),
             format!("{DIRECT_REPLY_TO}.a.b.c"),
             format!("{DIRECT_REPLY_TO}.."),
         ] {
-            assert_eq!(policy.check(&ok), Ok(()), "{ok}");
+            assert_eq!(policy.check(&ok), Ok(ReplyRoute::DefaultExchange), "{ok}");
         }
     }
 
     #[test]
-    fn direct_reply_to_tokens_that_crash_rabbitmq_3_10_are_refused() {
+    fn direct_reply_to_tokens_no_broker_issues_are_refused() {
         let policy = ReplyToPolicy::new("greetings.reply.");
         let real_pid = REAL
             .trim_start_matches("amq.rabbitmq.reply-to.")
@@ -178,8 +234,6 @@ mod tests {
             token(&pid(b"reply9248884", 1, 0)),
             token(&pid(b"reply@", 1, 0)),
             token(&pid(b"reply@12x45", 1, 0)),
-            token(&pid(b"reply@12345", 0x8000, 0)),
-            token(&pid(b"reply@12345", 1, 0x2000)),
             token(&trailing),
             format!("{DIRECT_REPLY_TO}.{} .key", &real_pid[..20]),
             format!("{DIRECT_REPLY_TO}-lookalike"),
@@ -190,15 +244,38 @@ mod tests {
     }
 
     #[test]
-    fn reply_addresses_are_allowed() {
+    fn reply_addresses_are_allowed_each_by_its_route() {
         let policy = ReplyToPolicy::new("greetings.reply.");
         for ok in [
             "amq.rabbitmq.reply-to",
             "amq.rabbitmq.reply-to.g1h2AA5yZXBseUA2ODk0NDM5NgAAGd8AAAAAXz7XAg==",
             "amq.gen-JzTY20BRgKO-HjmUJj0wLg",
-            "greetings.reply.client-1",
         ] {
-            assert_eq!(policy.check(ok), Ok(()), "{ok}");
+            assert_eq!(policy.check(ok), Ok(ReplyRoute::DefaultExchange), "{ok}");
+        }
+        assert_eq!(
+            policy.check("greetings.reply.client-1"),
+            Ok(ReplyRoute::ReplyExchange)
+        );
+    }
+
+    #[test]
+    fn a_reply_queues_only_policy_refuses_every_default_exchange_address() {
+        let policy = ReplyToPolicy::reply_queues_only("greetings.reply.");
+        assert_eq!(
+            policy.check("greetings.reply.client-1"),
+            Ok(ReplyRoute::ReplyExchange)
+        );
+        for bad in [
+            "amq.rabbitmq.reply-to",
+            REAL,
+            REAL_AGED_4_0,
+            "amq.gen-JzTY20BRgKO-HjmUJj0wLg",
+            "greetings.hello",
+            "greetings.reply.",
+        ] {
+            let err = policy.check(bad).expect_err(bad);
+            assert!(err.to_string().contains("reply queues only"), "{err}");
         }
     }
 

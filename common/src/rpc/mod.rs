@@ -1,11 +1,24 @@
 //! The scatter-gather RPC client: one connection, one confirm-mode channel, one
-//! direct reply-to consumer, and a map of calls in flight.
+//! reply consumer, and a map of calls in flight.
 //!
-//! Why direct reply-to rather than an exclusive reply queue: no queue to
-//! declare or delete, no queue name to leak, one fewer hop inside the broker,
-//! and it is exactly as durable as the call itself (replies are lost with the
-//! connection, but so are the callers waiting for them, which then fail at once
-//! with [`RpcError::ConnectionLost`]).
+//! Replies come back to one of two places (`rpc.reply_queue`):
+//!
+//! - **exclusive** (default): a queue of the connection's own, named under
+//!   `topology.reply_prefix`, bound to the reply exchange by its name and
+//!   deleted by the broker with the connection (a new connection makes a new
+//!   one). A real queue buffers replies and never drops them, and consumers
+//!   publish to it mandatory, so a reply to a client that has gone is
+//!   returned to them rather than lost unseen. RabbitMQ's documentation
+//!   advises it over direct reply-to when one requester receives hundreds of
+//!   replies a second or needs every one, as a producer gathering from
+//!   several consumers at 64 in flight does.
+//! - **direct**: RabbitMQ's direct reply-to: no queue to declare, one hop
+//!   fewer. At-most-once, and from RabbitMQ 4.2 a "volatile" queue type that
+//!   may drop replies; what contract v1 clients use.
+//!
+//! Either way, replies are exactly as durable as the call: lost with the
+//! connection, but so are the callers waiting for them, which then fail at
+//! once with [`RpcError::ConnectionLost`].
 
 mod batching;
 mod correlation;
@@ -45,6 +58,7 @@ pub use reconnecting::{
 use crate::{
     Settings, amqp,
     protocol::{self, DIRECT_REPLY_TO, Name},
+    settings::ReplyQueue,
     topology::Topology,
     trace::Trace,
 };
@@ -86,6 +100,9 @@ pub struct RpcClient {
     connection: Connection,
     channel: Channel,
     exchange: ShortString,
+    /// Where replies come back to: direct reply-to or this connection's
+    /// reply queue.
+    reply_to: ShortString,
     persistent: bool,
     pending: Arc<Pending>,
     counters: Arc<Counters>,
@@ -122,11 +139,27 @@ impl RpcClient {
             .declare_exchange(&channel)
             .await
             .map_err(RpcError::Setup)?;
-        // Direct reply-to must be consumed, with no-ack, on the channel that
-        // publishes the requests naming it.
+        let reply_to = match settings.rpc.reply_queue {
+            ReplyQueue::Direct => DIRECT_REPLY_TO.to_owned(),
+            ReplyQueue::Exclusive => {
+                let queue = format!(
+                    "{}{}",
+                    settings.reply_prefix(),
+                    uuid::Uuid::new_v4().simple()
+                );
+                topology
+                    .declare_reply_queue(&channel, &queue)
+                    .await
+                    .map_err(RpcError::Setup)?;
+                queue
+            }
+        };
+        // Consumed with no-ack: a reply is as durable as the call waiting for
+        // it. Direct reply-to must be consumed on the channel that publishes
+        // the requests naming it.
         let replies = channel
             .basic_consume(
-                DIRECT_REPLY_TO.into(),
+                reply_to.as_str().into(),
                 "".into(),
                 BasicConsumeOptions {
                     no_ack: true,
@@ -149,6 +182,7 @@ impl RpcClient {
             connection,
             channel,
             exchange: topology.exchange().into(),
+            reply_to: reply_to.into(),
             persistent: settings.rpc.persistent,
             pending,
             counters,
@@ -265,7 +299,7 @@ impl RpcClient {
         let trace = Trace::root_with_id(correlation_id.as_u128());
         let properties = protocol::request_properties(
             &correlation_id.to_string(),
-            DIRECT_REPLY_TO,
+            self.reply_to.as_str(),
             timeout,
             self.persistent,
         )

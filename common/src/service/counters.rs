@@ -29,6 +29,7 @@ pub struct ServiceCounters {
     pub(crate) publish_nacks: AtomicU64,
     pub(crate) requeued_after_nack: AtomicU64,
     pub(crate) replies_refused: AtomicU64,
+    pub(crate) replies_returned: AtomicU64,
     pub(crate) publisher_reopened: AtomicU64,
 }
 
@@ -71,6 +72,9 @@ pub struct ServiceStats {
     /// Replies the broker refused by closing the publishing channel or
     /// connection (a crafted `reply_to`); their requests are dead-lettered.
     pub replies_refused: u64,
+    /// Replies to a reply queue that no longer exists, returned by the broker
+    /// (the caller's connection is gone); their requests are acked.
+    pub replies_returned: u64,
     /// Times the publishing connection was opened again after the broker
     /// closed it, without ending the session.
     pub publisher_reopened: u64,
@@ -102,6 +106,7 @@ impl Default for ServiceCounters {
             publish_nacks: zero(),
             requeued_after_nack: zero(),
             replies_refused: zero(),
+            replies_returned: zero(),
             publisher_reopened: zero(),
         }
     }
@@ -156,6 +161,7 @@ impl ServiceCounters {
             publish_nacks: get(&self.publish_nacks),
             requeued_after_nack: get(&self.requeued_after_nack),
             replies_refused: get(&self.replies_refused),
+            replies_returned: get(&self.replies_returned),
             publisher_reopened: get(&self.publisher_reopened),
         }
     }

@@ -247,7 +247,8 @@ impl Job<'_> {
         };
         if let Some(address) = &reply_to {
             match self.reply(address, Answer::Batch(results)).await {
-                Ok(()) => {}
+                // Gone: no one waits for the answer; the batch is done.
+                Ok(()) | Err(Undelivered::Gone) => {}
                 Err(Undelivered::Refused(why)) => {
                     tracing::warn!(reason = %why, queue = %shared.queue, "the broker refused the reply; dead-lettering the batch");
                     return Box::pin(self.dead_letter(&why)).await;
@@ -299,6 +300,10 @@ impl Job<'_> {
                     .await
                 {
                     Ok(()) => self.ack().await.inspect(counted),
+                    Err(Undelivered::Gone) => {
+                        tracing::info!(reply_to = %address.reply_to, queue = %shared.queue, "the caller has gone (its reply queue is deleted); acking the request");
+                        self.ack().await
+                    }
                     Err(Undelivered::Refused(why)) => {
                         tracing::warn!(reason = %why, queue = %shared.queue, "the broker refused the reply; dead-lettering the request");
                         Box::pin(self.dead_letter(&why)).await
@@ -382,13 +387,21 @@ impl Job<'_> {
             Answer::Single(outcome) => Reply { consumer, outcome }.encode(),
             Answer::Batch(results) => BatchReply { consumer, results }.encode(),
         };
+        // A reply queue is reached through the reply exchange, mandatory: a
+        // client that has gone (its queue deleted with its connection) is
+        // noticed. Direct reply-to stays as contract v1 clients know it.
+        let to_reply_queue = self.shared.policy.is_reply_queue(&address.reply_to);
         let message = Message {
-            exchange: "",
+            exchange: if to_reply_queue {
+                &self.shared.reply_exchange
+            } else {
+                ""
+            },
             routing_key: &address.reply_to,
             body: &body,
             properties: protocol::reply_properties(&address.correlation_id)
                 .with_headers(self.trace.headers()),
-            mandatory: false,
+            mandatory: to_reply_queue,
         };
         let mut result = self.publisher.publish(&message).await;
         if let Err(PublishError::Refused { alone: false, .. }) = &result {
@@ -406,8 +419,11 @@ impl Job<'_> {
                     address.reply_to
                 )))
             }
-            // Not mandatory: a reply is never returned.
-            Err(PublishError::Nacked | PublishError::Unroutable) => Err(Undelivered::Nacked),
+            Err(PublishError::Unroutable) => {
+                ServiceCounters::add(&self.shared.counters.replies_returned);
+                Err(Undelivered::Gone)
+            }
+            Err(PublishError::Nacked) => Err(Undelivered::Nacked),
             Err(PublishError::Lost(error)) => Err(Undelivered::Lost(error)),
         }
     }
@@ -420,7 +436,7 @@ impl Job<'_> {
         outcome: Outcome,
     ) -> Result<(), ServiceError> {
         match self.reply(address, Answer::Single(outcome)).await {
-            Ok(()) => Ok(()),
+            Ok(()) | Err(Undelivered::Gone) => Ok(()),
             Err(Undelivered::Lost(error)) => Err(error),
             Err(Undelivered::Refused(why)) => {
                 tracing::warn!(reason = %why, "error reply not delivered");
@@ -459,7 +475,7 @@ impl Job<'_> {
             .with_expiration(delay.as_millis().max(1).to_string().into());
         let queue = self.shared.retry_queue.as_str();
         let message = Message {
-            exchange: "",
+            exchange: &self.shared.retry_exchange,
             routing_key: queue,
             body: &self.delivery.data,
             properties,
@@ -607,6 +623,9 @@ enum Undelivered {
     Refused(String),
     /// Still nacked after its retries.
     Nacked,
+    /// Returned: the caller's reply queue is gone (with its connection), so
+    /// no one waits for the answer.
+    Gone,
     /// The connection is gone.
     Lost(ServiceError),
 }

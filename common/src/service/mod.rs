@@ -161,6 +161,8 @@ pub(crate) struct Shared {
     topology: Topology,
     queue: String,
     retry_queue: String,
+    retry_exchange: String,
+    reply_exchange: String,
     policy: ReplyToPolicy,
     handler: Arc<dyn DynHandler>,
     printer: Printer,
@@ -195,7 +197,13 @@ impl ConsumerService {
             shared: Shared {
                 queue: topology.queue(&word),
                 retry_queue: topology.retry_queue(&word),
-                policy: ReplyToPolicy::new(&settings.reply_prefix()),
+                retry_exchange: topology.retry_exchange(),
+                reply_exchange: topology.reply_exchange(),
+                policy: if settings.consumer.direct_reply_to {
+                    ReplyToPolicy::new(&settings.reply_prefix())
+                } else {
+                    ReplyToPolicy::reply_queues_only(&settings.reply_prefix())
+                },
                 settings: settings.clone(),
                 word,
                 topology,

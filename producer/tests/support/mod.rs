@@ -197,7 +197,12 @@ impl Drop for World {
                         .queue_delete(queue.into(), QueueDeleteOptions::default())
                         .await;
                 }
-                for exchange in [prefix.clone(), format!("{prefix}.dlx")] {
+                for exchange in [
+                    prefix.clone(),
+                    format!("{prefix}.dlx"),
+                    format!("{prefix}.retry"),
+                    format!("{prefix}.reply"),
+                ] {
                     let _ = channel
                         .exchange_delete(exchange.into(), Default::default())
                         .await;
