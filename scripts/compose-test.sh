@@ -73,6 +73,19 @@ echo "$logs" | sed 's/^/  /'
 [[ "$code" == 0 ]] || fail "demo exit code $code"
 for g in "hello Ada" "goodbye Ada" "hello Bob" "goodbye Bob"; do grep -q "$g" <<<"$logs" || fail "demo logs lack '$g'"; done
 
+# Least privilege in exclusive reply-queue mode: no word's user may write to the default exchange
+# (so none can aim a message at another queue), and the producer may configure only the request
+# exchange, the reply exchange and reply queues. The demo above proved each can still do its job.
+perms=$(dc exec -T rabbitmq rabbitmqctl -q list_permissions -p greetings 2>/dev/null | tr -d '\r')
+echo "$perms" | sed 's/^/  /'
+for w in hello goodbye; do
+  write=$(awk -v u="$w" '$1 == u { print $3 }' <<<"$perms")
+  [[ -n "$write" ]] || fail "no permissions listed for $w"
+  [[ "$write" != *amq* ]] || fail "$w may write to the default exchange: $write"
+done
+[[ "$(awk '$1 == "producer" { print $2 }' <<<"$perms")" == '^greetings(\.reply(\..+)?)?$' ]] \
+  || fail "the producer's configure permission is wider than its exchanges and reply queues"
+
 # Each service sees only its own password.
 for svc in hello goodbye; do
   seen=$(docker exec "$(dc ps -q "$svc" | head -1)" ls /run/greetings | tr '\n' ' ')

@@ -4,15 +4,23 @@
 # password file per user. Needs only bash and coreutils (it runs in the broker
 # image on first start, from the compose file's `init` service).
 #
-#   scripts/gen-definitions.sh [--prefix P] [--vhost V] DIR WORD...
+#   scripts/gen-definitions.sh [--prefix P] [--vhost V] [--reply-queue MODE] DIR WORD...
 #
 # Users (least privilege, on vhost V, default `greetings`; names under prefix
-# P, default `greetings`):
-#   producer  publishes requests to exchange P (and declares it); replies come
-#             by direct reply-to, which needs no queue permission
+# P, default `greetings`), for clients whose replies come back (MODE, the
+# services' rpc.reply_queue) to an `exclusive` reply queue (default) or by
+# `direct` reply-to:
+#   producer  publishes requests to exchange P (and declares it). exclusive:
+#             declares the reply exchange P.reply and its own exclusive reply
+#             queues P.reply.<id>, binds and consumes them. direct: nothing
+#             more (direct reply-to needs no queue permission)
 #   WORD      one per consumer word: declares only its own topology (P, P.dlx,
-#             P.dead, P.WORD, P.WORD.retry), consumes only P.WORD, publishes
-#             only replies and copies (default exchange) and dead letters (P.dlx).
+#             P.dead, P.retry, P.WORD, P.WORD.retry), consumes only P.WORD,
+#             publishes only replies (P.reply), retry copies (P.retry) and dead
+#             letters (P.dlx). direct: also replies through the default
+#             exchange; exclusive: no write on the default exchange at all, so
+#             it cannot aim a message at another queue (the consumers then run
+#             with GREETINGS_CONSUMER__DIRECT_REPLY_TO=false).
 #             (Declaring a queue with a dead-letter exchange takes read on the
 #             queue and write on that exchange: hence read on P.WORD.retry.)
 #   admin     administrator, for operators (management UI, definitions export)
@@ -28,9 +36,11 @@ die() { say "error: $*"; exit 1; }
 
 prefix=greetings
 vhost=greetings
+reply_queue=exclusive
 while (($#)); do
     case "$1" in
         --prefix) prefix="${2:?--prefix needs a value}"; shift 2 ;;
+        --reply-queue) reply_queue="${2:?--reply-queue needs a value}"; shift 2 ;;
         --vhost) vhost="${2:?--vhost needs a value}"; shift 2 ;;
         --) shift; break ;;
         -*) die "unknown option $1" ;;
@@ -42,6 +52,7 @@ dir="$1"
 shift
 [[ "$prefix" =~ ^[A-Za-z0-9._-]{1,100}$ && "$prefix" != amq.* ]] || die "invalid prefix '$prefix'"
 [[ "$vhost" =~ ^[A-Za-z0-9._-]{1,100}$ ]] || die "invalid vhost '$vhost'"
+[[ "$reply_queue" == exclusive || "$reply_queue" == direct ]] || die "--reply-queue must be exclusive or direct, not '$reply_queue'"
 for word in "$@"; do
     [[ "$word" =~ ^[A-Za-z0-9_-]{1,64}$ ]] || die "invalid word '$word' (1-64 letters, digits, - or _)"
     [[ "$word" != producer && "$word" != admin ]] || die "'$word' is a reserved user name"
@@ -86,13 +97,22 @@ add_user() { # name tags configure write read
 }
 
 add_user admin '"administrator"' '.*' '.*' '.*'
-add_user producer '' "^$p\$" "^$p\$" '^$'
+if [[ "$reply_queue" == exclusive ]]; then
+    add_user producer '' \
+        "^$p(\\\\.reply(\\\\..+)?)?\$" \
+        "^$p(\\\\.reply\\\\..+)?\$" \
+        "^$p\\\\.reply(\\\\..+)?\$"
+    default_exchange=""
+else
+    add_user producer '' "^$p\$" "^$p\$" '^$'
+    default_exchange="amq\\\\.default|"
+fi
 for word in "$@"; do
     w=$(quote "$word")
     add_user "$word" '' \
-        "^$p(\\\\.$w(\\\\.retry)?|\\\\.dlx|\\\\.dead)?\$" \
-        "^(amq\\\\.default|$p\\\\.dlx|$p\\\\.dead|$p\\\\.$w(\\\\.retry)?)\$" \
-        "^($p|$p\\\\.dlx|$p\\\\.$w(\\\\.retry)?)\$"
+        "^$p(\\\\.$w(\\\\.retry)?|\\\\.dlx|\\\\.dead|\\\\.retry)?\$" \
+        "^(${default_exchange}$p\\\\.dlx|$p\\\\.dead|$p\\\\.retry|$p\\\\.reply|$p\\\\.$w(\\\\.retry)?)\$" \
+        "^($p|$p\\\\.dlx|$p\\\\.retry|$p\\\\.$w(\\\\.retry)?)\$"
 done
 
 join() { local IFS=,; printf '%s' "$*"; }

@@ -3,12 +3,15 @@
 //!
 //! ```text
 //! <prefix>              fanout, durable   requests
-//! <prefix>.<word>       durable queue     bound to <prefix>, x-dead-letter-exchange=<prefix>.dlx,
+//! <prefix>.<word>       durable queue     bound to <prefix> and to <prefix>.retry (key: its
+//!                                         own name), x-dead-letter-exchange=<prefix>.dlx,
 //!                                         x-expires=queue_expires
 //! <prefix>.<word>.retry durable queue     bound to <prefix>.retry (key: its own name); delayed
 //!                                         retries wait here (per-message expiration), then go
-//!                                         back to <prefix>.<word>
-//! <prefix>.retry        direct, durable   retry copies, routed by the retry queue's name
+//!                                         back to <prefix>.<word> (x-dead-letter-exchange
+//!                                         <prefix>.retry, routing key <prefix>.<word>)
+//! <prefix>.retry        direct, durable   retry copies and expired retries, routed by queue
+//!                                         name; <prefix>.<word> is bound to it too
 //! <prefix>.dlx          fanout, durable   dead letters
 //! <prefix>.dead         durable queue     bound to <prefix>.dlx, x-max-length, x-message-ttl
 //! <prefix>.reply        direct, durable   replies to reply queues (declared by clients in
@@ -326,12 +329,13 @@ impl Topology {
         }
         declare_queue(connection, &queue, arguments, bounds, self.strict()).await?;
 
-        // Expired retries go back to the word's queue through the default
-        // exchange.
+        // Expired retries go back to the word's queue through the retry
+        // exchange (the word's queue is bound there by its own name): never
+        // through the default exchange, which a word's user may not write to.
         let mut retry = FieldTable::default();
         retry.insert(
             "x-dead-letter-exchange".into(),
-            AMQPValue::LongString("".into()),
+            AMQPValue::LongString(self.retry_exchange().into()),
         );
         retry.insert(
             "x-dead-letter-routing-key".into(),
@@ -345,6 +349,7 @@ impl Topology {
         bind(&channel, &dead, &self.dead_letter_exchange(), "").await?;
         bind(&channel, &queue, &self.exchange(), "").await?;
         bind(&channel, &retry_queue, &self.retry_exchange(), &retry_queue).await?;
+        bind(&channel, &queue, &self.retry_exchange(), &queue).await?;
         let _ = channel.close(200, "declared".into()).await;
         Ok(())
     }

@@ -26,6 +26,7 @@ mod privileges;
 mod proxy_selftest;
 mod quorum;
 mod refusals;
+mod reply_modes;
 mod retries;
 mod rpc;
 mod shutdown;

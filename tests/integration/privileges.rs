@@ -57,6 +57,10 @@ impl Secured {
         let mut settings = self.app.settings.clone();
         settings.amqp.url = self.user_url(user).into();
         settings.amqp.password_file = Some(self.secrets.path().join(format!("{user}.password")));
+        // As compose runs them: exclusive reply queues, and consumers whose
+        // users may not write to the default exchange.
+        settings.rpc.reply_queue = common::settings::ReplyQueue::Exclusive;
+        settings.consumer.direct_reply_to = false;
         settings
     }
 
@@ -138,6 +142,20 @@ async fn each_user_does_its_job_and_the_broker_refuses_everything_else() {
     );
     let channel = producer.create_channel().await.expect("channel");
     refused(
+        "producer declares a queue under the reply exchange's name but not a reply queue",
+        channel
+            .queue_declare(
+                format!("{prefix}.replyish").into(),
+                QueueDeclareOptions {
+                    exclusive: true,
+                    ..QueueDeclareOptions::default()
+                },
+                FieldTable::default(),
+            )
+            .await,
+    );
+    let channel = producer.create_channel().await.expect("channel");
+    refused(
         "producer binds a queue",
         channel
             .queue_bind(
@@ -171,6 +189,30 @@ async fn each_user_does_its_job_and_the_broker_refuses_everything_else() {
     }
     .await;
     refused("a consumer publishes a request", published);
+    // No write on the default exchange: a word cannot aim a message at
+    // another word's queue (nor at any queue but through its exchanges).
+    let channel = word.create_channel().await.expect("channel");
+    channel
+        .confirm_select(ConfirmSelectOptions::default())
+        .await
+        .expect("confirms");
+    let published = async {
+        channel
+            .basic_publish(
+                "".into(),
+                format!("{prefix}.goodbye").as_str().into(),
+                BasicPublishOptions::default(),
+                br#"{"name":"Eve"}"#,
+                BasicProperties::default(),
+            )
+            .await?
+            .await
+    }
+    .await;
+    refused(
+        "the hello consumer publishes into goodbye's queue through the default exchange",
+        published,
+    );
     let channel = word.create_channel().await.expect("channel");
     refused(
         "the hello consumer consumes goodbye's queue",
