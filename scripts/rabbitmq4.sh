@@ -59,9 +59,12 @@ up() {
         sleep 1
     done
     say "RabbitMQ $(ctl -q eval 'rabbit_misc:version().' | tr -d '"') on Erlang/OTP $(ctl -q eval 'erlang:system_info(otp_release).' | tr -d '"') up in $((SECONDS - t0)) s at $(url)"
-    local denied
-    denied=$(ctl -q list_deprecated_features 2>/dev/null | grep -c . || true)
-    say "deprecated features listed: $denied (denied by rabbitmq/strict-4.conf)"
+    local feature
+    for feature in amqp_address_v1 global_qos queue_master_locator ram_node_type transient_nonexcl_queues; do
+        grep -qx false <<<"$(ctl -q eval "rabbit_deprecated_features:is_permitted($feature)." 2>/dev/null)" \
+            || die "deprecated feature $feature is not denied (rabbitmq/strict-4.conf not applied?)"
+    done
+    say "deprecated features denied: amqp_address_v1 global_qos queue_master_locator ram_node_type transient_nonexcl_queues"
     age "$AGE"
     url
 }

@@ -4,7 +4,8 @@
 //! - a request is acked only once everything it needs is confirmed by the
 //!   broker: its reply, or the copy that carries it on (a delayed retry, a
 //!   dead letter). A publish still nacked after its retries returns the
-//!   delivery to its queue (nack with requeue): nothing is lost;
+//!   delivery to its queue (reject with requeue, which every RabbitMQ counts
+//!   towards a quorum queue's delivery limit): nothing is lost;
 //! - a transient handler failure sends a copy to the word's retry queue,
 //!   where it waits a growing delay without holding up other deliveries, with
 //!   its failure count in a header every replica reads; after
@@ -19,7 +20,7 @@ use std::time::{Duration, SystemTime};
 use lapin::{
     BasicProperties,
     message::Delivery,
-    options::{BasicAckOptions, BasicNackOptions, BasicRejectOptions},
+    options::{BasicAckOptions, BasicRejectOptions},
     types::{AMQPValue, FieldTable, ShortString},
 };
 
@@ -597,14 +598,17 @@ impl Job<'_> {
 
     /// Returns the delivery to its queue: a publish it needed was not
     /// confirmed, so acking it could lose it.
+    ///
+    /// With `basic.reject`, not `basic.nack`: from RabbitMQ 4.3 only a reject
+    /// raises a quorum queue's delivery count, and that count (its delivery
+    /// limit) is the broker's backstop for a request that can never be
+    /// settled. The failure count this service carries in the message stays
+    /// the authority for retries; the broker's count only bounds the loop.
     async fn requeue(self, why: &str) -> Result<(), ServiceError> {
         ServiceCounters::add(&self.shared.counters.requeued_after_nack);
         tracing::warn!(why, queue = %self.shared.queue, "a publish was not confirmed; returning the request to its queue");
         self.delivery
-            .nack(BasicNackOptions {
-                requeue: true,
-                multiple: false,
-            })
+            .reject(BasicRejectOptions { requeue: true })
             .await
             .map(drop)
             .map_err(broker("requeueing a request"))
