@@ -15,9 +15,9 @@
 #             queues P.reply.<id>, binds and consumes them. direct: nothing
 #             more (direct reply-to needs no queue permission)
 #   WORD      one per consumer word: declares only its own topology (P, P.dlx,
-#             P.dead, P.retry, P.WORD, P.WORD.retry), consumes only P.WORD,
-#             publishes only replies (P.reply), retry copies (P.retry) and dead
-#             letters (P.dlx). direct: also replies through the default
+#             P.dead, P.WORD, P.WORD.retry: a queue and an exchange), consumes
+#             only P.WORD, publishes only replies (P.reply), retry copies (its
+#             own P.WORD.retry exchange) and dead letters (P.dlx). direct: also replies through the default
 #             exchange; exclusive: no write on the default exchange at all, so
 #             it cannot aim a message at another queue (the consumers then run
 #             with GREETINGS_CONSUMER__DIRECT_REPLY_TO=false).
@@ -110,9 +110,9 @@ fi
 for word in "$@"; do
     w=$(quote "$word")
     add_user "$word" '' \
-        "^$p(\\\\.$w(\\\\.retry)?|\\\\.dlx|\\\\.dead|\\\\.retry)?\$" \
-        "^(${default_exchange}$p\\\\.dlx|$p\\\\.dead|$p\\\\.retry|$p\\\\.reply|$p\\\\.$w(\\\\.retry)?)\$" \
-        "^($p|$p\\\\.dlx|$p\\\\.retry|$p\\\\.$w(\\\\.retry)?)\$"
+        "^$p(\\\\.$w(\\\\.retry)?|\\\\.dlx|\\\\.dead)?\$" \
+        "^(${default_exchange}$p\\\\.dlx|$p\\\\.dead|$p\\\\.reply|$p\\\\.$w(\\\\.retry)?)\$" \
+        "^($p|$p\\\\.dlx|$p\\\\.$w(\\\\.retry)?)\$"
 done
 
 join() { local IFS=,; printf '%s' "$*"; }

@@ -3,15 +3,15 @@
 //!
 //! ```text
 //! <prefix>              fanout, durable   requests
-//! <prefix>.<word>       durable queue     bound to <prefix> and to <prefix>.retry (key: its
-//!                                         own name), x-dead-letter-exchange=<prefix>.dlx,
+//! <prefix>.<word>       durable queue     bound to <prefix> and to <prefix>.<word>.retry (key
+//!                                         `due`), x-dead-letter-exchange=<prefix>.dlx,
 //!                                         x-expires=queue_expires
-//! <prefix>.<word>.retry durable queue     bound to <prefix>.retry (key: its own name); delayed
-//!                                         retries wait here (per-message expiration), then go
-//!                                         back to <prefix>.<word> (x-dead-letter-exchange
-//!                                         <prefix>.retry, routing key <prefix>.<word>)
-//! <prefix>.retry        direct, durable   retry copies and expired retries, routed by queue
-//!                                         name; <prefix>.<word> is bound to it too
+//! <prefix>.<word>.retry durable queue     bound to the exchange of the same name (key `wait`);
+//!                                         delayed retries wait here (per-message expiration),
+//!                                         then go back to <prefix>.<word> (x-dead-letter-exchange
+//!                                         <prefix>.<word>.retry, routing key `due`)
+//! <prefix>.<word>.retry direct exchange,  the word's own: retry copies (key `wait`) and expired
+//!                       durable           retries (key `due`)
 //! <prefix>.dlx          fanout, durable   dead letters
 //! <prefix>.dead         durable queue     bound to <prefix>.dlx, x-max-length, x-message-ttl
 //! <prefix>.reply        direct, durable   replies to reply queues (declared by clients in
@@ -21,9 +21,10 @@
 //! ```
 //!
 //! Services publish only to exchanges they are allowed to write to (the
-//! request, retry, dead-letter and reply exchanges), never through the
-//! default exchange unless they answer direct reply-to: a stolen service
-//! credential cannot aim a message at an arbitrary queue.
+//! request exchange, their own retry exchange, the dead-letter and reply
+//! exchanges), never through the default exchange unless they answer direct
+//! reply-to: a stolen service credential cannot aim a message at another
+//! word's queue.
 //!
 //! The bounds (`x-expires`, `x-max-length`, `x-message-ttl`) are
 //! best-effort on a queue that already exists without them or with other
@@ -33,6 +34,7 @@
 
 use std::{fmt, time::Duration};
 
+use crate::protocol::names::{RETRY_DUE_KEY, RETRY_WAIT_KEY};
 use lapin::{
     Channel, Connection, ExchangeKind,
     options::{ExchangeDeclareOptions, QueueBindOptions, QueueDeclareOptions},
@@ -195,11 +197,13 @@ impl Topology {
         format!("{}.{}.retry", self.prefix, word)
     }
 
-    /// The direct exchange retry copies are published to, routed by the
-    /// retry queue's name.
+    /// The direct exchange of `word`'s retries, named as its retry queue:
+    /// copies go to the retry queue ([`RETRY_WAIT_KEY`]), expired ones back to
+    /// the word's queue ([`RETRY_DUE_KEY`]). One per word, so that a word's
+    /// user may write to its own and to no other word's queue.
     #[must_use]
-    pub fn retry_exchange(&self) -> String {
-        format!("{}.retry", self.prefix)
+    pub fn retry_exchange(&self, word: &Word) -> String {
+        self.retry_queue(word)
     }
 
     /// The direct exchange replies to reply queues are published to, routed
@@ -274,7 +278,7 @@ impl Topology {
         let channel = connection.create_channel().await?;
         self.declare_exchange(&channel).await?;
         declare_exchange(&channel, &self.dead_letter_exchange(), ExchangeKind::Fanout).await?;
-        declare_exchange(&channel, &self.retry_exchange(), ExchangeKind::Direct).await?;
+        declare_exchange(&channel, &self.retry_exchange(word), ExchangeKind::Direct).await?;
         let _ = channel.close(200, "declared".into()).await;
 
         let mut dead_bounds = FieldTable::default();
@@ -329,17 +333,18 @@ impl Topology {
         }
         declare_queue(connection, &queue, arguments, bounds, self.strict()).await?;
 
-        // Expired retries go back to the word's queue through the retry
-        // exchange (the word's queue is bound there by its own name): never
-        // through the default exchange, which a word's user may not write to.
+        // Expired retries go back to the word's queue through the word's
+        // retry exchange: never through the default exchange, which a word's
+        // user may not write to.
+        let retry_exchange = self.retry_exchange(word);
         let mut retry = FieldTable::default();
         retry.insert(
             "x-dead-letter-exchange".into(),
-            AMQPValue::LongString(self.retry_exchange().into()),
+            AMQPValue::LongString(retry_exchange.as_str().into()),
         );
         retry.insert(
             "x-dead-letter-routing-key".into(),
-            AMQPValue::LongString(queue.as_str().into()),
+            AMQPValue::LongString(RETRY_DUE_KEY.into()),
         );
         self.type_arguments(&mut retry, true);
         let retry_queue = self.retry_queue(word);
@@ -348,8 +353,8 @@ impl Topology {
         let channel = connection.create_channel().await?;
         bind(&channel, &dead, &self.dead_letter_exchange(), "").await?;
         bind(&channel, &queue, &self.exchange(), "").await?;
-        bind(&channel, &retry_queue, &self.retry_exchange(), &retry_queue).await?;
-        bind(&channel, &queue, &self.retry_exchange(), &queue).await?;
+        bind(&channel, &retry_queue, &retry_exchange, RETRY_WAIT_KEY).await?;
+        bind(&channel, &queue, &retry_exchange, RETRY_DUE_KEY).await?;
         let _ = channel.close(200, "declared".into()).await;
         Ok(())
     }

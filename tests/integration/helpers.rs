@@ -282,6 +282,11 @@ impl Drop for TestApp {
                     .iter()
                     .flat_map(|w| [format!("{prefix}.{w}"), format!("{prefix}.{w}.retry")])
                     .collect();
+                // Each word's retry exchange shares its retry queue's name.
+                let retry_exchanges: Vec<String> = words
+                    .iter()
+                    .map(|w| format!("{prefix}.{w}.retry"))
+                    .collect();
                 queues.push(format!("{prefix}.dead"));
                 queues.extend(extra_queues);
                 for queue in queues {
@@ -289,12 +294,12 @@ impl Drop for TestApp {
                         .queue_delete(queue.into(), QueueDeleteOptions::default())
                         .await;
                 }
-                for exchange in [
+                let fixed = [
                     prefix.clone(),
                     format!("{prefix}.dlx"),
-                    format!("{prefix}.retry"),
                     format!("{prefix}.reply"),
-                ] {
+                ];
+                for exchange in fixed.into_iter().chain(retry_exchanges) {
                     let _ = channel
                         .exchange_delete(exchange.into(), Default::default())
                         .await;

@@ -214,6 +214,28 @@ async fn each_user_does_its_job_and_the_broker_refuses_everything_else() {
         published,
     );
     let channel = word.create_channel().await.expect("channel");
+    channel
+        .confirm_select(ConfirmSelectOptions::default())
+        .await
+        .expect("confirms");
+    let published = async {
+        channel
+            .basic_publish(
+                format!("{prefix}.goodbye.retry").as_str().into(),
+                "due".into(),
+                BasicPublishOptions::default(),
+                br#"{"name":"Eve"}"#,
+                BasicProperties::default(),
+            )
+            .await?
+            .await
+    }
+    .await;
+    refused(
+        "the hello consumer publishes into goodbye's queue through goodbye's retry exchange",
+        published,
+    );
+    let channel = word.create_channel().await.expect("channel");
     refused(
         "the hello consumer consumes goodbye's queue",
         channel

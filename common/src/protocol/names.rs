@@ -29,3 +29,11 @@ pub const EXPIRATION_HEADER: &str = "x-greetings-expiration";
 /// Header quorum queues add: how many times the broker delivered the message
 /// before (requeues after a crash or a lost connection included).
 pub const DELIVERY_COUNT_HEADER: &str = "x-delivery-count";
+
+/// Routing key of a retry copy on a word's retry exchange: it goes to the
+/// word's retry queue, to wait out its delay.
+pub const RETRY_WAIT_KEY: &str = "wait";
+
+/// Routing key an expired retry carries back through the word's retry
+/// exchange to the word's queue.
+pub const RETRY_DUE_KEY: &str = "due";

@@ -37,7 +37,7 @@ use crate::protocol::{
     self, BatchReply, InvalidRequest, Name, NameError, Outcome, Reply, Request, ReturnAddress,
     names::{
         EXPIRATION_HEADER, FAILURES_HEADER, INTERNAL_ERROR, QUEUE_HEADER, REASON_HEADER,
-        REQUEST_FAILED,
+        REQUEST_FAILED, RETRY_WAIT_KEY,
     },
 };
 use crate::trace::Trace;
@@ -474,10 +474,9 @@ impl Job<'_> {
             .copied_properties(headers)
             .with_delivery_mode(original_mode)
             .with_expiration(delay.as_millis().max(1).to_string().into());
-        let queue = self.shared.retry_queue.as_str();
         let message = Message {
             exchange: &self.shared.retry_exchange,
-            routing_key: queue,
+            routing_key: RETRY_WAIT_KEY,
             body: &self.delivery.data,
             properties,
             mandatory: true,

@@ -160,7 +160,6 @@ pub(crate) struct Shared {
     word: Word,
     topology: Topology,
     queue: String,
-    retry_queue: String,
     retry_exchange: String,
     reply_exchange: String,
     policy: ReplyToPolicy,
@@ -196,8 +195,7 @@ impl ConsumerService {
         Self {
             shared: Shared {
                 queue: topology.queue(&word),
-                retry_queue: topology.retry_queue(&word),
-                retry_exchange: topology.retry_exchange(),
+                retry_exchange: topology.retry_exchange(&word),
                 reply_exchange: topology.reply_exchange(),
                 policy: if settings.consumer.direct_reply_to {
                     ReplyToPolicy::new(&settings.reply_prefix())

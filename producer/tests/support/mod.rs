@@ -174,6 +174,12 @@ impl Drop for World {
             .iter()
             .flat_map(|w| [format!("{prefix}.{w}"), format!("{prefix}.{w}.retry")])
             .collect();
+        // Each word's retry exchange shares its retry queue's name.
+        let retry_exchanges: Vec<String> = self
+            .words
+            .iter()
+            .map(|w| format!("{prefix}.{w}.retry"))
+            .collect();
         queues.push(format!("{prefix}.dead"));
         // Its own thread and runtime: this one may be shutting down.
         let cleanup = std::thread::spawn(move || {
@@ -197,12 +203,12 @@ impl Drop for World {
                         .queue_delete(queue.into(), QueueDeleteOptions::default())
                         .await;
                 }
-                for exchange in [
+                let fixed = [
                     prefix.clone(),
                     format!("{prefix}.dlx"),
-                    format!("{prefix}.retry"),
                     format!("{prefix}.reply"),
-                ] {
+                ];
+                for exchange in fixed.into_iter().chain(retry_exchanges) {
                     let _ = channel
                         .exchange_delete(exchange.into(), Default::default())
                         .await;
