@@ -99,6 +99,13 @@ ok=$(awk '/^greetings_requests_total\{.*outcome="ok"/ {print $2}' <<<"$metrics")
 [[ "${ok:-0}" -ge 2 ]] || { echo "$metrics" | head -20; fail "hello's /metrics counts ${ok:-no} ok requests, expected >= 2"; }
 say "metrics: hello answered $ok requests (greetings_requests_total{outcome=\"ok\"})"
 
+# From here on the broker has been "up a while": on Erlang/OTP 26+ a pid's number grows past
+# 2^15 once the node has spawned 32,768 processes (hours of ordinary uptime), and what worked on
+# a fresh broker must still work (docs/brokers.md).
+dc exec -T rabbitmq rabbitmqctl -q eval 'lists:foreach(fun(_) -> spawn(fun() -> ok end) end, lists:seq(1, 40000)), ok.' >/dev/null \
+  || fail "age the broker"
+say "aged the broker: a new pid is now $(dc exec -T rabbitmq rabbitmqctl -q eval 'pid_to_list(spawn(fun() -> ok end)).' | tr -d '"\r')"
+
 t=$SECONDS
 out=$(dc run --rm producer Ada 2>&1) || { echo "$out"; fail "run --rm producer Ada"; }
 echo "$out" | sed 's/^/  /'
