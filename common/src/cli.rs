@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use clap::Args;
 
-use crate::settings::{LogFormat, ReplyQueue, Settings, SettingsError};
+use crate::settings::{LogFormat, Settings, SettingsError};
 
 /// Config file, broker URL and prefix flags.
 #[derive(Debug, Clone, Default, Args)]
@@ -22,11 +22,6 @@ pub struct SharedArgs {
     /// Log lines on stderr: text, or one JSON object per line [default: text].
     #[arg(long, value_enum, value_name = "FORMAT")]
     pub log_format: Option<LogFormat>,
-    /// Where replies come back to: an exclusive reply queue per client
-    /// connection, or RabbitMQ's direct reply-to; consumers in exclusive mode
-    /// answer only reply queues (GREETINGS_RPC__REPLY_QUEUE) [default: exclusive].
-    #[arg(long, value_enum, value_name = "MODE")]
-    pub reply_queue: Option<ReplyQueue>,
 }
 
 impl SharedArgs {
@@ -45,9 +40,6 @@ impl SharedArgs {
         }
         if let Some(format) = self.log_format {
             settings.log.format = format;
-        }
-        if let Some(mode) = self.reply_queue {
-            settings.rpc.reply_queue = mode;
         }
         Ok(settings)
     }

@@ -465,6 +465,8 @@ mod tests {
         assert_eq!(s.amqp.heartbeat, 10);
         assert_eq!(s.topology.prefix, "greetings");
         assert_eq!(s.reply_prefix(), "greetings.reply.");
+        assert_eq!(s.rpc.reply_queue, super::ReplyQueue::Exclusive);
+        assert!(s.consumer.direct_reply_to);
         assert_eq!(s.rpc.timeout, Duration::from_secs(5));
         assert_eq!(s.rpc.concurrency, 64);
         assert_eq!(s.rpc.expect, ["hello", "goodbye"]);
@@ -566,6 +568,12 @@ mod tests {
             ),
             ("GREETINGS_TOPOLOGY__PREFIX", "has space", "topology.prefix"),
             ("GREETINGS_RPC__EXPECT", "hello,bad word", "rpc.expect"),
+            ("GREETINGS_RPC__REPLY_QUEUE", "shared", "reply_queue"),
+            (
+                "GREETINGS_CONSUMER__DIRECT_REPLY_TO",
+                "maybe",
+                "direct_reply_to",
+            ),
             ("GREETINGS_TOPOLOGY__PREFIX", "amq.x", "RabbitMQ reserves"),
             ("GREETINGS_RPC__TIMEOUT", "0", "(got 0s)"),
             (

@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use clap::Parser;
-use common::{Settings, cli::SharedArgs, duration};
+use common::{Settings, cli::SharedArgs, duration, settings::ReplyQueue};
 
 /// Sends each NAME to every greeting consumer and prints their replies:
 /// `producer Ada Bob` prints `hello Ada`, `goodbye Ada`, `hello Bob`, `goodbye Bob`.
@@ -34,6 +34,11 @@ pub struct Cli {
     /// Resend a name this many times when the connection is lost or the broker refuses it (nack), within its timeout [default: 0].
     #[arg(short, long, value_name = "N")]
     pub retries: Option<u32>,
+    /// Where replies come back to: an exclusive queue of this connection's
+    /// own, or RabbitMQ's direct reply-to (at-most-once; from RabbitMQ 4.2 it
+    /// may drop replies under load) [default: exclusive].
+    #[arg(long, value_enum, value_name = "MODE")]
+    pub reply_queue: Option<ReplyQueue>,
     /// Print one JSON object per name instead of greeting lines, then one
     /// `{"summary":{...}}` object (counts and latency percentiles) as the last line.
     #[arg(long)]
@@ -76,6 +81,9 @@ impl Cli {
         }
         if let Some(batch) = self.batch {
             settings.rpc.batch = batch;
+        }
+        if let Some(mode) = self.reply_queue {
+            settings.rpc.reply_queue = mode;
         }
         settings.validate()?;
         // A URL that cannot parse is bad usage (exit 2), found before
