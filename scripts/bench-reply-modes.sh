@@ -59,8 +59,14 @@ for target in "3.10.8 amqp://guest:guest@127.0.0.1:5672/%2f" "4.0.5 $url4"; do
         AMQP_URL=$url GREETINGS_TOPOLOGY__PREFIX=$prefix "$bin/consumer" "$word" >/dev/null 2>&1 &
         pids+=($!)
     done
-    # Ready once the first run's names are all answered: warm-up.
-    run "$broker" "$url" exclusive warm-up 200 >/dev/null
+    # Ready once a warm-up run's names are all answered (the consumers
+    # declare their queues as they start).
+    ready=""
+    for _ in $(seq 60); do
+        if run "$broker" "$url" exclusive warm-up 200 >/dev/null 2>&1; then ready=1; break; fi
+        sleep 1
+    done
+    [[ -n "$ready" ]] || die "the consumers on $broker did not answer within 60 s"
     for mode in direct exclusive exclusive direct; do
         run "$broker" "$url" "$mode" "64 in flight" "$N"
     done
