@@ -338,3 +338,81 @@ async fn a_nacked_dead_letter_copy_returns_the_request_to_its_queue_until_it_can
     assert_eq!(stats.dead_lettered, 1);
     hello.stop().await;
 }
+
+/// A request the service can never settle (its dead-letter copy is
+/// unroutable for good) goes back to its queue with `basic.reject`, which
+/// every RabbitMQ counts towards a quorum queue's delivery limit; from 4.3 a
+/// `basic.nack` no longer does, and the request would loop for ever. Here the
+/// broker's limit ends the loop: after `max_failures` returns the request
+/// leaves the word's queue (to the broker's own at-least-once dead-lettering)
+/// and is not delivered again.
+#[tokio::test]
+async fn an_unsettleable_request_on_a_quorum_queue_is_bounded_by_the_broker_delivery_limit() {
+    let app = TestApp::new().await;
+    let mut settings = fast_retries(&app, 3);
+    settings.topology.queue_type = common::settings::QueueType::Quorum;
+    let handler = test_handler(|_, _| Err(HandlerError::permanent("refused")));
+    let hello = app.consumer_with("hello", &settings, Some(handler)).await;
+    // The service's dead-letter copies become unroutable: it must return
+    // the request to its queue rather than ack it.
+    let raw = app.raw().await;
+    raw.channel
+        .queue_unbind(
+            format!("{}.dead", app.prefix).as_str().into(),
+            format!("{}.dlx", app.prefix).as_str().into(),
+            "".into(),
+            FieldTable::default(),
+        )
+        .await
+        .expect("unbind the dead-letter queue");
+    raw.publish(br#"{"name":"Ada"}"#, answerable("unsettleable"))
+        .await;
+
+    let queue = format!("{}.hello", app.prefix);
+    let in_queue = || async {
+        let listed = crate::helpers::rabbitmqctl()
+            .args([
+                "-q",
+                "list_queues",
+                "name",
+                "messages_ready",
+                "messages_unacknowledged",
+            ])
+            .output()
+            .await
+            .expect("rabbitmqctl list_queues");
+        String::from_utf8_lossy(&listed.stdout)
+            .lines()
+            .filter_map(|line| {
+                let mut fields = line.split_whitespace();
+                (fields.next()? == queue).then(|| {
+                    fields
+                        .map(|n| n.parse::<u64>().unwrap_or(u64::MAX))
+                        .sum::<u64>()
+                })
+            })
+            .sum::<u64>()
+    };
+    wait_until("the request was returned at least once", || {
+        let n = hello.counters.snapshot().requeued_after_nack;
+        async move { n >= 1 }
+    })
+    .await;
+    wait_until(
+        "the broker took the request out of the word's queue",
+        || async { in_queue().await == 0 },
+    )
+    .await;
+    let stats = hello.counters.snapshot();
+    println!("ledger [unsettleable request, quorum, delivery limit 3]: {stats:?}");
+    assert_eq!(
+        stats.requeued_after_nack, 4,
+        "the first delivery and 3 redeliveries (x-delivery-limit 3), each returned"
+    );
+    assert_eq!(
+        stats.dead_lettered, 0,
+        "no copy of the service's was stored"
+    );
+    hello.wait_for_losses(0).await;
+    hello.stop().await;
+}
