@@ -602,6 +602,21 @@ pub(crate) fn rabbitmqctl() -> tokio::process::Command {
     command
 }
 
+/// `rabbitmqctl list_queues <columns>` on the broker under test: one row of
+/// fields per queue.
+pub(crate) async fn list_queues(columns: &[&str]) -> Vec<Vec<String>> {
+    let listed = rabbitmqctl()
+        .args(["-q", "list_queues"])
+        .args(columns)
+        .output()
+        .await
+        .expect("rabbitmqctl list_queues runs (TEST_RABBITMQCTL)");
+    String::from_utf8_lossy(&listed.stdout)
+        .lines()
+        .map(|line| line.split_whitespace().map(str::to_owned).collect())
+        .collect()
+}
+
 /// Closes, from the broker's side, the connections whose name contains `name`
 /// (names carry the test's unique prefix, so parallel tests are unaffected).
 pub(crate) async fn kill_connection(name: &str) {

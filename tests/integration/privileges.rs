@@ -96,6 +96,30 @@ fn refused(what: &str, result: Result<impl std::fmt::Debug, lapin::Error>) {
     }
 }
 
+/// Publishes a request-shaped message on a new confirm-mode channel and
+/// waits for the confirm: a refusal closes the channel, and the confirm
+/// carries its reason.
+async fn publish_confirmed(
+    connection: &Connection,
+    exchange: &str,
+    key: &str,
+) -> Result<lapin::Confirmation, lapin::Error> {
+    let channel = connection.create_channel().await?;
+    channel
+        .confirm_select(ConfirmSelectOptions::default())
+        .await?;
+    channel
+        .basic_publish(
+            exchange.into(),
+            key.into(),
+            BasicPublishOptions::default(),
+            br#"{"name":"Eve"}"#,
+            BasicProperties::default(),
+        )
+        .await?
+        .await
+}
+
 #[tokio::test]
 async fn each_user_does_its_job_and_the_broker_refuses_everything_else() {
     let secured = Secured::start().await;
@@ -169,72 +193,27 @@ async fn each_user_does_its_job_and_the_broker_refuses_everything_else() {
     );
 
     let word = secured.connect("hello").await;
-    let channel = word.create_channel().await.expect("channel");
-    channel
-        .confirm_select(ConfirmSelectOptions::default())
-        .await
-        .expect("confirms");
-    let published = async {
-        // The refusal closes the channel; the confirm carries its reason.
-        channel
-            .basic_publish(
-                prefix.as_str().into(),
-                "".into(),
-                BasicPublishOptions::default(),
-                br#"{"name":"Eve"}"#,
-                BasicProperties::default(),
-            )
-            .await?
-            .await
+    for (what, exchange, key) in [
+        (
+            "a consumer publishes a request",
+            prefix.clone(),
+            String::new(),
+        ),
+        // No write on the default exchange nor on another word's retry
+        // exchange: a word cannot aim a message at another word's queue.
+        (
+            "the hello consumer publishes into goodbye's queue through the default exchange",
+            String::new(),
+            format!("{prefix}.goodbye"),
+        ),
+        (
+            "the hello consumer publishes into goodbye's queue through goodbye's retry exchange",
+            format!("{prefix}.goodbye.retry"),
+            "due".to_owned(),
+        ),
+    ] {
+        refused(what, publish_confirmed(&word, &exchange, &key).await);
     }
-    .await;
-    refused("a consumer publishes a request", published);
-    // No write on the default exchange: a word cannot aim a message at
-    // another word's queue (nor at any queue but through its exchanges).
-    let channel = word.create_channel().await.expect("channel");
-    channel
-        .confirm_select(ConfirmSelectOptions::default())
-        .await
-        .expect("confirms");
-    let published = async {
-        channel
-            .basic_publish(
-                "".into(),
-                format!("{prefix}.goodbye").as_str().into(),
-                BasicPublishOptions::default(),
-                br#"{"name":"Eve"}"#,
-                BasicProperties::default(),
-            )
-            .await?
-            .await
-    }
-    .await;
-    refused(
-        "the hello consumer publishes into goodbye's queue through the default exchange",
-        published,
-    );
-    let channel = word.create_channel().await.expect("channel");
-    channel
-        .confirm_select(ConfirmSelectOptions::default())
-        .await
-        .expect("confirms");
-    let published = async {
-        channel
-            .basic_publish(
-                format!("{prefix}.goodbye.retry").as_str().into(),
-                "due".into(),
-                BasicPublishOptions::default(),
-                br#"{"name":"Eve"}"#,
-                BasicProperties::default(),
-            )
-            .await?
-            .await
-    }
-    .await;
-    refused(
-        "the hello consumer publishes into goodbye's queue through goodbye's retry exchange",
-        published,
-    );
     let channel = word.create_channel().await.expect("channel");
     refused(
         "the hello consumer consumes goodbye's queue",

@@ -78,21 +78,20 @@ async fn a_reply_queue_is_the_connections_own_and_goes_with_it() {
             .is_complete()
     );
     let raw = app.raw().await;
+    let reply_prefix = format!("{}.reply.", app.prefix);
     let queues = || async {
-        let listed = crate::helpers::rabbitmqctl()
-            .args(["-q", "list_queues", "name", "exclusive"])
-            .output()
+        crate::helpers::list_queues(&["name", "exclusive"])
             .await
-            .expect("rabbitmqctl list_queues");
-        String::from_utf8_lossy(&listed.stdout)
-            .lines()
-            .filter(|l| l.starts_with(&format!("{}.reply.", app.prefix)))
-            .map(str::to_owned)
+            .into_iter()
+            .filter(|row| {
+                row.first()
+                    .is_some_and(|name| name.starts_with(&reply_prefix))
+            })
             .collect::<Vec<_>>()
     };
     let open = queues().await;
     assert_eq!(open.len(), 1, "one reply queue, exclusive: {open:?}");
-    assert!(open[0].ends_with("true"), "{open:?}");
+    assert_eq!(open[0].get(1).map(String::as_str), Some("true"), "{open:?}");
     client.close().await;
     wait_until("the reply queue is deleted with its connection", || async {
         queues().await.is_empty()

@@ -370,27 +370,13 @@ async fn an_unsettleable_request_on_a_quorum_queue_is_bounded_by_the_broker_deli
 
     let queue = format!("{}.hello", app.prefix);
     let in_queue = || async {
-        let listed = crate::helpers::rabbitmqctl()
-            .args([
-                "-q",
-                "list_queues",
-                "name",
-                "messages_ready",
-                "messages_unacknowledged",
-            ])
-            .output()
-            .await
-            .expect("rabbitmqctl list_queues");
-        String::from_utf8_lossy(&listed.stdout)
-            .lines()
-            .filter_map(|line| {
-                let mut fields = line.split_whitespace();
-                (fields.next()? == queue).then(|| {
-                    fields
-                        .map(|n| n.parse::<u64>().unwrap_or(u64::MAX))
-                        .sum::<u64>()
-                })
-            })
+        let rows =
+            crate::helpers::list_queues(&["name", "messages_ready", "messages_unacknowledged"])
+                .await;
+        rows.iter()
+            .filter(|row| row.first() == Some(&queue))
+            .flat_map(|row| row[1..].iter())
+            .map(|n| n.parse::<u64>().unwrap_or(u64::MAX))
             .sum::<u64>()
     };
     wait_until("the request was returned at least once", || {
