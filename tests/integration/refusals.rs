@@ -89,15 +89,7 @@ async fn each_malformed_reply_to_is_dead_lettered_and_the_consumer_keeps_answeri
     let mut dead = raw.dead_letters().await;
 
     for (i, (shape, reply_to)) in malformed_shapes().into_iter().enumerate() {
-        let crafted = answerable(&format!("crafted-{i}")).with_reply_to(reply_to.as_str().into());
-        raw.publish(br#"{"name":"Eve"}"#, crafted).await;
-        let fresh = format!("fresh-{i}");
-        raw.publish(br#"{"name":"Ada"}"#, answerable(&fresh)).await;
-        assert_eq!(
-            correlation_id(&raw.next_reply().await).as_deref(),
-            Some(fresh.as_str()),
-            "{shape}: the next request is answered"
-        );
+        crafted_then_answered(&mut raw, i, shape, &reply_to).await;
         let letter = dead.next().await;
         println!("reply_to shape [{shape}]: dead-lettered, refused before replying");
         assert_eq!(
@@ -132,16 +124,8 @@ async fn a_well_formed_token_of_no_channel_costs_only_its_own_request_on_any_bro
     let mut refused = 0;
     for (i, (shape, reply_to)) in well_formed_tokens_of_no_channel().into_iter().enumerate() {
         let before = hello.counters.snapshot();
-        let crafted = answerable(&format!("crafted-{i}")).with_reply_to(reply_to.as_str().into());
-        raw.publish(br#"{"name":"Eve"}"#, crafted).await;
-        let fresh = format!("fresh-{i}");
-        raw.publish(br#"{"name":"Ada"}"#, answerable(&fresh)).await;
-        // Prefetch 1: the crafted request was settled before this one.
-        assert_eq!(
-            correlation_id(&raw.next_reply().await).as_deref(),
-            Some(fresh.as_str()),
-            "{shape}: the next request is answered"
-        );
+        // Prefetch 1: the crafted request was settled before the next one.
+        crafted_then_answered(&mut raw, i, shape, &reply_to).await;
         let settled = |s: &common::service::ServiceStats| s.ok + s.dead_lettered;
         crate::helpers::wait_until("both requests are settled", || async {
             settled(&hello.counters.snapshot()) >= settled(&before) + 2
@@ -173,6 +157,25 @@ async fn a_well_formed_token_of_no_channel_costs_only_its_own_request_on_any_bro
         "the consuming session never ended"
     );
     hello.stop().await;
+}
+
+/// Publishes request `crafted-<i>` with `reply_to`, then `fresh-<i>` with a
+/// genuine address, and checks that the fresh one is answered.
+async fn crafted_then_answered(
+    raw: &mut crate::helpers::Raw,
+    i: usize,
+    shape: &str,
+    reply_to: &str,
+) {
+    let crafted = answerable(&format!("crafted-{i}")).with_reply_to(reply_to.into());
+    raw.publish(br#"{"name":"Eve"}"#, crafted).await;
+    let fresh = format!("fresh-{i}");
+    raw.publish(br#"{"name":"Ada"}"#, answerable(&fresh)).await;
+    assert_eq!(
+        correlation_id(&raw.next_reply().await).as_deref(),
+        Some(fresh.as_str()),
+        "{shape}: the next request is answered"
+    );
 }
 
 fn correlation_id(delivery: &lapin::message::Delivery) -> Option<String> {
