@@ -20,6 +20,7 @@ mod deadlines;
 mod faults;
 mod interop;
 mod node_selftest;
+mod non_utf8;
 mod operate;
 mod overload;
 mod privileges;

@@ -9,6 +9,7 @@
 mod name;
 pub mod names;
 mod reply_to;
+mod utf8;
 
 use std::{
     borrow::Cow,
@@ -22,6 +23,7 @@ pub use name::{MAX_NAME_CHARS, Name, NameError};
 pub use reply_to::{
     DIRECT_REPLY_TO, ForbiddenReplyTo, ReplyRoute, ReplyToPolicy, SERVER_NAMED_PREFIX,
 };
+pub use utf8::{NotUtf8, not_utf8};
 
 /// Content type of every request and reply body.
 pub const CONTENT_TYPE: &str = "application/json";
@@ -97,6 +99,9 @@ pub enum InvalidRequest {
     /// The name breaks a rule.
     #[error("{0}")]
     Name(#[from] NameError),
+    /// A short-string property or header held bytes that are not UTF-8.
+    #[error("{0} is not UTF-8")]
+    PropertyNotUtf8(NotUtf8),
 }
 
 impl InvalidRequest {

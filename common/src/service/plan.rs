@@ -55,6 +55,16 @@ pub(crate) fn plan(
     now: SystemTime,
     clock_skew: Duration,
 ) -> Plan {
+    // Bytes that were not UTF-8 in a short string (decoded as U+FFFD):
+    // refused before anything else reads the properties. An error reply only
+    // when the reply address and correlation id are intact.
+    let not_utf8 = protocol::not_utf8(properties);
+    if let Some(which) = not_utf8.as_ref().filter(|which| !which.answerable()) {
+        return Plan::Refuse {
+            why: InvalidRequest::PropertyNotUtf8(which.clone()),
+            reply_to: None,
+        };
+    }
     let timing = timing(properties);
     if let Some(age) = expired(properties, &timing, now, clock_skew) {
         return Plan::Expired { age };
@@ -64,6 +74,12 @@ pub(crate) fn plan(
         && let Err(forbidden) = policy.check(&address.reply_to)
     {
         return Plan::Forbidden(forbidden);
+    }
+    if let Some(which) = not_utf8 {
+        return Plan::Refuse {
+            why: InvalidRequest::PropertyNotUtf8(which),
+            reply_to,
+        };
     }
     match protocol::decode_request(body) {
         Ok(request) => Plan::Answer {
