@@ -21,7 +21,7 @@ N=${1:-20000}
 require_cargo
 "$root/scripts/ensure-rabbitmq.sh"
 cargo build --release --bins --quiet
-bin="$root/target/release"
+bin="$(cargo_target_dir "$root")/release"
 url4=$("$root/scripts/rabbitmq4.sh" up | tail -n 1)
 pids=()
 cleanup() {

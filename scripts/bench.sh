@@ -26,7 +26,7 @@ cd "$root"
 require_cargo
 "$root/scripts/ensure-rabbitmq.sh"
 cargo build --release --bins --quiet
-bench="$root/target/release/bench"
+bench="$(cargo_target_dir "$root")/release/bench"
 mkdir -p "$root/target/bench"
 
 if [[ $# -gt 0 ]]; then

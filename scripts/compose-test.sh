@@ -9,6 +9,8 @@
 # Talks to the stack only through `docker-compose` and ports published on 127.0.0.1.
 set -euo pipefail
 repo=$(cd "$(dirname "$0")/.." && pwd)
+# shellcheck source=scripts/lib.sh
+. "$repo/scripts/lib.sh"
 T0=$SECONDS
 say() { printf 'compose-test: %s\n' "$*"; }
 fail() { printf 'compose-test: FAIL: %s\n' "$*" >&2; exit 1; }
@@ -24,6 +26,8 @@ case "$profile" in
   *) fail "COMPOSE_TEST_PROFILE must be release or debug, not $profile" ;;
 esac
 
+# The binaries built above, wherever cargo puts them (CARGO_TARGET_DIR).
+bin="$(cargo_target_dir "$repo")/$profile"
 work=$(mktemp -d /tmp/greetings-compose.XXXXXX)
 export COMPOSE_PROJECT_NAME="gct$$$(date +%s)"
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
@@ -56,7 +60,7 @@ trap cleanup EXIT
 trap 'exit 130' INT TERM
 
 git -C "$repo" archive HEAD | tar -x -C "$work"
-mkdir -p "$work/dist" && cp "$repo/target/$profile/producer" "$repo/target/$profile/consumer" "$repo/target/$profile/dead-letters" "$work/dist/"
+mkdir -p "$work/dist" && cp "$bin/producer" "$bin/consumer" "$bin/dead-letters" "$work/dist/"
 cd "$work"
 ls secrets *.password 2>/dev/null && fail "a secret is present in the fresh copy"
 say "project $COMPOSE_PROJECT_NAME in $work; AMQP 127.0.0.1:$AMQP_HOST_PORT, management 127.0.0.1:$MANAGEMENT_HOST_PORT"
@@ -172,7 +176,7 @@ listeners=$(dc exec -T rabbitmq rabbitmq-diagnostics -q listeners 2>&1)
 echo "$listeners" | sed 's/^/  /'
 grep -q 'amqp/ssl' <<<"$listeners" || fail "TLS: no amqp/ssl listener"
 grep -Eq 'protocol: amqp,|protocol: amqp$' <<<"$listeners" && fail "TLS: a plain AMQP listener is open"
-plain=$(AMQP_URL="amqp://producer:x@127.0.0.1:$AMQP_HOST_PORT/greetings" timeout 60 "$repo/target/$profile/producer" --timeout 2s Ada 2>&1) && fail "TLS: a plain AMQP connection succeeded"
+plain=$(AMQP_URL="amqp://producer:x@127.0.0.1:$AMQP_HOST_PORT/greetings" timeout 60 "$bin/producer" --timeout 2s Ada 2>&1) && fail "TLS: a plain AMQP connection succeeded"
 say "TLS: plain amqp:// on 127.0.0.1:$AMQP_HOST_PORT refused: $(tail -1 <<<"$plain")"
 dc --profile cli down -v --remove-orphans >/dev/null 2>&1 || fail "TLS: down -v"
 assert_gone "$COMPOSE_PROJECT_NAME"

@@ -51,3 +51,10 @@ install_debian_packages() {
         || { apt-get update >&2 && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "$@" >&2; } \
         || die "apt-get install $* failed"
 }
+
+# cargo_target_dir ROOT: where cargo puts the workspace's builds, honouring
+# CARGO_TARGET_DIR and cargo's config (not always ROOT/target).
+cargo_target_dir() {
+    cargo metadata --format-version 1 --no-deps --manifest-path "$1/Cargo.toml" \
+        | sed -n 's/.*"target_directory":"\([^"]*\)".*/\1/p'
+}

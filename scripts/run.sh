@@ -17,7 +17,7 @@ require_cargo
 "$root/scripts/ensure-rabbitmq.sh"
 say "building the programs (the first build on a new machine takes a few minutes)"
 cargo build --workspace --bins
-bin="$root/target/debug"
+bin="$(cargo_target_dir "$root")/debug"
 logs="$root/target/run"
 mkdir -p "$logs"
 
