@@ -16,18 +16,20 @@
 # before the suite runs (RABBITMQ4_AGE overrides), so uptime bugs show up in
 # the tests instead of hours into production.
 #
-# Environment: RABBITMQ4_PORT (default 5688), RABBITMQ4_AGE (default 40000).
+# Environment: RABBITMQ4_PORT (default 5688), RABBITMQ4_AGE (default 40000),
+# RABBITMQ4_NAME (the container's name, default greetings-test-rabbitmq4: a
+# second name and port give a broker of one's own beside a running suite).
 set -euo pipefail
 PROG=rabbitmq4
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 # shellcheck source=scripts/lib.sh
 . "$root/scripts/lib.sh"
 
-NAME=greetings-test-rabbitmq4
+NAME=${RABBITMQ4_NAME:-greetings-test-rabbitmq4}
 IMAGE=${RABBITMQ_IMAGE:-greetings-rabbitmq:4.0.5}
 PORT=${RABBITMQ4_PORT:-5688}
 AGE=${RABBITMQ4_AGE:-40000}
-CONF_DIR=/var/tmp/greetings-rabbitmq4
+CONF_DIR=/var/tmp/$NAME
 
 url() { printf 'amqp://guest:guest@127.0.0.1:%s/%%2f\n' "$PORT"; }
 

@@ -95,9 +95,10 @@ pub struct TopologySettings {
     /// Queue-name prefix a `reply_to` may use besides direct reply-to and
     /// server-named queues; defaults to `<prefix>.reply.`.
     pub reply_prefix: Option<String>,
-    /// A word's queue (and its retry queue) unused this long (no consumer,
-    /// not re-declared) is deleted by the broker (`x-expires`), so a retired
-    /// word stops collecting requests. Zero: never.
+    /// A word's queue unused this long (no consumer, not re-declared) is
+    /// deleted by the broker (`x-expires`), so a retired word stops
+    /// collecting requests. Zero: never. (Its retry queue has no such lease:
+    /// nothing consumes it, so it would expire under a running consumer.)
     #[serde(deserialize_with = "duration::deserialize")]
     pub queue_expires: Duration,
     /// Most messages the dead-letter queue keeps (`x-max-length`; the oldest

@@ -6,7 +6,8 @@
 //! <prefix>.<word>       durable queue     bound to <prefix> and to <prefix>.<word>.retry (key
 //!                                         `due`), x-dead-letter-exchange=<prefix>.dlx,
 //!                                         x-expires=queue_expires
-//! <prefix>.<word>.retry durable queue     bound to the exchange of the same name (key `wait`);
+//! <prefix>.<word>.retry durable queue     bound to the exchange of the same name (key `wait`),
+//!                                         no x-expires;
 //!                                         delayed retries wait here (per-message expiration),
 //!                                         then go back to <prefix>.<word> (x-dead-letter-exchange
 //!                                         <prefix>.<word>.retry, routing key `due`)
@@ -314,7 +315,7 @@ impl Topology {
             AMQPValue::LongString(self.dead_letter_exchange().into()),
         );
         self.type_arguments(&mut arguments, true);
-        let mut bounds = expires.clone();
+        let mut bounds = expires;
         if self.max_length > 0 {
             bounds.insert(
                 "x-max-length".into(),
@@ -347,8 +348,21 @@ impl Topology {
             AMQPValue::LongString(RETRY_DUE_KEY.into()),
         );
         self.type_arguments(&mut retry, true);
+        // No x-expires: nothing consumes a retry queue and publishes do not
+        // renew a lease, so it expired under a running consumer with the
+        // retries waiting in it (issue 17). A lease renewed by passive
+        // declares works on classic queues only (quorum queues count only a
+        // consumer as use). A retired word's retry queue stays, empty, until
+        // an operator deletes it (README, retiring a word).
         let retry_queue = self.retry_queue(word);
-        declare_queue(connection, &retry_queue, retry, expires, self.strict()).await?;
+        declare_queue(
+            connection,
+            &retry_queue,
+            retry,
+            FieldTable::default(),
+            self.strict(),
+        )
+        .await?;
 
         let channel = connection.create_channel().await?;
         bind(&channel, &dead, &self.dead_letter_exchange(), "").await?;

@@ -343,23 +343,31 @@ async fn a_nacked_dead_letter_copy_returns_the_request_to_its_queue_until_it_can
 /// unroutable for good) goes back to its queue with `basic.reject`, which
 /// every RabbitMQ counts towards a quorum queue's delivery limit; from 4.3 a
 /// `basic.nack` no longer does, and the request would loop for ever. Here the
-/// broker's limit ends the loop: after `max_failures` returns the request
-/// leaves the word's queue (to the broker's own at-least-once dead-lettering)
-/// and is not delivered again.
+/// handler sees the broker's count grow with each return, and after
+/// `max_failures` returns the broker itself dead-letters the request.
 #[tokio::test]
 async fn an_unsettleable_request_on_a_quorum_queue_is_bounded_by_the_broker_delivery_limit() {
     let app = TestApp::new().await;
     let mut settings = fast_retries(&app, 3);
     settings.topology.queue_type = common::settings::QueueType::Quorum;
-    let handler = test_handler(|_, _| Err(HandlerError::permanent("refused")));
+    let attempts: Arc<Mutex<Vec<u32>>> = Arc::default();
+    let seen = Arc::clone(&attempts);
+    let handler = test_handler(move |_, cx| {
+        seen.lock().expect("lock").push(cx.attempt);
+        Err(HandlerError::permanent("refused"))
+    });
     let hello = app.consumer_with("hello", &settings, Some(handler)).await;
     // The service's dead-letter copies become unroutable: it must return
     // the request to its queue rather than ack it.
     let raw = app.raw().await;
+    let (dead, dlx) = (
+        format!("{}.dead", app.prefix),
+        format!("{}.dlx", app.prefix),
+    );
     raw.channel
         .queue_unbind(
-            format!("{}.dead", app.prefix).as_str().into(),
-            format!("{}.dlx", app.prefix).as_str().into(),
+            dead.as_str().into(),
+            dlx.as_str().into(),
             "".into(),
             FieldTable::default(),
         )
@@ -367,38 +375,192 @@ async fn an_unsettleable_request_on_a_quorum_queue_is_bounded_by_the_broker_deli
         .expect("unbind the dead-letter queue");
     raw.publish(br#"{"name":"Ada"}"#, answerable("unsettleable"))
         .await;
-
-    let queue = format!("{}.hello", app.prefix);
-    let in_queue = || async {
-        let rows =
-            crate::helpers::list_queues(&["name", "messages_ready", "messages_unacknowledged"])
-                .await;
-        rows.iter()
-            .filter(|row| row.first() == Some(&queue))
-            .flat_map(|row| row[1..].iter())
-            .map(|n| n.parse::<u64>().unwrap_or(u64::MAX))
-            .sum::<u64>()
-    };
-    wait_until("the request was returned at least once", || {
+    wait_until("the request was returned 4 times", || {
         let n = hello.counters.snapshot().requeued_after_nack;
-        async move { n >= 1 }
+        async move { n >= 4 }
     })
     .await;
-    wait_until(
-        "the broker took the request out of the word's queue",
-        || async { in_queue().await == 0 },
-    )
+    // A queue for what reaches the dead-letter exchange from now on: the
+    // broker's own dead letter (at-least-once, retried until routable), or a
+    // copy of the service's if the broker delivered the request a fifth time.
+    let observer = format!("{}.observer", app.prefix);
+    app.own_queue(&observer);
+    declare_durable(&raw.channel, &observer, FieldTable::default()).await;
+    raw.channel
+        .queue_bind(
+            observer.as_str().into(),
+            dlx.as_str().into(),
+            "".into(),
+            QueueBindOptions::default(),
+            FieldTable::default(),
+        )
+        .await
+        .expect("bind the observer");
+    let observing = raw.connection.create_channel().await.expect("channel");
+    let mut letters = consume_no_ack(&observing, &observer).await;
+    let letter = tokio::time::timeout(EVENT_TIMEOUT, letters.next())
+        .await
+        .expect("a dead letter arrives in time")
+        .expect("stream open")
+        .expect("delivery");
+    let stats = hello.counters.snapshot();
+    let seen = attempts.lock().expect("lock").clone();
+    let death_reason =
+        letter
+            .properties
+            .headers()
+            .as_ref()
+            .and_then(|h| match h.inner().get("x-death")? {
+                AMQPValue::FieldArray(deaths) => match deaths.as_slice().first()? {
+                    AMQPValue::FieldTable(death) => match death.inner().get("reason")? {
+                        AMQPValue::LongString(reason) => Some(reason.to_string()),
+                        _ => None,
+                    },
+                    _ => None,
+                },
+                _ => None,
+            });
+    println!(
+        "ledger [unsettleable request, quorum, delivery limit 3]: attempts seen {seen:?}; \
+         broker's x-death reason {death_reason:?}; {stats:?}"
+    );
+    assert_eq!(death_reason.as_deref(), Some("delivery_limit"));
+    assert_eq!(seen, [1, 2, 3, 4], "the broker counted every return");
+    assert_eq!(stats.requeued_after_nack, 4);
+    assert!(
+        reason(&letter).is_none(),
+        "the broker's dead letter, not a copy of the service's"
+    );
+    assert_eq!(letter.data, br#"{"name":"Ada"}"#);
+    hello.wait_for_losses(0).await;
+    hello.stop().await;
+}
+
+/// Defect: the retry queue carries `x-expires`, and publishes do not renew
+/// it: `queue_expires` after the session declared it, it was deleted with the
+/// retries waiting in it (a request lost: its original acked, its copy gone),
+/// and every later retry copy was unroutable and requeued at once, its
+/// attempt never counted. The session now renews the lease while it runs.
+#[tokio::test]
+async fn retries_outlive_queue_expires_while_their_consumer_runs_fresh_or_up_a_while() {
+    retries_outlive_queue_expires(common::settings::QueueType::Classic).await;
+}
+
+#[tokio::test]
+async fn retries_outlive_queue_expires_on_quorum_queues_too() {
+    retries_outlive_queue_expires(common::settings::QueueType::Quorum).await;
+}
+
+async fn retries_outlive_queue_expires(queue_type: common::settings::QueueType) {
+    let app = TestApp::new().await;
+    let mut settings = fast_retries(&app, 3);
+    settings.topology.queue_type = queue_type;
+    settings.topology.queue_expires = Duration::from_secs(2);
+    // Each retry waits longer than the queue's lease.
+    settings.consumer.retry_delay = Duration::from_secs(3);
+    settings.consumer.max_retry_delay = Duration::from_secs(3);
+    let handler = test_handler(|name, cx| {
+        if cx.attempt == 1 {
+            Err(HandlerError::transient("fails once"))
+        } else {
+            Ok(format!("{} {name}", cx.word))
+        }
+    });
+    let hello = app.consumer_with("hello", &settings, Some(handler)).await;
+    let client = app.client().await;
+    let expect = ["hello".to_owned()];
+    let call = |name: &'static str| {
+        let (client, expect) = (&client, &expect);
+        async move {
+            client
+                .call(&Name::parse(name).expect("valid"), expect, EVENT_TIMEOUT)
+                .await
+                .expect("call")
+        }
+    };
+    let fresh = call("fresh").await;
+    assert!(fresh.is_complete(), "right after start: {fresh:?}");
+    // Age the session past the lease several times over: the condition
+    // under test is uptime itself, not an event to wait for.
+    tokio::time::sleep(settings.topology.queue_expires * 3).await;
+    let aged = call("aged").await;
+    assert!(
+        aged.is_complete(),
+        "after 3x queue_expires of uptime: {aged:?}"
+    );
+    // A reply can reach the caller before its request is acked and counted.
+    wait_until("both requests are acked", || {
+        let ok = hello.counters.snapshot().ok;
+        async move { ok == 2 }
+    })
     .await;
     let stats = hello.counters.snapshot();
-    println!("ledger [unsettleable request, quorum, delivery limit 3]: {stats:?}");
-    assert_eq!(
-        stats.requeued_after_nack, 4,
-        "the first delivery and 3 redeliveries (x-delivery-limit 3), each returned"
+    println!("ledger [retries past queue_expires 2 s, delay 3 s, {queue_type:?}]: {stats:?}");
+    assert_eq!(stats.retries_scheduled, 2);
+    assert_eq!(stats.requeued_after_nack, 0, "no retry copy was unroutable");
+    hello.stop().await;
+}
+
+/// Defect: a request whose retry or dead-letter copy was not stored went
+/// back to its queue at once, its failure count unchanged (it travels in the
+/// copy): a hot loop, thousands of redeliveries a second, until the copy's
+/// target was repaired. Now each return waits the retry delay for the number
+/// of returns so far, and nothing is lost once the target is back.
+#[tokio::test]
+async fn a_request_whose_copy_is_unroutable_is_returned_after_growing_delays_and_kept() {
+    let app = TestApp::new().await;
+    let attempts: Arc<Mutex<Vec<Instant>>> = Arc::default();
+    let seen = Arc::clone(&attempts);
+    let handler = test_handler(move |_, _| {
+        seen.lock().expect("lock").push(Instant::now());
+        Err(HandlerError::permanent("refused"))
+    });
+    let hello = app
+        .consumer_with("hello", &fast_retries(&app, 3), Some(handler))
+        .await;
+    let raw = app.raw().await;
+    let (dead, dlx) = (
+        format!("{}.dead", app.prefix),
+        format!("{}.dlx", app.prefix),
     );
-    assert_eq!(
-        stats.dead_lettered, 0,
-        "no copy of the service's was stored"
+    raw.channel
+        .queue_unbind(
+            dead.as_str().into(),
+            dlx.as_str().into(),
+            "".into(),
+            FieldTable::default(),
+        )
+        .await
+        .expect("unbind the dead-letter queue");
+    raw.publish(br#"{"name":"Ada"}"#, answerable("kept")).await;
+    wait_until("three attempts, each returned", || {
+        let n = attempts.lock().expect("lock").len();
+        async move { n >= 3 }
+    })
+    .await;
+    let seen = attempts.lock().expect("lock").clone();
+    let gaps: Vec<Duration> = seen.windows(2).map(|w| w[1] - w[0]).collect();
+    println!(
+        "figures [unroutable copy, classic]: gaps between attempts {gaps:?} (300 ms doubling)"
     );
-    hello.wait_for_losses(0).await;
+    assert!(gaps[0] >= Duration::from_millis(300), "{gaps:?}");
+    assert!(gaps[1] >= Duration::from_millis(600), "{gaps:?}");
+    // Repaired: the next attempt's copy is stored, the request kept.
+    let mut letters = raw.dead_letters().await;
+    raw.channel
+        .queue_bind(
+            dead.as_str().into(),
+            dlx.as_str().into(),
+            "".into(),
+            QueueBindOptions::default(),
+            FieldTable::default(),
+        )
+        .await
+        .expect("bind the dead-letter queue again");
+    let letter = letters.next().await;
+    assert_eq!(letter.data, br#"{"name":"Ada"}"#);
+    let stats = hello.counters.snapshot();
+    println!("ledger [unroutable copy, classic]: {stats:?}");
+    assert!(stats.requeued_after_nack >= 2, "{stats:?}");
     hello.stop().await;
 }

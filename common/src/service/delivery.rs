@@ -603,9 +603,17 @@ impl Job<'_> {
     /// limit) is the broker's backstop for a request that can never be
     /// settled. The failure count this service carries in the message stays
     /// the authority for retries; the broker's count only bounds the loop.
+    ///
+    /// Never at once: after the retry delay for the number of times this
+    /// process has returned the request (see `returns`), so a copy target
+    /// that refuses everything makes a slow, logged loop, not a hot one.
     async fn requeue(self, why: &str) -> Result<(), ServiceError> {
         ServiceCounters::add(&self.shared.counters.requeued_after_nack);
-        tracing::warn!(why, queue = %self.shared.queue, "a publish was not confirmed; returning the request to its queue");
+        let returns = self.shared.returns.record(&self.delivery);
+        let settings = &self.shared.settings.consumer;
+        let delay = retry_delay(settings.retry_delay, settings.max_retry_delay, returns);
+        tracing::warn!(why, returns, delay_ms = delay.as_millis(), queue = %self.shared.queue, "a publish was not confirmed; returning the request to its queue after a delay");
+        tokio::time::sleep(delay).await;
         self.delivery
             .reject(BasicRejectOptions { requeue: true })
             .await

@@ -23,6 +23,7 @@ mod handler;
 mod health;
 mod plan;
 mod publisher;
+mod returns;
 mod session;
 
 use std::{
@@ -167,6 +168,8 @@ pub(crate) struct Shared {
     printer: Printer,
     counters: Arc<ServiceCounters>,
     health: Arc<Health>,
+    /// Requests handed back to their queue because a copy failed.
+    returns: returns::Returns,
 }
 
 /// A consumer service for one word. Build it, optionally replace its handler
@@ -209,6 +212,7 @@ impl ConsumerService {
                 printer: Arc::new(print_line),
                 counters: Arc::default(),
                 health: Arc::default(),
+                returns: returns::Returns::default(),
             },
             sessions: watch::Sender::new(0),
             losses: watch::Sender::new(0),
