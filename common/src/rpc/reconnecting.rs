@@ -45,6 +45,18 @@ pub const RECONNECT_MAX_DELAY: Duration = Duration::from_secs(2);
 /// connection), within the call's deadline.
 pub const NACK_RETRY_DELAY: Duration = Duration::from_millis(50);
 
+/// How often a retired connection is checked for calls still in flight.
+const DRAIN_CHECK: Duration = Duration::from_millis(50);
+
+/// Whether a connection taken out of use still carries calls to finish.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Drain {
+    /// Lost: its calls have failed already; close it at once.
+    No,
+    /// Retired after a nack: its calls in flight end on it first.
+    Yes,
+}
+
 /// See the module docs.
 #[derive(Debug)]
 pub struct ReconnectingClient {
@@ -163,14 +175,17 @@ impl ReconnectingClient {
                 // Not stored by every queue: a full one, or a quorum queue
                 // that lost its leader, after which RabbitMQ 3.10 went on
                 // nacking every publish on that channel (seen in the cluster
-                // tests). Resent like a lost call, on a new connection.
+                // tests). Resent on a new connection; the nacking one is
+                // retired, not failed: the other calls in flight on it were
+                // stored, and end there (resending them would duplicate them,
+                // and fail those with no retry left as "connection lost").
                 Err(RpcError::Nacked) => {
                     if attempt >= retries || Instant::now() >= deadline {
                         return Err(RpcError::Nacked);
                     }
                     attempt += 1;
                     self.shared.retries.fetch_add(1, Ordering::Relaxed);
-                    self.shared.lost(&client);
+                    self.shared.retire(&client);
                     tracing::debug!(%correlation_id, attempt, retries, "the broker nacked the request; resending it on a new connection");
                     tokio::time::sleep(
                         NACK_RETRY_DELAY.min(deadline.saturating_duration_since(Instant::now())),
@@ -253,6 +268,16 @@ impl Shared {
     /// Takes `failed` out of use and starts the reconnection task, unless
     /// another call already did.
     fn lost(self: &Arc<Self>, failed: &Arc<RpcClient>) {
+        self.replace(failed, Drain::No);
+    }
+
+    /// Takes `client` out of use for new calls (a new connection is made for
+    /// them) and closes it once the calls in flight on it have ended.
+    fn retire(self: &Arc<Self>, client: &Arc<RpcClient>) {
+        self.replace(client, Drain::Yes);
+    }
+
+    fn replace(self: &Arc<Self>, failed: &Arc<RpcClient>, drain: Drain) {
         let taken = self.current.send_if_modified(|current| {
             let ours = current.as_ref().is_some_and(|c| Arc::ptr_eq(c, failed));
             if ours {
@@ -261,11 +286,19 @@ impl Shared {
             ours
         });
         if taken {
-            self.losses.fetch_add(1, Ordering::Relaxed);
-            tracing::info!("reconnecting to the broker in the background");
             let shared = Arc::clone(self);
             let failed = Arc::clone(failed);
-            self.reconnector.spawn(shared.reconnect(failed));
+            match drain {
+                Drain::No => {
+                    self.losses.fetch_add(1, Ordering::Relaxed);
+                    tracing::info!("reconnecting to the broker in the background");
+                }
+                Drain::Yes => tracing::info!(
+                    "the broker nacked a request; new calls go to a new connection while the \
+                     calls in flight end on this one"
+                ),
+            }
+            self.reconnector.spawn(shared.reconnect(failed, drain));
         }
     }
 
@@ -284,15 +317,33 @@ impl Shared {
     }
 
     /// Closes `failed` while connecting anew (until connected or closed),
-    /// then publishes the new client.
-    async fn reconnect(self: Arc<Self>, failed: Arc<RpcClient>) {
+    /// then publishes the new client. With [`Drain::Yes`] the close waits
+    /// until no call is in flight on `failed` any more (each ends by its
+    /// deadline, at most `rpc.timeout` from now).
+    async fn reconnect(self: Arc<Self>, failed: Arc<RpcClient>, drain: Drain) {
         let replacement = async {
             tokio::select! {
                 () = self.closed.cancelled() => None,
                 client = self.connect_with_backoff() => Some(client),
             }
         };
-        let (replacement, ()) = tokio::join!(replacement, failed.close());
+        let retiring = async {
+            if drain == Drain::Yes {
+                let drained = async {
+                    let mut every = tokio::time::interval(DRAIN_CHECK);
+                    while failed.stats().in_flight > 0 && !failed.is_connection_lost() {
+                        every.tick().await;
+                    }
+                };
+                tokio::select! {
+                    () = drained => {}
+                    () = tokio::time::sleep(self.settings.rpc.timeout) => {}
+                    () = self.closed.cancelled() => {}
+                }
+            }
+            failed.close().await;
+        };
+        let (replacement, ()) = tokio::join!(replacement, retiring);
         let Some(client) = replacement else {
             return;
         };
