@@ -221,6 +221,13 @@ pub struct ConsumerSettings {
     /// none by default.
     #[serde(default)]
     pub http_addr: Option<std::net::SocketAddr>,
+    /// Longest one handling attempt may run, whatever the request's
+    /// deadline: a request without one (no `timestamp` or `expiration`), or
+    /// with a crafted far one, is bounded by it. Below the broker's
+    /// `consumer_timeout` (5 min in the compose broker, 30 min by default),
+    /// past which the broker would close the channel.
+    #[serde(deserialize_with = "duration::deserialize")]
+    pub max_handling_time: Duration,
     /// Answer `reply_to` addresses reached through the default exchange
     /// (direct reply-to, server-named queues), as contract v1 clients use;
     /// reply queues are always answered. `false` in a deployment whose
@@ -295,6 +302,7 @@ impl Settings {
             .set_default("consumer.retry_delay", "1s")?
             .set_default("consumer.max_retry_delay", "30s")?
             .set_default("consumer.clock_skew", "30s")?
+            .set_default("consumer.max_handling_time", "60s")?
             .set_default("consumer.direct_reply_to", true)?;
         if let Some(path) = file {
             builder = builder.add_source(File::from(path).required(true));
@@ -400,6 +408,9 @@ impl Settings {
         }
         for word in &self.rpc.expect {
             Word::parse(word).map_err(|e| SettingsError::Invalid(format!("rpc.expect: {e}")))?;
+        }
+        if self.consumer.max_handling_time.is_zero() {
+            return invalid("consumer.max_handling_time must be more than 0".to_owned());
         }
         if self.consumer.max_failures == 0 {
             return invalid("consumer.max_failures must be at least 1".to_owned());
@@ -570,6 +581,11 @@ mod tests {
             ("GREETINGS_TOPOLOGY__PREFIX", "has space", "topology.prefix"),
             ("GREETINGS_RPC__EXPECT", "hello,bad word", "rpc.expect"),
             ("GREETINGS_RPC__REPLY_QUEUE", "shared", "reply_queue"),
+            (
+                "GREETINGS_CONSUMER__MAX_HANDLING_TIME",
+                "0",
+                "max_handling_time",
+            ),
             (
                 "GREETINGS_CONSUMER__DIRECT_REPLY_TO",
                 "maybe",

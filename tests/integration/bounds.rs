@@ -108,3 +108,46 @@ async fn the_queues_of_a_word_nobody_consumes_any_more_expire() {
     assert!(queue_exists(&raw.connection, &retry).await);
     app.own_queue(&retry);
 }
+
+/// Defect: a request with no deadline (no `timestamp`, so no expiry to
+/// compute) ran its handler for ever, holding the consumer's only slot. The
+/// service bounds every attempt by `consumer.max_handling_time` too.
+#[tokio::test]
+async fn a_request_without_a_deadline_cannot_hold_a_handler_past_max_handling_time() {
+    use futures::FutureExt;
+
+    let app = TestApp::new().await;
+    let mut settings = app.settings.clone();
+    settings.consumer.max_handling_time = Duration::from_secs(1);
+    let handler: crate::helpers::TestHandler = Box::new(|name, cx| {
+        async move {
+            if name.as_str() == "stuck" {
+                // A handler that never finishes (a hung dependency).
+                std::future::pending::<()>().await;
+            }
+            Ok(format!("{} {name}", cx.word))
+        }
+        .boxed()
+    });
+    let hello = app.consumer_with("hello", &settings, Some(handler)).await;
+    let mut raw = app.raw().await;
+    let mut dead = raw.dead_letters().await;
+    // No timestamp, no expiration: no deadline of the caller's.
+    raw.publish(br#"{"name":"stuck"}"#, answerable("stuck"))
+        .await;
+    let letter = dead.next().await;
+    let why = crate::helpers::reason(&letter).expect("the service's reason");
+    println!("a request with no deadline and a hung handler: dead-lettered ({why})");
+    assert!(why.contains("max_handling_time"), "{why}");
+    raw.publish(br#"{"name":"Ada"}"#, answerable("after")).await;
+    let reply = raw.next_reply().await;
+    assert_eq!(
+        reply
+            .properties
+            .correlation_id()
+            .as_ref()
+            .map(|c| c.as_str()),
+        Some("after")
+    );
+    hello.stop().await;
+}

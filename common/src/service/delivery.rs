@@ -128,6 +128,10 @@ impl Job<'_> {
     }
 }
 
+/// Why a request whose handler was cancelled is dead-lettered.
+const TIMED_OUT: &str =
+    "handler still running at the caller's deadline or after consumer.max_handling_time";
+
 /// One delivery being handled, with what handling it needs.
 struct Job<'a> {
     shared: &'a Shared,
@@ -153,9 +157,20 @@ impl Job<'_> {
             attempt: timing.failures.saturating_add(1),
             trace: self.trace.clone(),
         };
-        let cancel_at = timing
-            .deadline
-            .and_then(|d| d.checked_add(self.shared.settings.consumer.clock_skew));
+        // The caller's deadline (plus the skew), bounded by the service's
+        // own limit: a request with no deadline, or a crafted far one, must
+        // not hold a handler for ever.
+        let settings = &self.shared.settings.consumer;
+        let bound = SystemTime::now().checked_add(settings.max_handling_time);
+        let cancel_at = match (
+            timing
+                .deadline
+                .and_then(|d| d.checked_add(settings.clock_skew)),
+            bound,
+        ) {
+            (Some(deadline), Some(bound)) => Some(deadline.min(bound)),
+            (deadline, bound) => deadline.or(bound),
+        };
         (context, cancel_at)
     }
 
@@ -214,7 +229,7 @@ impl Job<'_> {
                     });
                 }
                 Handled::TimedOut => {
-                    let reason = "handler still running at the caller's deadline";
+                    let reason = TIMED_OUT;
                     tracing::warn!(reason, queue = %shared.queue, "dead-lettering the batch");
                     return Box::pin(self.dead_letter(reason)).await;
                 }
@@ -340,7 +355,7 @@ impl Job<'_> {
                     .await
             }
             Handled::TimedOut => {
-                let reason = "handler still running at the caller's deadline";
+                let reason = TIMED_OUT;
                 tracing::warn!(reason, queue = %shared.queue, "dead-lettering the request");
                 Box::pin(self.dead_letter(reason)).await
             }
