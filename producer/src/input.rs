@@ -25,7 +25,18 @@ pub enum InputError {
         /// 1-based line number.
         line: u64,
     },
+    /// A stdin line longer than [`MAX_LINE_BYTES`]: no name is that long, and
+    /// it is skipped without being held in memory.
+    #[error("line {line}: longer than {MAX_LINE_BYTES} bytes, no name is that long")]
+    TooLong {
+        /// 1-based line number.
+        line: u64,
+    },
 }
+
+/// Longest stdin line read whole: a name is at most 100 characters of up to
+/// 4 bytes each; longer lines are reported and skipped in bounded memory.
+pub const MAX_LINE_BYTES: usize = 1024;
 
 /// An item of the input stream: a name to send, or a line to report and skip.
 pub type InputItem = Result<Name, InputError>;
@@ -78,7 +89,13 @@ pub fn from_reader<R: std::io::BufRead + Send + 'static>(mut reader: R) -> Names
             let mut line = 0_u64;
             loop {
                 segment.clear();
-                match reader.read_until(b'\n', &mut segment) {
+                let limit = u64::try_from(MAX_LINE_BYTES + 1).unwrap_or(u64::MAX);
+                let read = std::io::BufRead::read_until(
+                    &mut std::io::Read::take(&mut reader, limit),
+                    b'\n',
+                    &mut segment,
+                );
+                match read {
                     Ok(0) => return,
                     Ok(_) => {}
                     Err(error) => {
@@ -87,8 +104,17 @@ pub fn from_reader<R: std::io::BufRead + Send + 'static>(mut reader: R) -> Names
                     }
                 }
                 line += 1;
-                let bytes = segment.strip_suffix(b"\n").unwrap_or(&segment);
-                if let Some(item) = parse_line(bytes, line)
+                let item = if segment.len() > MAX_LINE_BYTES && !segment.ends_with(b"\n") {
+                    if let Err(error) = skip_line(&mut reader) {
+                        tracing::error!(%error, "cannot read names from stdin");
+                        return;
+                    }
+                    Some(Err(InputError::TooLong { line }))
+                } else {
+                    let bytes = segment.strip_suffix(b"\n").unwrap_or(&segment);
+                    parse_line(bytes, line)
+                };
+                if let Some(item) = item
                     && sender.blocking_send(item).is_err()
                 {
                     return;
@@ -100,6 +126,27 @@ pub fn from_reader<R: std::io::BufRead + Send + 'static>(mut reader: R) -> Names
         return stream::empty().boxed();
     }
     stream::poll_fn(move |cx| receiver.poll_recv(cx)).boxed()
+}
+
+/// Discards the rest of the current line (up to and including its `\n`)
+/// from the reader's buffer, never holding more than one buffer of it.
+fn skip_line<R: std::io::BufRead>(reader: &mut R) -> std::io::Result<()> {
+    loop {
+        let buffer = reader.fill_buf()?;
+        if buffer.is_empty() {
+            return Ok(());
+        }
+        match buffer.iter().position(|&b| b == b'\n') {
+            Some(at) => {
+                reader.consume(at + 1);
+                return Ok(());
+            }
+            None => {
+                let all = buffer.len();
+                reader.consume(all);
+            }
+        }
+    }
 }
 
 /// The item of input line number `line` (without its `\n`), or `None` for
@@ -142,6 +189,31 @@ mod tests {
                 "line 4: invalid name \"   \": name is only whitespace",
                 "line 5: not valid UTF-8",
                 "Zoë",
+            ]
+        );
+    }
+
+    #[tokio::test]
+    async fn an_overlong_line_is_reported_and_skipped_and_reading_goes_on() {
+        let mut input = b"Ada\n".to_vec();
+        input.extend(std::iter::repeat_n(b'x', 10 * MAX_LINE_BYTES));
+        input.extend(b"\nBob\n");
+        input.extend(std::iter::repeat_n(b'y', MAX_LINE_BYTES + 1));
+        let items: Vec<InputItem> = from_reader(std::io::Cursor::new(input)).collect().await;
+        let shown: Vec<String> = items
+            .iter()
+            .map(|i| match i {
+                Ok(name) => name.to_string(),
+                Err(e) => e.to_string(),
+            })
+            .collect();
+        assert_eq!(
+            shown,
+            [
+                "Ada".to_owned(),
+                format!("line 2: longer than {MAX_LINE_BYTES} bytes, no name is that long"),
+                "Bob".to_owned(),
+                format!("line 4: longer than {MAX_LINE_BYTES} bytes, no name is that long"),
             ]
         );
     }

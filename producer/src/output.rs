@@ -2,6 +2,7 @@
 //! on stderr, one name at a time in input order; in JSON, one summary object
 //! after the last name.
 
+use crate::dead_letters::text::printable;
 use std::{io, time::Duration};
 
 use common::{
@@ -49,9 +50,11 @@ pub fn write_result(
         if let Outcome::Error { code, message } = &reply.outcome {
             writeln!(
                 err,
-                "producer: {} refused {:?}: {code}: {message}",
-                reply.consumer,
-                name.as_str()
+                "producer: {} refused {:?}: {}: {}",
+                printable(&reply.consumer),
+                name.as_str(),
+                printable(code),
+                printable(message)
             )?;
         }
     }
@@ -67,7 +70,7 @@ pub fn write_result(
         Format::Text => {
             for reply in ordered {
                 if let Outcome::Greeting(greeting) = &reply.outcome {
-                    writeln!(out, "{greeting}")?;
+                    writeln!(out, "{}", printable(greeting))?;
                 }
             }
         }
@@ -203,6 +206,16 @@ fn humanize(d: Duration) -> String {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn consumer_text_reaches_the_terminal_with_what_does_not_print_escaped() {
+        use crate::dead_letters::text::printable;
+        assert_eq!(printable("hello Zoë \\o/"), "hello Zoë \\o/");
+        assert_eq!(
+            printable("hello \u{1b}[2J\rAda\nhello Eve\u{202e}"),
+            "hello \\u{1b}[2J\\u{d}Ada\\u{a}hello Eve\\u{202e}"
+        );
+    }
+
     use common::protocol::Reply;
 
     use super::*;

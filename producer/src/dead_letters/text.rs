@@ -31,13 +31,37 @@ pub fn escaped(text: &str, quote: bool) -> String {
             '\\' => out.push_str("\\\\"),
             '"' if quote => out.push_str("\\\""),
             '"' | '\'' => out.push(c),
-            // The standard library knows which characters print: the rest it
-            // escapes, one character then being several.
-            c if !c.is_control() && c.escape_debug().len() == 1 => out.push(c),
+            c if prints(c) => out.push(c),
             c => out.extend(c.escape_unicode()),
         }
     }
     out
+}
+
+/// `text` as it may go to a terminal line among others: what does not print
+/// (see [`escaped`]) as `\u{..}`, everything else, backslashes included,
+/// unchanged, so ordinary text reads exactly as it was written.
+#[must_use]
+pub fn printable(text: &str) -> std::borrow::Cow<'_, str> {
+    if text.chars().all(prints) {
+        return text.into();
+    }
+    let mut out = String::with_capacity(text.len() + 8);
+    for c in text.chars() {
+        if prints(c) {
+            out.push(c);
+        } else {
+            out.extend(c.escape_unicode());
+        }
+    }
+    out.into()
+}
+
+/// Whether `c` prints as itself. The standard library knows which characters
+/// print: the rest it escapes, one character then being several.
+/// (Backslashes and quotes print; `escape_debug` escapes them for Rust.)
+fn prints(c: char) -> bool {
+    matches!(c, '\\' | '"' | '\'') || (!c.is_control() && c.escape_debug().len() == 1)
 }
 
 /// `seconds` as `42s`, `5m3s`, `2h10m` or `3d4h`.
