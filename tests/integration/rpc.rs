@@ -285,3 +285,40 @@ async fn a_consumer_handling_many_at_once_answers_each_request_exactly_once() {
     client.close().await;
     hello.stop().await;
 }
+
+/// Defect: lapin can lose a connection without reporting it, and a client
+/// kept for days then failed every call by its deadline, for ever, never
+/// seeing the loss. The client now proves its connection alive as the
+/// consumers do. Here the connection goes silent behind a proxy, with
+/// heartbeats off, so only the client's own probe can notice.
+#[tokio::test]
+async fn a_client_notices_a_connection_gone_silent_without_heartbeats() {
+    let app = TestApp::new().await;
+    let hello = app.consumer("hello").await;
+    let proxy = crate::proxy::Proxy::to_broker().await;
+    let mut settings = app.settings.clone();
+    settings.amqp.url = proxy.amqp_url_with_heartbeat(0).into();
+    let client = RpcClient::connect(&settings).await.expect("connects");
+    let name = Name::parse("Ada").expect("valid");
+    let expect = expect(&["hello"]);
+    let before = client
+        .call(&name, &expect, Duration::from_secs(10))
+        .await
+        .expect("call");
+    assert!(before.is_complete(), "{before:?}");
+
+    proxy.blackhole();
+    let silent = Instant::now();
+    let call = client.call(&name, &expect, Duration::from_secs(60)).await;
+    let noticed = silent.elapsed();
+    println!(
+        "a silent connection (no heartbeats): the call in flight failed after {noticed:?}: {call:?}"
+    );
+    assert!(
+        matches!(call, Err(RpcError::ConnectionLost(_))),
+        "the call fails as a lost connection, not by its 60 s deadline: {call:?}"
+    );
+    assert!(client.is_connection_lost());
+    assert!(noticed < Duration::from_secs(30), "{noticed:?}");
+    hello.stop().await;
+}

@@ -174,6 +174,7 @@ impl RpcClient {
         let dispatcher = tokio::spawn(dispatch(
             replies,
             events,
+            probe(channel.clone(), Arc::clone(&blocked)),
             Arc::clone(&pending),
             Arc::clone(&counters),
             Arc::clone(&blocked),
@@ -376,16 +377,51 @@ impl RpcClient {
 /// Longest [`RpcClient::close`] waits for the broker.
 pub const CLOSE_TIMEOUT: Duration = Duration::from_secs(1);
 
+/// Proves the connection alive with a round trip (a `basic.qos`, which
+/// changes nothing for a no-ack consumer) every
+/// [`PROBE_INTERVAL`](crate::service::PROBE_INTERVAL), as the consumers do:
+/// lapin can lose a connection without reporting it, and a long-lived client
+/// then failed every call by its deadline, for ever, without ever seeing the
+/// loss. Resolves when a probe fails or is not answered within
+/// [`PROBE_TIMEOUT`](crate::service::PROBE_TIMEOUT). Skipped while the
+/// broker blocks the connection (an alarm): it does not read from a blocked
+/// connection, and that is no loss.
+async fn probe(channel: Channel, blocked: Arc<AtomicBool>) -> Option<lapin::Error> {
+    use crate::service::{PROBE_INTERVAL, PROBE_TIMEOUT};
+    let mut every = tokio::time::interval(PROBE_INTERVAL);
+    every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    every.tick().await;
+    loop {
+        every.tick().await;
+        if blocked.load(Ordering::Relaxed) {
+            continue;
+        }
+        let answered = tokio::time::timeout(
+            PROBE_TIMEOUT,
+            channel.basic_qos(0, lapin::options::BasicQosOptions::default()),
+        )
+        .await;
+        match answered {
+            Ok(Ok(())) => {}
+            Ok(Err(error)) => return Some(error),
+            Err(_) if blocked.load(Ordering::Relaxed) => {}
+            Err(_) => return None,
+        }
+    }
+}
+
 /// Routes replies to their calls until the reply stream or the connection
-/// ends, then fails every call still waiting.
+/// ends (or the liveness probe fails), then fails every call still waiting.
 async fn dispatch(
     mut replies: Consumer,
     events: impl futures::Stream<Item = Event> + Unpin,
+    probe: impl std::future::Future<Output = Option<lapin::Error>>,
     pending: Arc<Pending>,
     counters: Arc<Counters>,
     blocked: Arc<AtomicBool>,
 ) {
     let mut events = events.fuse();
+    tokio::pin!(probe);
     // Logged at debug only: every call that fails because of it reports the
     // cause (RpcError::ConnectionLost), and the caller says it once.
     let cause = loop {
@@ -401,6 +437,10 @@ async fn dispatch(
                     break None;
                 }
             },
+            cause = &mut probe => {
+                tracing::debug!(cause = cause.as_ref().map(ToString::to_string), "the connection did not answer a liveness probe; failing calls in flight");
+                break cause;
+            }
             Some(event) = events.next() => match event {
                 Event::Error(error) => {
                     tracing::debug!(%error, "connection to the broker lost; failing calls in flight");
