@@ -21,6 +21,35 @@ pub(crate) fn python() -> PathBuf {
     python
 }
 
+/// Runs `tests/support/<script>` with `args` under [`python`], failing the
+/// test unless it exits 0 within `timeout`; its stdout.
+pub(crate) async fn run_support_script(
+    script: &str,
+    args: &[&str],
+    timeout: std::time::Duration,
+) -> String {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("support")
+        .join(script);
+    let output = tokio::process::Command::new(python())
+        .arg(path)
+        .args(args)
+        .stdin(Stdio::null())
+        .output();
+    let output = tokio::time::timeout(timeout, output)
+        .await
+        .unwrap_or_else(|_| panic!("{script} ends within {timeout:?}"))
+        .unwrap_or_else(|e| panic!("run {script}: {e}"));
+    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+    assert_eq!(
+        output.status.code(),
+        Some(0),
+        "{script}: stdout:\n{stdout}\nstderr:\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    stdout
+}
+
 #[tokio::test]
 async fn a_python_client_following_the_contract_gets_both_replies() {
     let app = TestApp::new().await;

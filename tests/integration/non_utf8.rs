@@ -5,18 +5,14 @@
 //! like any other: an error reply where the reply address is intact, then
 //! dead-lettered; every other request answered, the session never lost.
 
-use std::{process::Stdio, time::Duration};
+use std::time::Duration;
 
 use common::protocol::Name;
 
 use crate::{
     helpers::{EVENT_TIMEOUT, TestApp},
-    interop::python,
+    interop::run_support_script,
 };
-
-fn script() -> std::path::PathBuf {
-    std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("support/non_utf8_request.py")
-}
 
 /// Sends one crafted request (see the script) and returns the reply body it
 /// got within `wait`, if any.
@@ -26,28 +22,13 @@ async fn send(
     place: &str,
     wait: Duration,
 ) -> serde_json::Value {
-    let output = tokio::process::Command::new(python())
-        .arg(script())
-        .args([
-            &app.url,
-            &app.prefix,
-            correlation_id,
-            place,
-            &wait.as_secs_f64().to_string(),
-        ])
-        .stdin(Stdio::null())
-        .output();
-    let output = tokio::time::timeout(EVENT_TIMEOUT + wait, output)
-        .await
-        .expect("the Python client ends in time")
-        .expect("run the Python client");
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    assert_eq!(
-        output.status.code(),
-        Some(0),
-        "stdout:\n{stdout}\nstderr:\n{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
+    let wait_secs = wait.as_secs_f64().to_string();
+    let stdout = run_support_script(
+        "non_utf8_request.py",
+        &[&app.url, &app.prefix, correlation_id, place, &wait_secs],
+        EVENT_TIMEOUT + wait,
+    )
+    .await;
     let line: serde_json::Value = serde_json::from_str(stdout.trim()).expect("one JSON line");
     line["reply"].clone()
 }

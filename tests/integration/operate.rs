@@ -5,7 +5,6 @@
 
 use std::{
     collections::HashMap,
-    path::PathBuf,
     process::Stdio,
     time::{Duration, Instant},
 };
@@ -16,7 +15,6 @@ use lapin::types::{AMQPValue, FieldTable};
 
 use crate::{
     helpers::{ConsumerProcess, EVENT_TIMEOUT, TestApp, answerable, bin, wait_until},
-    interop::python,
     node::{PrivateNode, free_port},
 };
 
@@ -209,10 +207,6 @@ async fn metrics_count_exactly_the_valid_invalid_and_forbidden_requests_sent() {
 
 const KNOWN_TRACE_ID: &str = "4bf92f3577b34da6a3ce929d0e0e4736";
 
-fn script() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("support/traced_request.py")
-}
-
 #[tokio::test]
 async fn a_pika_request_with_a_traceparent_is_continued_in_json_logs_and_in_the_reply() {
     let app = TestApp::new().await;
@@ -226,22 +220,12 @@ async fn a_pika_request_with_a_traceparent_is_continued_in_json_logs_and_in_the_
     )
     .await;
     let traceparent = format!("00-{KNOWN_TRACE_ID}-00f067aa0ba902b7-01");
-    let output = tokio::process::Command::new(python())
-        .arg(script())
-        .args([&app.url, &app.prefix, "pika-traced", &traceparent, "Ada"])
-        .stdin(Stdio::null())
-        .output();
-    let output = tokio::time::timeout(EVENT_TIMEOUT, output)
-        .await
-        .expect("the Python client ends in time")
-        .expect("run the Python client");
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    assert_eq!(
-        output.status.code(),
-        Some(0),
-        "stdout:\n{stdout}\nstderr:\n{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
+    let stdout = crate::interop::run_support_script(
+        "traced_request.py",
+        &[&app.url, &app.prefix, "pika-traced", &traceparent, "Ada"],
+        EVENT_TIMEOUT,
+    )
+    .await;
     let reply: serde_json::Value = serde_json::from_str(stdout.trim()).expect("one JSON reply");
     assert_eq!(reply["body"]["greeting"], "hello Ada", "{reply}");
     let reply_traceparent = reply["traceparent"]

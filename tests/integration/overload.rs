@@ -20,9 +20,20 @@ fn slow_greeter() -> TestHandler {
     })
 }
 
-#[tokio::test]
-async fn a_full_queue_gets_names_reported_overloaded_and_none_silently_lost() {
-    const NAMES: usize = 300;
+/// What a producer run against a 5-deep queue and a slow consumer gave.
+struct Overload {
+    run: crate::helpers::ProducerRun,
+    /// One JSON object per name.
+    results: Vec<serde_json::Value>,
+    summary: serde_json::Value,
+    answered: usize,
+    overloaded: usize,
+    stats: common::service::ServiceStats,
+}
+
+/// `NAMES` names at 64 in flight into a queue bounded at 5 that a 20 ms
+/// consumer drains, with `extra` producer flags.
+async fn overload(extra: &[&str]) -> Overload {
     let app = TestApp::new().await;
     let mut settings = app.settings.clone();
     settings.topology.max_length = 5;
@@ -30,34 +41,52 @@ async fn a_full_queue_gets_names_reported_overloaded_and_none_silently_lost() {
         .consumer_with("hello", &settings, Some(slow_greeter()))
         .await;
     let input: String = (0..NAMES).map(|i| format!("n{i}\n")).collect();
-    let run = run_producer(
-        &app,
-        &[
-            "--json",
-            "--expect",
-            "hello",
-            "--concurrency",
-            "64",
-            "--timeout",
-            "30s",
-        ],
-        Some(&input),
-    )
-    .await;
-
-    let lines: Vec<serde_json::Value> = run
+    let mut args = vec![
+        "--json",
+        "--expect",
+        "hello",
+        "--concurrency",
+        "64",
+        "--timeout",
+        "30s",
+    ];
+    args.extend_from_slice(extra);
+    let run = run_producer(&app, &args, Some(&input)).await;
+    let mut results: Vec<serde_json::Value> = run
         .stdout
         .lines()
         .map(|l| serde_json::from_str(l).expect("JSON line"))
         .collect();
-    let (results, summary) = lines.split_at(lines.len() - 1);
-    let summary = &summary[0]["summary"];
+    let summary = results.pop().expect("a summary line")["summary"].clone();
     let answered = results
         .iter()
         .filter(|r| r["replies"]["hello"].as_str().is_some())
         .count();
     let overloaded = results.iter().filter(|r| r["overloaded"] == true).count();
     let stats = hello.counters.snapshot();
+    hello.stop().await;
+    Overload {
+        run,
+        results,
+        summary,
+        answered,
+        overloaded,
+        stats,
+    }
+}
+
+const NAMES: usize = 300;
+
+#[tokio::test]
+async fn a_full_queue_gets_names_reported_overloaded_and_none_silently_lost() {
+    let Overload {
+        run,
+        results,
+        summary,
+        answered,
+        overloaded,
+        stats,
+    } = overload(&[]).await;
     println!(
         "overload: {NAMES} names, {answered} answered, {overloaded} overloaded, exit {}; \
          consumer answered {}",
@@ -83,7 +112,6 @@ async fn a_full_queue_gets_names_reported_overloaded_and_none_silently_lost() {
         stats.ok as usize, answered,
         "the consumer answered exactly those"
     );
-    hello.stop().await;
 }
 
 /// Defect: with `--retries` above 0, one nacked request retired the shared
@@ -93,43 +121,14 @@ async fn a_full_queue_gets_names_reported_overloaded_and_none_silently_lost() {
 /// means exit 6. A nack now resends only the nacked request.
 #[tokio::test]
 async fn with_retries_a_nack_resends_only_its_own_request_and_overload_is_still_exit_6() {
-    const NAMES: usize = 300;
-    let app = TestApp::new().await;
-    let mut settings = app.settings.clone();
-    settings.topology.max_length = 5;
-    let hello = app
-        .consumer_with("hello", &settings, Some(slow_greeter()))
-        .await;
-    let input: String = (0..NAMES).map(|i| format!("n{i}\n")).collect();
-    let run = run_producer(
-        &app,
-        &[
-            "--json",
-            "--expect",
-            "hello",
-            "--concurrency",
-            "64",
-            "--timeout",
-            "30s",
-            "--retries",
-            "1",
-        ],
-        Some(&input),
-    )
-    .await;
-    let lines: Vec<serde_json::Value> = run
-        .stdout
-        .lines()
-        .map(|l| serde_json::from_str(l).expect("JSON line"))
-        .collect();
-    let (results, summary) = lines.split_at(lines.len() - 1);
-    let summary = &summary[0]["summary"];
-    let answered = results
-        .iter()
-        .filter(|r| r["replies"]["hello"].as_str().is_some())
-        .count();
-    let overloaded = results.iter().filter(|r| r["overloaded"] == true).count();
-    let stats = hello.counters.snapshot();
+    let Overload {
+        run,
+        results,
+        summary,
+        answered,
+        overloaded,
+        stats,
+    } = overload(&["--retries", "1"]).await;
     println!(
         "overload with --retries 1: {NAMES} names, {answered} answered, {overloaded} overloaded, \
          exit {}; consumer handled {}; summary {summary}",
@@ -153,5 +152,4 @@ async fn with_retries_a_nack_resends_only_its_own_request_and_overload_is_still_
         "no stored request was sent twice"
     );
     assert_eq!(summary["duplicate_replies"], 0);
-    hello.stop().await;
 }

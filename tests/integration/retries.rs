@@ -47,6 +47,50 @@ fn nacking() -> FieldTable {
     arguments
 }
 
+/// Unbinds the test's dead-letter queue from the dead-letter exchange: the
+/// service's dead-letter copies become unroutable.
+async fn unbind_dead_letters(app: &TestApp, raw: &crate::helpers::Raw) {
+    raw.channel
+        .queue_unbind(
+            format!("{}.dead", app.prefix).as_str().into(),
+            format!("{}.dlx", app.prefix).as_str().into(),
+            "".into(),
+            FieldTable::default(),
+        )
+        .await
+        .expect("unbind the dead-letter queue");
+}
+
+/// Binds a new queue `<prefix>.<suffix>` to the dead-letter exchange and
+/// returns the first message that reaches it, failing the test after
+/// [`EVENT_TIMEOUT`].
+async fn first_dead_letter_on_new_queue(
+    app: &TestApp,
+    raw: &crate::helpers::Raw,
+    suffix: &str,
+) -> Delivery {
+    let queue = format!("{}.{suffix}", app.prefix);
+    app.own_queue(&queue);
+    declare_durable(&raw.channel, &queue, FieldTable::default()).await;
+    raw.channel
+        .queue_bind(
+            queue.as_str().into(),
+            format!("{}.dlx", app.prefix).as_str().into(),
+            "".into(),
+            QueueBindOptions::default(),
+            FieldTable::default(),
+        )
+        .await
+        .expect("bind to the dead-letter exchange");
+    let channel = raw.connection.create_channel().await.expect("channel");
+    let mut letters = consume_no_ack(&channel, &queue).await;
+    tokio::time::timeout(EVENT_TIMEOUT, letters.next())
+        .await
+        .expect("a dead letter arrives in time")
+        .expect("dead-letter stream open")
+        .expect("dead-letter delivery")
+}
+
 /// Defect: a failing request was requeued at once, so a short outage of what
 /// the handler needs dead-lettered traffic within milliseconds.
 #[tokio::test]
@@ -295,36 +339,8 @@ async fn a_nacked_dead_letter_copy_returns_the_request_to_its_queue_until_it_can
     // publish in flight to a queue deleted meanwhile is confirmed positively
     // by RabbitMQ (the message went with the queue), which would make this
     // test lose what the service was right to ack.
-    let dlx = format!("{}.dlx", app.prefix);
-    raw.channel
-        .queue_unbind(
-            dead.as_str().into(),
-            dlx.as_str().into(),
-            "".into(),
-            FieldTable::default(),
-        )
-        .await
-        .expect("unbind the refusing queue");
-    let healed = format!("{}.dead.healed", app.prefix);
-    app.own_queue(&healed);
-    declare_durable(&raw.channel, &healed, FieldTable::default()).await;
-    raw.channel
-        .queue_bind(
-            healed.as_str().into(),
-            dlx.as_str().into(),
-            "".into(),
-            QueueBindOptions::default(),
-            FieldTable::default(),
-        )
-        .await
-        .expect("bind");
-    let letters_channel = raw.connection.create_channel().await.expect("channel");
-    let mut letters = consume_no_ack(&letters_channel, &healed).await;
-    let letter = tokio::time::timeout(EVENT_TIMEOUT, letters.next())
-        .await
-        .expect("a dead letter arrives in time")
-        .expect("dead-letter stream open")
-        .expect("dead-letter delivery");
+    unbind_dead_letters(&app, &raw).await;
+    let letter = first_dead_letter_on_new_queue(&app, &raw, "dead.healed").await;
     assert_eq!(letter.data, br#"{"name":"Ada"}"#);
     // The dead letter can reach the test before its confirm reaches the service.
     wait_until("the service counts the dead letter", || {
@@ -360,19 +376,7 @@ async fn an_unsettleable_request_on_a_quorum_queue_is_bounded_by_the_broker_deli
     // The service's dead-letter copies become unroutable: it must return
     // the request to its queue rather than ack it.
     let raw = app.raw().await;
-    let (dead, dlx) = (
-        format!("{}.dead", app.prefix),
-        format!("{}.dlx", app.prefix),
-    );
-    raw.channel
-        .queue_unbind(
-            dead.as_str().into(),
-            dlx.as_str().into(),
-            "".into(),
-            FieldTable::default(),
-        )
-        .await
-        .expect("unbind the dead-letter queue");
+    unbind_dead_letters(&app, &raw).await;
     raw.publish(br#"{"name":"Ada"}"#, answerable("unsettleable"))
         .await;
     wait_until("the request was returned 4 times", || {
@@ -383,26 +387,7 @@ async fn an_unsettleable_request_on_a_quorum_queue_is_bounded_by_the_broker_deli
     // A queue for what reaches the dead-letter exchange from now on: the
     // broker's own dead letter (at-least-once, retried until routable), or a
     // copy of the service's if the broker delivered the request a fifth time.
-    let observer = format!("{}.observer", app.prefix);
-    app.own_queue(&observer);
-    declare_durable(&raw.channel, &observer, FieldTable::default()).await;
-    raw.channel
-        .queue_bind(
-            observer.as_str().into(),
-            dlx.as_str().into(),
-            "".into(),
-            QueueBindOptions::default(),
-            FieldTable::default(),
-        )
-        .await
-        .expect("bind the observer");
-    let observing = raw.connection.create_channel().await.expect("channel");
-    let mut letters = consume_no_ack(&observing, &observer).await;
-    let letter = tokio::time::timeout(EVENT_TIMEOUT, letters.next())
-        .await
-        .expect("a dead letter arrives in time")
-        .expect("stream open")
-        .expect("delivery");
+    let letter = first_dead_letter_on_new_queue(&app, &raw, "observer").await;
     let stats = hello.counters.snapshot();
     let seen = attempts.lock().expect("lock").clone();
     let death_reason =
@@ -519,19 +504,7 @@ async fn a_request_whose_copy_is_unroutable_is_returned_after_growing_delays_and
         .consumer_with("hello", &fast_retries(&app, 3), Some(handler))
         .await;
     let raw = app.raw().await;
-    let (dead, dlx) = (
-        format!("{}.dead", app.prefix),
-        format!("{}.dlx", app.prefix),
-    );
-    raw.channel
-        .queue_unbind(
-            dead.as_str().into(),
-            dlx.as_str().into(),
-            "".into(),
-            FieldTable::default(),
-        )
-        .await
-        .expect("unbind the dead-letter queue");
+    unbind_dead_letters(&app, &raw).await;
     raw.publish(br#"{"name":"Ada"}"#, answerable("kept")).await;
     wait_until("three attempts, each returned", || {
         let n = attempts.lock().expect("lock").len();
@@ -546,18 +519,7 @@ async fn a_request_whose_copy_is_unroutable_is_returned_after_growing_delays_and
     assert!(gaps[0] >= Duration::from_millis(300), "{gaps:?}");
     assert!(gaps[1] >= Duration::from_millis(600), "{gaps:?}");
     // Repaired: the next attempt's copy is stored, the request kept.
-    let mut letters = raw.dead_letters().await;
-    raw.channel
-        .queue_bind(
-            dead.as_str().into(),
-            dlx.as_str().into(),
-            "".into(),
-            QueueBindOptions::default(),
-            FieldTable::default(),
-        )
-        .await
-        .expect("bind the dead-letter queue again");
-    let letter = letters.next().await;
+    let letter = first_dead_letter_on_new_queue(&app, &raw, "dead.repaired").await;
     assert_eq!(letter.data, br#"{"name":"Ada"}"#);
     let stats = hello.counters.snapshot();
     println!("ledger [unroutable copy, classic]: {stats:?}");
