@@ -170,17 +170,22 @@ fn parse_line(bytes: &[u8], line: u64) -> Option<InputItem> {
 mod tests {
     use super::*;
 
-    #[tokio::test]
-    async fn lines_are_streamed_with_bad_ones_reported_in_place() {
-        let input: &[u8] = b"Ada\r\n\nBob\n   \n\xff\xfe\nZo\xc3\xab";
-        let items: Vec<InputItem> = from_reader(input).collect().await;
-        let shown: Vec<String> = items
+    /// Each item as the producer reports it: the name, or the error.
+    fn shown(items: &[InputItem]) -> Vec<String> {
+        items
             .iter()
             .map(|i| match i {
                 Ok(name) => name.to_string(),
                 Err(e) => e.to_string(),
             })
-            .collect();
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn lines_are_streamed_with_bad_ones_reported_in_place() {
+        let input: &[u8] = b"Ada\r\n\nBob\n   \n\xff\xfe\nZo\xc3\xab";
+        let items: Vec<InputItem> = from_reader(input).collect().await;
+        let shown = shown(&items);
         assert_eq!(
             shown,
             [
@@ -200,13 +205,7 @@ mod tests {
         input.extend(b"\nBob\n");
         input.extend(std::iter::repeat_n(b'y', MAX_LINE_BYTES + 1));
         let items: Vec<InputItem> = from_reader(std::io::Cursor::new(input)).collect().await;
-        let shown: Vec<String> = items
-            .iter()
-            .map(|i| match i {
-                Ok(name) => name.to_string(),
-                Err(e) => e.to_string(),
-            })
-            .collect();
+        let shown = shown(&items);
         assert_eq!(
             shown,
             [
