@@ -35,7 +35,6 @@
 
 use std::{fmt, time::Duration};
 
-use crate::protocol::names::{RETRY_DUE_KEY, RETRY_WAIT_KEY};
 use lapin::{
     Channel, Connection, ExchangeKind,
     options::{ExchangeDeclareOptions, QueueBindOptions, QueueDeclareOptions},
@@ -43,7 +42,10 @@ use lapin::{
     types::{AMQPValue, FieldTable},
 };
 
-use crate::settings::{QueueType, TopologySettings};
+use crate::{
+    protocol::names::{RETRY_DUE_KEY, RETRY_WAIT_KEY},
+    settings::{QueueType, TopologySettings},
+};
 
 /// A consumer's greeting word (`hello`, `goodbye`, `bonjour`): 1 to 64 ASCII
 /// letters, digits, `-` or `_`, because it becomes part of a queue name.

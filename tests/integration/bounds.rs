@@ -142,11 +142,7 @@ async fn a_request_without_a_deadline_cannot_hold_a_handler_past_max_handling_ti
     raw.publish(br#"{"name":"Ada"}"#, answerable("after")).await;
     let reply = raw.next_reply().await;
     assert_eq!(
-        reply
-            .properties
-            .correlation_id()
-            .as_ref()
-            .map(|c| c.as_str()),
+        crate::helpers::correlation_id(&reply).as_deref(),
         Some("after")
     );
     hello.stop().await;

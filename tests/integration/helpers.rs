@@ -819,6 +819,15 @@ impl DeadLetters {
     }
 }
 
+/// A delivery's `correlation_id`, if any.
+pub(crate) fn correlation_id(delivery: &Delivery) -> Option<String> {
+    delivery
+        .properties
+        .correlation_id()
+        .as_ref()
+        .map(ToString::to_string)
+}
+
 /// Request properties with a reply address (`amq.rabbitmq.reply-to`).
 pub(crate) fn answerable(correlation_id: &str) -> BasicProperties {
     BasicProperties::default()

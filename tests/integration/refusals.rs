@@ -11,7 +11,7 @@ use base64::{Engine, engine::general_purpose::STANDARD};
 use common::protocol::Name;
 use futures::{StreamExt, stream};
 
-use crate::helpers::{TestApp, answerable, reason};
+use crate::helpers::{TestApp, answerable, correlation_id, reason};
 
 const DIRECT: &str = "amq.rabbitmq.reply-to";
 
@@ -176,14 +176,6 @@ async fn crafted_then_answered(
         Some(fresh.as_str()),
         "{shape}: the next request is answered"
     );
-}
-
-fn correlation_id(delivery: &lapin::message::Delivery) -> Option<String> {
-    delivery
-        .properties
-        .correlation_id()
-        .as_ref()
-        .map(ToString::to_string)
 }
 
 #[tokio::test]

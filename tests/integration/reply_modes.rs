@@ -118,11 +118,7 @@ async fn a_reply_queues_only_consumer_dead_letters_a_direct_reply_to_request_and
     let why = reason(&letter).unwrap_or_default();
     println!("direct reply-to at a reply-queues-only consumer: dead-lettered ({why:?})");
     assert_eq!(
-        letter
-            .properties
-            .correlation_id()
-            .as_ref()
-            .map(|c| c.as_str()),
+        crate::helpers::correlation_id(&letter).as_deref(),
         Some("direct")
     );
     let client = app.client().await;
