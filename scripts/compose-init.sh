@@ -35,7 +35,7 @@ if [[ -e "$base/broker/definitions.json" ]]; then
     say "credentials exist; keeping them"
 else
     work=$(mktemp -d)
-    bash "$root/scripts/gen-definitions.sh" "$work" "${words[@]}"
+    bash "$root/scripts/gen-definitions.sh" --queue-type "${GREETINGS_QUEUE_TYPE:-classic}" "$work" "${words[@]}"
     install -m 0400 -o rabbitmq -g rabbitmq "$work/definitions.json" "$base/broker/"
     install -m 0400 -o rabbitmq -g rabbitmq "$work/admin.password" "$base/broker/"
     for user in "${users[@]}"; do

@@ -199,8 +199,13 @@ pub(crate) async fn clean_up(settings: &Settings, system: bool) -> anyhow::Resul
     for prefix in prefixes {
         let topology = Topology::new(&prefix);
         for word in words()? {
+            for queue in [topology.queue(&word), topology.retry_queue(&word)] {
+                channel
+                    .queue_delete(queue.into(), QueueDeleteOptions::default())
+                    .await?;
+            }
             channel
-                .queue_delete(topology.queue(&word).into(), QueueDeleteOptions::default())
+                .exchange_delete(topology.retry_exchange(&word).into(), Default::default())
                 .await?;
         }
         channel

@@ -4,22 +4,28 @@
 //! ```text
 //! <prefix>              fanout, durable   requests
 //! <prefix>.<word>       durable queue     bound to <prefix> and to <prefix>.<word>.retry (key
-//!                                         `due`), x-dead-letter-exchange=<prefix>.dlx,
-//!                                         x-expires=queue_expires
+//!                                         `due`), x-dead-letter-exchange=<prefix>.<word>.retry
+//!                                         (key `dead`), x-expires=queue_expires
 //! <prefix>.<word>.retry durable queue     bound to the exchange of the same name (key `wait`),
 //!                                         no x-expires;
 //!                                         delayed retries wait here (per-message expiration),
 //!                                         then go back to <prefix>.<word> (x-dead-letter-exchange
 //!                                         <prefix>.<word>.retry, routing key `due`)
-//! <prefix>.<word>.retry direct exchange,  the word's own: retry copies (key `wait`) and expired
-//!                       durable           retries (key `due`)
-//! <prefix>.dlx          fanout, durable   dead letters
-//! <prefix>.dead         durable queue     bound to <prefix>.dlx, x-max-length, x-message-ttl
-//! <prefix>.reply        direct, durable   replies to reply queues (declared by clients in
-//!                                         exclusive reply-queue mode)
+//! <prefix>.<word>.retry direct exchange,  the word's own: retry copies (key `wait`), expired
+//!                       durable           retries (key `due`) and dead letters (key `dead`)
+//! <prefix>.dlx          fanout, durable   dead letters of queues declared before 2026-12
+//! <prefix>.dead         durable queue     bound to <prefix>.dlx and to every
+//!                                         <prefix>.<word>.retry (key `dead`), x-max-length,
+//!                                         x-message-ttl
+//! <prefix>.reply        direct, durable   replies to reply queues
 //! <reply_prefix><id>    exclusive queue   one client connection's replies, bound to
 //!                                         <prefix>.reply (key: its own name)
 //! ```
+//!
+//! The shared objects (`<prefix>`, `<prefix>.dlx`, `<prefix>.dead` and
+//! `<prefix>.reply`) are declared only where they do not exist yet: under
+//! least privilege the operator's definitions declare them, and no service
+//! may configure (so delete) them.
 //!
 //! Services publish only to exchanges they are allowed to write to (the
 //! request exchange, their own retry exchange, the dead-letter and reply
@@ -43,7 +49,7 @@ use lapin::{
 };
 
 use crate::{
-    protocol::names::{RETRY_DUE_KEY, RETRY_WAIT_KEY},
+    protocol::names::{DEAD_KEY, RETRY_DUE_KEY, RETRY_WAIT_KEY},
     settings::{QueueType, TopologySettings},
 };
 
@@ -228,23 +234,29 @@ impl Topology {
         format!("{}.dead", self.prefix)
     }
 
-    /// Declares the request exchange (what a producer needs).
+    /// Makes sure the request exchange exists (what a producer needs):
+    /// used as it is when it does (see [`ensure_exchange`]).
     ///
     /// # Errors
-    /// The broker's refusal, e.g. an existing exchange of another kind.
-    pub async fn declare_exchange(&self, channel: &Channel) -> lapin::Result<()> {
-        declare_exchange(channel, &self.exchange(), ExchangeKind::Fanout).await
+    /// The broker's refusal, e.g. no exchange and no permission to declare it.
+    pub async fn declare_exchange(&self, connection: &Connection) -> lapin::Result<()> {
+        ensure_exchange(connection, &self.exchange(), ExchangeKind::Fanout).await
     }
 
-    /// Declares the reply exchange and an exclusive reply queue named
-    /// `queue`, bound to it by its own name (what a client in exclusive
-    /// reply-queue mode needs). The queue goes with the connection.
+    /// Makes sure the reply exchange exists, then declares an exclusive
+    /// reply queue named `queue`, bound to it by its own name (what a client
+    /// in exclusive reply-queue mode needs). The queue goes with the
+    /// connection.
     ///
     /// # Errors
     /// The broker's refusal, e.g. no permission to configure `queue`.
-    pub async fn declare_reply_queue(&self, channel: &Channel, queue: &str) -> lapin::Result<()> {
+    pub async fn declare_reply_queue(
+        &self,
+        connection: &Connection,
+        queue: &str,
+    ) -> lapin::Result<()> {
         let exchange = self.reply_exchange();
-        declare_exchange(channel, &exchange, ExchangeKind::Direct).await?;
+        ensure_exchange(connection, &exchange, ExchangeKind::Direct).await?;
         let mut arguments = FieldTable::default();
         // Exclusive queues are classic on every broker; saying so keeps a
         // vhost whose default queue type is quorum from refusing it.
@@ -252,6 +264,7 @@ impl Topology {
             "x-queue-type".into(),
             AMQPValue::LongString("classic".into()),
         );
+        let channel = connection.create_channel().await?;
         channel
             .queue_declare(
                 queue.into(),
@@ -262,13 +275,22 @@ impl Topology {
                 arguments,
             )
             .await?;
-        bind(channel, queue, &exchange, queue).await
+        bind(&channel, queue, &exchange, queue).await?;
+        let _ = channel.close(200, "declared".into()).await;
+        Ok(())
     }
 
-    /// Declares everything a consumer of `word` uses: both exchanges, the
-    /// dead-letter queue, the word's queue bound to the request exchange and
-    /// its retry queue. Idempotent: every service runs it at start. Opens
-    /// its own channels on `connection` (a refused declare closes its channel).
+    /// Declares everything a consumer of `word` uses. Idempotent: every
+    /// service runs it at start. Opens its own channels on `connection` (a
+    /// refused declare closes its channel).
+    ///
+    /// The shared objects (request exchange, dead-letter exchange and queue)
+    /// are used as they are when they exist, declared only when they do not:
+    /// under least privilege the operator's definitions declare and bind
+    /// them (`scripts/gen-definitions.sh`), and a word's user has no
+    /// configure permission on them, so it cannot delete them. The word's
+    /// own objects (its queue, retry queue and retry exchange) are declared
+    /// with their arguments checked.
     ///
     /// # Errors
     /// The broker's refusal, e.g. a queue that exists with another
@@ -278,45 +300,46 @@ impl Topology {
         connection: &Connection,
         word: &Word,
     ) -> lapin::Result<()> {
-        let channel = connection.create_channel().await?;
-        self.declare_exchange(&channel).await?;
-        declare_exchange(&channel, &self.dead_letter_exchange(), ExchangeKind::Fanout).await?;
-        declare_exchange(&channel, &self.retry_exchange(word), ExchangeKind::Direct).await?;
-        let _ = channel.close(200, "declared".into()).await;
-
-        let mut dead_bounds = FieldTable::default();
-        if self.dead_letter_max_length > 0 {
-            dead_bounds.insert(
-                "x-max-length".into(),
-                AMQPValue::LongLongInt(i64::from(self.dead_letter_max_length)),
-            );
-        }
-        if let Some(ms) = millis(self.dead_letter_ttl) {
-            dead_bounds.insert("x-message-ttl".into(), AMQPValue::LongLongInt(ms));
-        }
-        let dead = self.dead_letter_queue();
-        let mut dead_arguments = FieldTable::default();
-        self.type_arguments(&mut dead_arguments, false);
-        declare_queue(
+        self.declare_exchange(connection).await?;
+        ensure_exchange(
             connection,
-            &dead,
-            dead_arguments,
-            dead_bounds,
-            self.strict(),
+            &self.dead_letter_exchange(),
+            ExchangeKind::Fanout,
         )
         .await?;
+        let retry_exchange = self.retry_exchange(word);
+        let channel = connection.create_channel().await?;
+        declare_exchange(&channel, &retry_exchange, ExchangeKind::Direct).await?;
+        let _ = channel.close(200, "declared".into()).await;
+
+        let dead = self.dead_letter_queue();
+        if !queue_exists(connection, &dead).await? {
+            let mut dead_bounds = FieldTable::default();
+            if self.dead_letter_max_length > 0 {
+                dead_bounds.insert(
+                    "x-max-length".into(),
+                    AMQPValue::LongLongInt(i64::from(self.dead_letter_max_length)),
+                );
+            }
+            if let Some(ms) = millis(self.dead_letter_ttl) {
+                dead_bounds.insert("x-message-ttl".into(), AMQPValue::LongLongInt(ms));
+            }
+            let mut dead_arguments = FieldTable::default();
+            self.type_arguments(&mut dead_arguments, false);
+            declare_queue(
+                connection,
+                &dead,
+                dead_arguments,
+                dead_bounds,
+                self.strict(),
+            )
+            .await?;
+        }
 
         let mut expires = FieldTable::default();
         if let Some(ms) = millis(self.queue_expires) {
             expires.insert("x-expires".into(), AMQPValue::LongLongInt(ms));
         }
-        let queue = self.queue(word);
-        let mut arguments = FieldTable::default();
-        arguments.insert(
-            "x-dead-letter-exchange".into(),
-            AMQPValue::LongString(self.dead_letter_exchange().into()),
-        );
-        self.type_arguments(&mut arguments, true);
         let mut bounds = expires;
         if self.max_length > 0 {
             bounds.insert(
@@ -328,18 +351,67 @@ impl Topology {
                 AMQPValue::LongString("reject-publish".into()),
             );
         }
-        if self.queue_type == QueueType::Quorum && self.delivery_limit > 0 {
+        let queue = self.queue(word);
+        // The broker dead-letters the word's queue through the word's own
+        // exchange (key `dead`), as the consumer does with its own letters.
+        let dead_letters_to = |exchange: &str, key: Option<&str>| {
+            let mut arguments = FieldTable::default();
             arguments.insert(
-                "x-delivery-limit".into(),
-                AMQPValue::LongLongInt(i64::from(self.delivery_limit)),
+                "x-dead-letter-exchange".into(),
+                AMQPValue::LongString(exchange.into()),
             );
+            if let Some(key) = key {
+                arguments.insert(
+                    "x-dead-letter-routing-key".into(),
+                    AMQPValue::LongString(key.into()),
+                );
+            }
+            self.type_arguments(&mut arguments, true);
+            if self.queue_type == QueueType::Quorum && self.delivery_limit > 0 {
+                arguments.insert(
+                    "x-delivery-limit".into(),
+                    AMQPValue::LongLongInt(i64::from(self.delivery_limit)),
+                );
+            }
+            arguments
+        };
+        match declare_queue(
+            connection,
+            &queue,
+            dead_letters_to(&retry_exchange, Some(DEAD_KEY)),
+            bounds.clone(),
+            self.strict(),
+        )
+        .await
+        {
+            Ok(()) => {}
+            Err(error) if is_precondition_failed(&error) && names_dead_letters(&error) => {
+                // A queue declared before the dead-letter route moved to the
+                // word's exchange: it keeps working through `<prefix>.dlx`.
+                tracing::warn!(
+                    queue = queue.as_str(),
+                    %error,
+                    "the queue dead-letters through {} (declared by an older version); its \
+                     letters are replayed to every word, not to this one alone. To migrate: \
+                     stop its consumers, let it drain, delete it and start them again \
+                     (README, Migrating queues)",
+                    self.dead_letter_exchange()
+                );
+                declare_queue(
+                    connection,
+                    &queue,
+                    dead_letters_to(&self.dead_letter_exchange(), None),
+                    bounds,
+                    self.strict(),
+                )
+                .await?;
+            }
+            Err(error) => return Err(error),
         }
-        declare_queue(connection, &queue, arguments, bounds, self.strict()).await?;
 
         // Expired retries go back to the word's queue through the word's
         // retry exchange: never through the default exchange, which a word's
         // user may not write to.
-        let retry_exchange = self.retry_exchange(word);
         let mut retry = FieldTable::default();
         retry.insert(
             "x-dead-letter-exchange".into(),
@@ -367,10 +439,33 @@ impl Topology {
         .await?;
 
         let channel = connection.create_channel().await?;
-        bind(&channel, &dead, &self.dead_letter_exchange(), "").await?;
         bind(&channel, &queue, &self.exchange(), "").await?;
         bind(&channel, &retry_queue, &retry_exchange, RETRY_WAIT_KEY).await?;
         bind(&channel, &queue, &retry_exchange, RETRY_DUE_KEY).await?;
+        let _ = channel.close(200, "declared".into()).await;
+
+        // Binding the dead-letter queue takes write permission on it, which
+        // a word's user has only where no operator declared the shared
+        // objects (a development broker). Refused, the operator's
+        // definitions bind it; a letter that finds no binding is returned
+        // (mandatory) and its request requeued, never dropped.
+        let channel = connection.create_channel().await?;
+        for (exchange, key) in [
+            (self.dead_letter_exchange(), ""),
+            (retry_exchange, DEAD_KEY),
+        ] {
+            match bind(&channel, &dead, &exchange, key).await {
+                Ok(()) => {}
+                Err(error) if is_access_refused(&error) => {
+                    tracing::debug!(
+                        %error,
+                        "no permission to bind {dead}: the operator's definitions bind it"
+                    );
+                    return Ok(());
+                }
+                Err(error) => return Err(error),
+            }
+        }
         let _ = channel.close(200, "declared".into()).await;
         Ok(())
     }
@@ -464,12 +559,81 @@ fn names_queue_type(error: &lapin::Error) -> bool {
     error.to_string().contains("x-queue-type")
 }
 
-fn is_precondition_failed(error: &lapin::Error) -> bool {
+/// Whether the broker's refusal is about the dead-letter arguments.
+fn names_dead_letters(error: &lapin::Error) -> bool {
+    error.to_string().contains("x-dead-letter")
+}
+
+fn is_soft_error(error: &lapin::Error, kind: AMQPSoftError) -> bool {
     matches!(
         error.kind(),
-        lapin::ErrorKind::ProtocolError(e)
-            if matches!(e.kind(), AMQPErrorKind::Soft(AMQPSoftError::PRECONDITIONFAILED))
+        lapin::ErrorKind::ProtocolError(e) if e.kind() == &AMQPErrorKind::Soft(kind)
     )
+}
+
+fn is_precondition_failed(error: &lapin::Error) -> bool {
+    is_soft_error(error, AMQPSoftError::PRECONDITIONFAILED)
+}
+
+fn is_not_found(error: &lapin::Error) -> bool {
+    is_soft_error(error, AMQPSoftError::NOTFOUND)
+}
+
+fn is_access_refused(error: &lapin::Error) -> bool {
+    is_soft_error(error, AMQPSoftError::ACCESSREFUSED)
+}
+
+/// Makes sure exchange `name` exists: a passive declare first, which takes
+/// no permission, so that a user may use an exchange the operator declared
+/// without the configure permission that would also let it delete it; only
+/// when there is none, a declaration of `kind` (which takes that
+/// permission). An existing exchange is used as it is, whatever its kind.
+async fn ensure_exchange(
+    connection: &Connection,
+    name: &str,
+    kind: ExchangeKind,
+) -> lapin::Result<()> {
+    let channel = connection.create_channel().await?;
+    let passive = ExchangeDeclareOptions {
+        passive: true,
+        ..ExchangeDeclareOptions::default()
+    };
+    match channel
+        .exchange_declare(name.into(), kind.clone(), passive, FieldTable::default())
+        .await
+    {
+        Ok(()) => {
+            let _ = channel.close(200, "declared".into()).await;
+            Ok(())
+        }
+        Err(error) if is_not_found(&error) => {
+            let channel = connection.create_channel().await?;
+            declare_exchange(&channel, name, kind).await?;
+            let _ = channel.close(200, "declared".into()).await;
+            Ok(())
+        }
+        Err(error) => Err(error),
+    }
+}
+
+/// Whether queue `name` exists (a passive declare: takes no permission).
+async fn queue_exists(connection: &Connection, name: &str) -> lapin::Result<bool> {
+    let channel = connection.create_channel().await?;
+    let passive = QueueDeclareOptions {
+        passive: true,
+        ..QueueDeclareOptions::default()
+    };
+    match channel
+        .queue_declare(name.into(), passive, FieldTable::default())
+        .await
+    {
+        Ok(_) => {
+            let _ = channel.close(200, "declared".into()).await;
+            Ok(true)
+        }
+        Err(error) if is_not_found(&error) => Ok(false),
+        Err(error) => Err(error),
+    }
 }
 
 async fn declare_exchange(channel: &Channel, name: &str, kind: ExchangeKind) -> lapin::Result<()> {

@@ -157,6 +157,7 @@ pub async fn run<O: Write, E: Write>(
                 let selection = args.selection();
                 let plan = replay::Plan {
                     queue: &queue,
+                    topology: &topology,
                     exchange: &exchange,
                     letters_at_start: letters,
                     selection: &selection,

@@ -15,7 +15,7 @@ use std::{
 
 use common::{
     Settings,
-    protocol::{Outcome, Reply},
+    protocol::{Outcome, Reply, names::RETRY_DUE_KEY},
     service::HandlerError,
 };
 use lapin::{
@@ -77,11 +77,15 @@ async fn wait_for_letters(app: &TestApp, raw: &Raw, n: u32) {
 }
 
 async fn bind(raw: &Raw, queue: &str, exchange: &str) {
+    bind_key(raw, queue, exchange, "").await;
+}
+
+async fn bind_key(raw: &Raw, queue: &str, exchange: &str, key: &str) {
     raw.channel
         .queue_bind(
             queue.into(),
             exchange.into(),
-            "".into(),
+            key.into(),
             QueueBindOptions::default(),
             FieldTable::default(),
         )
@@ -230,7 +234,7 @@ async fn list_says_why_each_letter_died_and_removes_none() {
 }
 
 #[tokio::test]
-async fn a_replayed_letter_is_answered_once_by_every_word_and_leaves_the_queue() {
+async fn a_replayed_letter_goes_back_to_the_word_that_dead_lettered_it_and_leaves_the_queue() {
     let app = TestApp::new().await;
     // The address book both words need is offline, then comes back.
     let online = Arc::new(AtomicBool::new(false));
@@ -263,33 +267,42 @@ async fn a_replayed_letter_is_answered_once_by_every_word_and_leaves_the_queue()
         let reply = Reply::decode(&raw.next_reply().await.data).expect("reply");
         assert!(matches!(reply.outcome, Outcome::Error { .. }), "{reply:?}");
     }
-    // A queue of the test's own on the request exchange sees what a replay
-    // publishes.
+    // Queues of the test's own see what a replay publishes: one on the
+    // request exchange (nothing), one on hello's route to its queue.
     let spy = format!("{}.spy", app.prefix);
-    app.own_queue(&spy);
-    declare_durable(&raw.channel, &spy, FieldTable::default()).await;
+    let hello_spy = format!("{}.spy-hello", app.prefix);
+    for queue in [&spy, &hello_spy] {
+        app.own_queue(queue);
+        declare_durable(&raw.channel, queue, FieldTable::default()).await;
+    }
     bind(&raw, &spy, &app.prefix).await;
+    bind_key(
+        &raw,
+        &hello_spy,
+        &format!("{}.hello.retry", app.prefix),
+        RETRY_DUE_KEY,
+    )
+    .await;
     online.store(true, Ordering::SeqCst);
     let before = unix_now();
 
     let run = dead_letters(&app, &["replay", "--id", "grace"]).await;
 
     assert_eq!(run.code, 0, "{run:?}");
-    let lines: Vec<&str> = run.stdout.lines().collect();
+    let mut lines: Vec<&str> = run.stdout.lines().collect();
     assert_eq!(lines.len(), 3, "{}", run.stdout);
-    assert!(
-        lines[0].starts_with("replayed id=grace queue="),
-        "{}",
-        run.stdout
-    );
-    assert!(
-        lines[1].starts_with("replayed id=grace queue=") && lines[1].ends_with("sent once)"),
-        "the second letter of the same request is not sent again: {}",
-        run.stdout
-    );
     assert_eq!(
-        lines[2],
-        "replayed 2, kept 0 (no queue bound 0, nacked 0), not found 0"
+        lines.pop(),
+        Some("replayed 2, kept 0 (no queue bound 0, nacked 0), not found 0")
+    );
+    lines.sort_unstable();
+    assert_eq!(
+        lines,
+        [
+            format!("replayed id=grace queue={}.goodbye", app.prefix),
+            format!("replayed id=grace queue={}.hello", app.prefix)
+        ],
+        "each letter goes back to its own word, once"
     );
     assert_eq!(run.stderr, "");
     let mut greeted = Vec::new();
@@ -319,10 +332,19 @@ async fn a_replayed_letter_is_answered_once_by_every_word_and_leaves_the_queue()
     let listed = dead_letters(&app, &["list"]).await;
     assert_eq!(ids(&listed.stdout), ["invalid", "invalid"], "{listed:?}");
 
-    assert_eq!(raw.queue_counts(&spy).await.0, 1, "one replay was sent");
+    assert_eq!(
+        raw.queue_counts(&spy).await.0,
+        0,
+        "nothing went to every word"
+    );
+    assert_eq!(
+        raw.queue_counts(&hello_spy).await.0,
+        1,
+        "one replay to hello"
+    );
     let replayed = raw
         .channel
-        .basic_get(spy.as_str().into(), BasicGetOptions { no_ack: true })
+        .basic_get(hello_spy.as_str().into(), BasicGetOptions { no_ack: true })
         .await
         .expect("get")
         .expect("the replay");
@@ -350,6 +372,66 @@ async fn a_replayed_letter_is_answered_once_by_every_word_and_leaves_the_queue()
 }
 
 #[tokio::test]
+async fn a_letter_of_an_older_queue_is_replayed_to_every_word_once_per_request() {
+    let app = TestApp::new().await;
+    let hello = app.consumer("hello").await;
+    let goodbye = app.consumer("goodbye").await;
+    let mut raw = app.raw().await;
+    // Queues declared before the dead-letter route moved to each word's
+    // exchange dead-letter through <prefix>.dlx: two letters of one request
+    // arrive that way.
+    for word in ["hello", "goodbye"] {
+        let mut headers = FieldTable::default();
+        headers.insert(
+            "x-greetings-queue".into(),
+            AMQPValue::LongString(format!("{}.{word}", app.prefix).into()),
+        );
+        raw.channel
+            .basic_publish(
+                format!("{}.dlx", app.prefix).as_str().into(),
+                "".into(),
+                Default::default(),
+                br#"{"name":"Old"}"#,
+                answerable("old").with_headers(headers),
+            )
+            .await
+            .expect("publish")
+            .await
+            .expect("confirm");
+    }
+    wait_for_letters(&app, &raw, 2).await;
+
+    let run = dead_letters(&app, &["replay", "--all"]).await;
+
+    assert_eq!(run.code, 0, "{run:?}");
+    let lines: Vec<&str> = run.stdout.lines().collect();
+    assert_eq!(lines.len(), 3, "{}", run.stdout);
+    assert!(
+        lines[0].starts_with("replayed id=old queue="),
+        "{}",
+        run.stdout
+    );
+    assert!(
+        lines[1].starts_with("replayed id=old queue=") && lines[1].ends_with("sent once)"),
+        "the second letter of the same request is not sent again: {}",
+        run.stdout
+    );
+    let mut greeted = Vec::new();
+    while greeted.len() < 2 {
+        let reply = Reply::decode(&raw.next_reply().await.data).expect("reply");
+        let Outcome::Greeting(greeting) = reply.outcome else {
+            panic!("the replay is answered: {reply:?}");
+        };
+        greeted.push(greeting);
+    }
+    greeted.sort();
+    assert_eq!(greeted, ["goodbye Old", "hello Old"]);
+    assert_eq!(letters(&app, &raw).await, 0);
+    hello.stop().await;
+    goodbye.stop().await;
+}
+
+#[tokio::test]
 async fn a_replay_with_no_consumer_queue_bound_keeps_the_letter_and_exits_5() {
     let app = TestApp::new().await;
     let hello = app.consumer("hello").await;
@@ -357,7 +439,7 @@ async fn a_replay_with_no_consumer_queue_bound_keeps_the_letter_and_exits_5() {
     raw.publish(br#"{"nam":1}"#, answerable("invalid")).await;
     wait_for_letters(&app, &raw, 1).await;
     hello.stop().await;
-    // The word is retired: nothing is bound to the request exchange any more.
+    // The word is retired: nothing is bound to its exchange any more.
     for queue in [
         format!("{}.hello", app.prefix),
         format!("{}.hello.retry", app.prefix),
@@ -374,10 +456,9 @@ async fn a_replay_with_no_consumer_queue_bound_keeps_the_letter_and_exits_5() {
     let kept = line_of(&run.stdout, "invalid");
     assert!(kept.starts_with("kept id=invalid "), "{kept}");
     assert!(
-        kept.ends_with(&format!(
-            "no queue is bound to {} (no consumer is running)",
-            app.prefix
-        )),
+        kept.ends_with(
+            "no queue of word hello is bound (no consumer of it has run since it was deleted)"
+        ),
         "{kept}"
     );
     assert!(
@@ -416,7 +497,13 @@ async fn a_nacked_replay_keeps_the_letter_and_exits_3() {
         AMQPValue::LongString("reject-publish".into()),
     );
     declare_durable(&raw.channel, &full, refusing).await;
-    bind(&raw, &full, &app.prefix).await;
+    bind_key(
+        &raw,
+        &full,
+        &format!("{}.hello.retry", app.prefix),
+        RETRY_DUE_KEY,
+    )
+    .await;
 
     let run = dead_letters(&app, &["replay", "--all"]).await;
 

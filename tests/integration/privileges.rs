@@ -16,7 +16,8 @@ use lapin::{
 };
 
 use crate::{
-    helpers::{TestApp, bin, call_ada},
+    helpers::{TestApp, bin, call_ada, queue_counts},
+    interop::run_support_script,
     node::PrivateNode,
 };
 
@@ -68,15 +69,19 @@ impl Secured {
         format!("amqp://{user}@127.0.0.1:{}/greetings", self.node.port())
     }
 
-    async fn connect(&self, user: &str) -> Connection {
+    /// `user`'s URL with its password in it.
+    fn password_url(&self, user: &str) -> String {
         let password =
             std::fs::read_to_string(self.secrets.path().join(format!("{user}.password")))
                 .expect("password file");
-        let url = format!(
+        format!(
             "amqp://{user}:{password}@127.0.0.1:{}/greetings",
             self.node.port()
-        );
-        Connection::connect(&url, ConnectionProperties::default())
+        )
+    }
+
+    async fn connect(&self, user: &str) -> Connection {
+        Connection::connect(&self.password_url(user), ConnectionProperties::default())
             .await
             .unwrap_or_else(|e| panic!("{user} connects: {e}"))
     }
@@ -227,6 +232,29 @@ async fn each_user_does_its_job_and_the_broker_refuses_everything_else() {
             .await,
     );
 
+    // Every other cross-role action, with each service's own credential
+    // (the list lives in the script, which the compose test runs too).
+    for (role, other) in [
+        ("hello", "goodbye"),
+        ("goodbye", "hello"),
+        ("producer", "hello"),
+    ] {
+        let url = secured.password_url(role);
+        let out = run_support_script(
+            "cross_role.py",
+            &[&url, &prefix, role, other],
+            Duration::from_secs(120),
+        )
+        .await;
+        println!("{role}: {out}");
+        let report: serde_json::Value = serde_json::from_str(out.trim()).expect("JSON report");
+        assert_eq!(report["allowed"], serde_json::json!([]), "{role}: {out}");
+        assert!(
+            report["refused"].as_array().is_some_and(|r| r.len() >= 20),
+            "{role}: {out}"
+        );
+    }
+
     let guest = Connection::connect(
         &format!("amqp://guest:guest@127.0.0.1:{}/%2f", secured.node.port()),
         ConnectionProperties::default(),
@@ -268,5 +296,76 @@ async fn a_wrong_password_is_one_clear_line_and_exit_4_from_both_binaries() {
         );
         assert!(!stderr.contains("not-the-password"), "{program}: {stderr}");
         assert_eq!(stderr.lines().count(), 1, "{program}: one line: {stderr}");
+    }
+}
+
+#[tokio::test]
+async fn a_letter_a_word_forges_is_replayed_to_that_word_alone() {
+    let secured = Secured::start().await;
+    let app = &secured.app;
+    let prefix = app.prefix.clone();
+    for word in ["hello", "goodbye"] {
+        app.consumer_with(word, &secured.settings(word), None)
+            .await
+            .stop()
+            .await;
+    }
+    // A dead letter is within hello's role; one that claims to come from
+    // goodbye's queue is the forgery.
+    let hello = secured.connect("hello").await;
+    let channel = hello.create_channel().await.expect("channel");
+    channel
+        .confirm_select(ConfirmSelectOptions::default())
+        .await
+        .expect("confirms");
+    let mut headers = FieldTable::default();
+    headers.insert(
+        "x-greetings-queue".into(),
+        lapin::types::AMQPValue::LongString(format!("{prefix}.goodbye").into()),
+    );
+    let confirmation = channel
+        .basic_publish(
+            format!("{prefix}.hello.retry").as_str().into(),
+            "dead".into(),
+            BasicPublishOptions {
+                mandatory: true,
+                ..BasicPublishOptions::default()
+            },
+            br#"{"name":"Mallory"}"#,
+            BasicProperties::default()
+                .with_correlation_id("forged".into())
+                .with_headers(headers),
+        )
+        .await
+        .expect("publish")
+        .await
+        .expect("confirm");
+    assert!(
+        matches!(confirmation, lapin::Confirmation::Ack(None)),
+        "hello's letter reaches the dead-letter queue: {confirmation:?}"
+    );
+
+    let output = tokio::time::timeout(
+        Duration::from_secs(60),
+        tokio::process::Command::new(bin("dead-letters"))
+            .args(["replay", "--all"])
+            .envs(app.env())
+            .env_remove("RUST_LOG")
+            .output(),
+    )
+    .await
+    .expect("replay ends in time")
+    .expect("replay runs");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    println!("{stdout}{}", String::from_utf8_lossy(&output.stderr));
+    assert_eq!(output.status.code(), Some(0), "{stdout}");
+    assert!(stdout.contains("replayed 1,"), "{stdout}");
+    // Each replay was confirmed, so it is routed: counting is exact.
+    let admin = Connection::connect(&app.url, ConnectionProperties::default())
+        .await
+        .expect("admin connects");
+    for (queue, expected) in [("hello", 1), ("goodbye", 0), ("dead", 0)] {
+        let queue = format!("{prefix}.{queue}");
+        assert_eq!(queue_counts(&admin, &queue).await.0, expected, "{queue}");
     }
 }

@@ -9,7 +9,10 @@ use std::{
 
 use common::{
     Settings,
-    protocol::{Name, Outcome, Reply, names::REQUEST_FAILED},
+    protocol::{
+        Name, Outcome, Reply,
+        names::{DEAD_KEY, REQUEST_FAILED},
+    },
     service::HandlerError,
 };
 use futures::{FutureExt, StreamExt, stream};
@@ -47,21 +50,21 @@ fn nacking() -> FieldTable {
     arguments
 }
 
-/// Unbinds the test's dead-letter queue from the dead-letter exchange: the
+/// Unbinds the test's dead-letter queue from `hello`'s exchange: the
 /// service's dead-letter copies become unroutable.
 async fn unbind_dead_letters(app: &TestApp, raw: &crate::helpers::Raw) {
     raw.channel
         .queue_unbind(
             format!("{}.dead", app.prefix).as_str().into(),
-            format!("{}.dlx", app.prefix).as_str().into(),
-            "".into(),
+            format!("{}.hello.retry", app.prefix).as_str().into(),
+            DEAD_KEY.into(),
             FieldTable::default(),
         )
         .await
         .expect("unbind the dead-letter queue");
 }
 
-/// Binds a new queue `<prefix>.<suffix>` to the dead-letter exchange and
+/// Binds a new queue `<prefix>.<suffix>` to `hello`'s dead letters and
 /// returns the first message that reaches it, failing the test after
 /// [`EVENT_TIMEOUT`].
 async fn first_dead_letter_on_new_queue(
@@ -75,13 +78,13 @@ async fn first_dead_letter_on_new_queue(
     raw.channel
         .queue_bind(
             queue.as_str().into(),
-            format!("{}.dlx", app.prefix).as_str().into(),
-            "".into(),
+            format!("{}.hello.retry", app.prefix).as_str().into(),
+            DEAD_KEY.into(),
             QueueBindOptions::default(),
             FieldTable::default(),
         )
         .await
-        .expect("bind to the dead-letter exchange");
+        .expect("bind to hello's dead letters");
     let channel = raw.connection.create_channel().await.expect("channel");
     let mut letters = consume_no_ack(&channel, &queue).await;
     tokio::time::timeout(EVENT_TIMEOUT, letters.next())

@@ -37,3 +37,10 @@ pub const RETRY_WAIT_KEY: &str = "wait";
 /// Routing key an expired retry carries back through the word's retry
 /// exchange to the word's queue.
 pub const RETRY_DUE_KEY: &str = "due";
+
+/// Routing key of a dead letter on a word's retry exchange: it goes to the
+/// dead-letter queue. The broker's dead-lettering of the word's queue uses
+/// it too, so every letter in `<prefix>.dead` names, in the exchange it was
+/// published to, the one word that may have written it (a replay goes back
+/// to that word alone).
+pub const DEAD_KEY: &str = "dead";

@@ -128,7 +128,6 @@ impl RpcClient {
     ) -> Result<Self, RpcError> {
         let name = format!("greetings-producer {}", settings.topology.prefix);
         let connection = amqp::connect(&settings.amqp, &name).await?;
-        let events = connection.events_listener();
         let channel = connection.create_channel().await.map_err(RpcError::Setup)?;
         channel
             .confirm_select(ConfirmSelectOptions::default())
@@ -136,7 +135,7 @@ impl RpcClient {
             .map_err(RpcError::Setup)?;
         let topology = Topology::new(&settings.topology.prefix);
         topology
-            .declare_exchange(&channel)
+            .declare_exchange(&connection)
             .await
             .map_err(RpcError::Setup)?;
         let reply_to = match settings.rpc.reply_queue {
@@ -148,7 +147,7 @@ impl RpcClient {
                     uuid::Uuid::new_v4().simple()
                 );
                 topology
-                    .declare_reply_queue(&channel, &queue)
+                    .declare_reply_queue(&connection, &queue)
                     .await
                     .map_err(RpcError::Setup)?;
                 queue
@@ -169,6 +168,11 @@ impl RpcClient {
             )
             .await
             .map_err(RpcError::Setup)?;
+        // Listened to from here on: lapin reports a channel's error there
+        // too, and setup's passive declares close a channel when the object
+        // is missing (Topology::declare_exchange), which is no lost
+        // connection.
+        let events = connection.events_listener();
         let pending = Pending::new();
         let blocked = Arc::new(AtomicBool::new(false));
         let dispatcher = tokio::spawn(dispatch(

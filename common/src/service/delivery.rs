@@ -36,7 +36,7 @@ use super::{
 use crate::protocol::{
     self, BatchReply, InvalidRequest, Name, NameError, Outcome, Reply, Request, ReturnAddress,
     names::{
-        EXPIRATION_HEADER, FAILURES_HEADER, INTERNAL_ERROR, QUEUE_HEADER, REASON_HEADER,
+        DEAD_KEY, EXPIRATION_HEADER, FAILURES_HEADER, INTERNAL_ERROR, QUEUE_HEADER, REASON_HEADER,
         REQUEST_FAILED, RETRY_WAIT_KEY,
     },
 };
@@ -509,9 +509,10 @@ impl Job<'_> {
         }
     }
 
-    /// Publishes a copy to the dead-letter exchange with a reason header (a
-    /// broker-side reject cannot carry one), then acks the original. The copy
-    /// drops `expiration`, as the broker does when it dead-letters.
+    /// Publishes a copy to the dead-letter queue with a reason header (a
+    /// broker-side reject cannot carry one), through the word's own
+    /// exchange (key `dead`), then acks the original. The copy drops
+    /// `expiration`, as the broker does when it dead-letters.
     async fn dead_letter(self, reason: &str) -> Result<(), ServiceError> {
         let mut headers = self.copied_headers();
         headers.insert(REASON_HEADER.into(), AMQPValue::LongString(reason.into()));
@@ -520,10 +521,9 @@ impl Job<'_> {
             AMQPValue::LongString(self.shared.queue.as_str().into()),
         );
         let properties = self.copied_properties(headers).with_delivery_mode(2);
-        let exchange = self.shared.topology.dead_letter_exchange();
         let message = Message {
-            exchange: &exchange,
-            routing_key: &self.shared.queue,
+            exchange: &self.shared.retry_exchange,
+            routing_key: DEAD_KEY,
             body: &self.delivery.data,
             properties,
             // With no dead-letter queue bound, the copy would be dropped and

@@ -1,5 +1,16 @@
-//! `dead-letters replay`: republish selected letters to the request exchange
-//! as fresh attempts, removing a letter only once its replay is stored.
+//! `dead-letters replay`: republish selected letters as fresh attempts,
+//! removing a letter only once its replay is stored.
+//!
+//! A letter goes back to the one word it came from: it arrived through that
+//! word's own exchange (`<prefix>.<word>.retry`, which the broker names in
+//! the delivery and only that word's user may write to), and its replay is
+//! published there with the key that routes to the word's queue alone. A
+//! stolen word credential can therefore fill the dead-letter queue with
+//! forged letters, but a replay sends them to no other word. Letters of
+//! queues declared before that route existed came through `<prefix>.dlx`
+//! (which no service may write to under the generated definitions); they
+//! are replayed to the request exchange, reaching every word, once per
+//! request.
 //!
 //! The letters are taken with `basic.get` and held unacknowledged on one
 //! channel while the queue is walked once; each selected letter is published
@@ -18,7 +29,11 @@ use std::{
     time::{SystemTime, UNIX_EPOCH},
 };
 
-use common::shutdown::CancellationToken;
+use common::{
+    protocol::names::RETRY_DUE_KEY,
+    shutdown::CancellationToken,
+    topology::{Topology, Word},
+};
 use lapin::{
     Channel, Confirmation, Connection,
     message::Delivery,
@@ -127,6 +142,38 @@ impl Dedup {
     }
 }
 
+/// Where a letter's replay goes.
+#[derive(Debug, PartialEq, Eq)]
+enum Route<'a> {
+    /// Back to the word whose exchange the letter came through, by that
+    /// exchange with the key of the word's queue.
+    Word { word: Word, exchange: String },
+    /// To the request exchange: a letter of a queue that dead-letters
+    /// through `<prefix>.dlx` (declared by an older version).
+    Everyone { exchange: &'a str },
+}
+
+impl<'a> Route<'a> {
+    fn of(letter: &Delivery, plan: Plan<'a>) -> Self {
+        let came_through = letter.exchange.as_str();
+        let word = came_through
+            .strip_prefix(plan.topology.exchange().as_str())
+            .and_then(|rest| rest.strip_prefix('.'))
+            .and_then(|rest| rest.strip_suffix(".retry"))
+            .and_then(|word| Word::parse(word).ok())
+            .filter(|word| plan.topology.retry_exchange(word) == came_through);
+        match word {
+            Some(word) => Self::Word {
+                exchange: plan.topology.retry_exchange(&word),
+                word,
+            },
+            None => Self::Everyone {
+                exchange: plan.exchange,
+            },
+        }
+    }
+}
+
 /// What became of one selected letter's replay.
 enum Replayed {
     Stored,
@@ -139,6 +186,8 @@ enum Replayed {
 pub(crate) struct Plan<'a> {
     /// The dead-letter queue.
     pub(crate) queue: &'a str,
+    /// The names under the prefix.
+    pub(crate) topology: &'a Topology,
     /// The request exchange.
     pub(crate) exchange: &'a str,
     /// Letters ready in the queue when it was counted: the walk takes no
@@ -275,7 +324,11 @@ impl Walk<'_> {
             field(shown.correlation_id.as_deref()),
             field(shown.queue.as_deref())
         );
-        let key = self.dedup.key(letter);
+        let route = Route::of(letter, self.plan);
+        let key = match route {
+            Route::Word { .. } => None,
+            Route::Everyone { .. } => self.dedup.key(letter),
+        };
         if key
             .as_ref()
             .is_some_and(|k| self.dedup.replayed.contains(k))
@@ -287,7 +340,7 @@ impl Walk<'_> {
                 "replayed {shown} (the same request as a letter replayed above: sent once)"
             ));
         }
-        Ok(match self.publish(letter).await? {
+        Ok(match self.publish(letter, &route).await? {
             Replayed::Stored => {
                 ack(letter).await?;
                 self.report.replayed += 1;
@@ -299,10 +352,15 @@ impl Walk<'_> {
             Replayed::Returned => {
                 self.last_tag = Some(letter.delivery_tag);
                 self.report.returned += 1;
-                format!(
-                    "kept {shown}: no queue is bound to {} (no consumer is running)",
-                    self.plan.exchange
-                )
+                match route {
+                    Route::Word { word, .. } => format!(
+                        "kept {shown}: no queue of word {word} is bound (no consumer of it has run \
+                         since it was deleted)"
+                    ),
+                    Route::Everyone { exchange } => format!(
+                        "kept {shown}: no queue is bound to {exchange} (no consumer is running)"
+                    ),
+                }
             }
             Replayed::Nacked => {
                 self.last_tag = Some(letter.delivery_tag);
@@ -312,15 +370,23 @@ impl Walk<'_> {
         })
     }
 
-    async fn publish(&self, letter: &Delivery) -> Result<Replayed, DeadLettersError> {
+    async fn publish(
+        &self,
+        letter: &Delivery,
+        route: &Route<'_>,
+    ) -> Result<Replayed, DeadLettersError> {
+        let (exchange, key) = match route {
+            Route::Word { exchange, .. } => (exchange.as_str(), RETRY_DUE_KEY),
+            Route::Everyone { exchange } => (*exchange, ""),
+        };
         let now = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map_or(0, |since| since.as_secs());
         let confirmation = async {
             self.publisher
                 .basic_publish(
-                    self.plan.exchange.into(),
-                    "".into(),
+                    exchange.into(),
+                    key.into(),
                     BasicPublishOptions {
                         mandatory: true,
                         ..BasicPublishOptions::default()
