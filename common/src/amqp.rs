@@ -266,6 +266,7 @@ mod tests {
             heartbeat: 10,
             password_file: None,
             tls: TlsSettings::default(),
+            max_message_size: crate::settings::DEFAULT_MAX_MESSAGE_SIZE,
         }
     }
 

@@ -72,7 +72,21 @@ pub struct AmqpSettings {
     /// Certificates for `amqps://` URLs.
     #[serde(default)]
     pub tls: TlsSettings,
+    /// The largest message body the broker accepts (its `max_message_size`),
+    /// in bytes: no request or reply is ever larger. Batches are cut to fit,
+    /// and a batch's answer goes in parts. Default
+    /// [`DEFAULT_MAX_MESSAGE_SIZE`], the repository's broker setting
+    /// (`rabbitmq/rabbitmq.conf`); RabbitMQ's own default is 16 MiB on 4.x,
+    /// 128 MiB on 3.x. At least [`MIN_MESSAGE_SIZE`](crate::protocol::MIN_MESSAGE_SIZE).
+    pub max_message_size: usize,
 }
+
+/// Default of `amqp.max_message_size`: the `max_message_size` of the
+/// repository's broker configuration (`rabbitmq/rabbitmq.conf`, which the
+/// compose stack runs), 64 KiB.
+pub const DEFAULT_MAX_MESSAGE_SIZE: usize = 64 * 1024;
+/// RabbitMQ's hard limit for `max_message_size`: 512 MiB.
+const BROKER_MAX_MESSAGE_SIZE: usize = 512 * 1024 * 1024;
 
 /// Certificates for `amqps://` URLs (PEM files). The broker's certificate is
 /// always checked: against `ca_file` when set, else the system's roots, and
@@ -286,6 +300,10 @@ impl Settings {
         let mut builder = Config::builder()
             .set_default("amqp.url", DEFAULT_AMQP_URL)?
             .set_default("amqp.heartbeat", 10)?
+            .set_default(
+                "amqp.max_message_size",
+                u64::try_from(DEFAULT_MAX_MESSAGE_SIZE).unwrap_or(u64::MAX),
+            )?
             .set_default("topology.prefix", "greetings")?
             .set_default("rpc.timeout", "5s")?
             .set_default("rpc.concurrency", 64)?
@@ -348,6 +366,15 @@ impl Settings {
         {
             return invalid(format!(
                 "topology.reply_prefix {prefix:?} must be non-empty and must not start with 'amq.'"
+            ));
+        }
+        let size = self.amqp.max_message_size;
+        if !(crate::protocol::MIN_MESSAGE_SIZE..=BROKER_MAX_MESSAGE_SIZE).contains(&size) {
+            return invalid(format!(
+                "amqp.max_message_size must be from {} to {} bytes, as the broker's \
+                 max_message_size (got {size})",
+                crate::protocol::MIN_MESSAGE_SIZE,
+                BROKER_MAX_MESSAGE_SIZE
             ));
         }
         if self.rpc.timeout.is_zero() || self.rpc.timeout > Duration::from_secs(24 * 3600) {

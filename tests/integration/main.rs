@@ -31,5 +31,6 @@ mod reply_modes;
 mod retries;
 mod rpc;
 mod shutdown;
+mod sizes;
 mod soak;
 mod tls;

@@ -132,11 +132,14 @@ pub enum BatchError {
         /// Names in the batch.
         count: usize,
     },
-    /// The encoded body is longer than [`MAX_BATCH_BYTES`].
-    #[error("a batch body is {bytes} bytes, more than the {MAX_BATCH_BYTES} allowed")]
+    /// The encoded body is longer than [`MAX_BATCH_BYTES`], or than the
+    /// broker accepts (`amqp.max_message_size`).
+    #[error("a batch body is {bytes} bytes, more than the {limit} allowed")]
     TooLarge {
         /// Size of the encoded body.
         bytes: usize,
+        /// The limit it breaks.
+        limit: usize,
     },
 }
 
@@ -146,7 +149,17 @@ pub enum BatchError {
 /// # Errors
 /// [`BatchError`] when the batch breaks a limit of the contract.
 pub fn encode_names(names: &[Name]) -> Result<Vec<u8>, BatchError> {
-    check_batch(names)?;
+    encode_names_within(names, MAX_BATCH_BYTES)
+}
+
+/// [`encode_names`] for a broker that accepts bodies of at most
+/// `max_message_size` bytes (`amqp.max_message_size`).
+///
+/// # Errors
+/// [`BatchError`] when the batch breaks a limit of the contract or the
+/// broker's.
+pub fn encode_names_within(names: &[Name], max_message_size: usize) -> Result<Vec<u8>, BatchError> {
+    check_batch_within(names, max_message_size)?;
     match names {
         [one] => Ok(encode_request(one)),
         // A struct holding strings always serialises.
@@ -161,16 +174,34 @@ pub fn encode_names(names: &[Name]) -> Result<Vec<u8>, BatchError> {
 /// # Errors
 /// The limit the batch breaks.
 pub fn check_batch(names: &[Name]) -> Result<(), BatchError> {
+    check_batch_within(names, MAX_BATCH_BYTES)
+}
+
+/// [`check_batch`] for a broker that accepts bodies of at most
+/// `max_message_size` bytes.
+///
+/// # Errors
+/// The limit the batch breaks.
+pub fn check_batch_within(names: &[Name], max_message_size: usize) -> Result<(), BatchError> {
     if names.is_empty() || names.len() > MAX_BATCH_NAMES {
         return Err(BatchError::Size { count: names.len() });
     }
+    let limit = max_batch_bytes(max_message_size);
     if names.len() > 1 {
         let bytes = BATCH_OVERHEAD_BYTES - 1 + names.iter().map(batch_bytes_of).sum::<usize>();
-        if bytes > MAX_BATCH_BYTES {
-            return Err(BatchError::TooLarge { bytes });
+        if bytes > limit {
+            return Err(BatchError::TooLarge { bytes, limit });
         }
     }
     Ok(())
+}
+
+/// The largest batch body a client sends to a broker that accepts bodies
+/// of at most `max_message_size` bytes: the smaller of that and
+/// [`MAX_BATCH_BYTES`].
+#[must_use]
+pub fn max_batch_bytes(max_message_size: usize) -> usize {
+    MAX_BATCH_BYTES.min(max_message_size)
 }
 
 /// Bytes `name` adds to a batch body: its JSON string and a comma. A
@@ -279,12 +310,17 @@ pub enum Outcome {
 }
 
 /// What a consumer answered to a batch: one outcome per name, in the
-/// request's order.
+/// request's order; or, when that would be larger than the broker accepts in
+/// one message, one part of it (contract v1.2): the outcomes of the names
+/// from `offset` on.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BatchReply {
     /// The word of the consumer that answered.
     pub consumer: String,
-    /// One greeting or error per name of the request.
+    /// For a part, the index of the name its first result is for; `None`
+    /// for a whole reply (one result per name).
+    pub offset: Option<usize>,
+    /// One greeting or error per name of the request (from `offset`).
     pub results: Vec<Outcome>,
 }
 
@@ -316,6 +352,8 @@ struct ReplyWire<'a> {
     greeting: Option<Cow<'a, str>>,
     #[serde(borrow, default, skip_serializing_if = "Option::is_none")]
     error: Option<ErrorWire<'a>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    offset: Option<usize>,
     #[serde(borrow, default, skip_serializing_if = "Option::is_none")]
     results: Option<Vec<ResultWire<'a>>>,
 }
@@ -382,10 +420,27 @@ impl Reply {
             consumer: Cow::Borrowed(self.consumer.as_str()),
             greeting,
             error,
+            offset: None,
             results: None,
         };
         // A struct of strings always serialises.
         serde_json::to_vec(&wire).unwrap_or_default()
+    }
+
+    /// Encodes the reply body, at most `limit` bytes: an answer that would
+    /// be larger is replaced by a [`REPLY_TOO_LARGE`](names::REPLY_TOO_LARGE)
+    /// error saying its size.
+    #[must_use]
+    pub fn encode_within(&self, limit: usize) -> Vec<u8> {
+        let body = self.encode();
+        if body.len() <= limit {
+            return body;
+        }
+        Self {
+            consumer: self.consumer.clone(),
+            outcome: too_large(body.len(), limit),
+        }
+        .encode()
     }
 
     /// Decodes a v1 reply body: exactly one of `greeting` and `error` must
@@ -403,19 +458,104 @@ impl Reply {
     }
 }
 
+/// The outcome that replaces an answer of `bytes` bytes, over `limit`.
+fn too_large(bytes: usize, limit: usize) -> Outcome {
+    Outcome::Error {
+        code: names::REPLY_TOO_LARGE.to_owned(),
+        message: format!(
+            "the answer is {bytes} bytes, more than the {limit} the broker accepts in a message"
+        ),
+    }
+}
+
 impl BatchReply {
     /// Encodes the reply body.
     #[must_use]
     pub fn encode(&self) -> Vec<u8> {
-        let wire = ReplyWire {
-            consumer: Cow::Borrowed(self.consumer.as_str()),
-            greeting: None,
-            error: None,
-            results: Some(self.results.iter().map(ResultWire::borrow).collect()),
-        };
-        // A struct of strings always serialises.
-        serde_json::to_vec(&wire).unwrap_or_default()
+        encode_part(&self.consumer, self.offset, &self.results)
     }
+
+    /// Encodes the reply as bodies of at most `limit` bytes each: the whole
+    /// reply when it fits, else consecutive parts (contract v1.2), each
+    /// naming the `offset` of its first result. An answer too large even
+    /// alone in a part is replaced by a
+    /// [`REPLY_TOO_LARGE`](names::REPLY_TOO_LARGE) error. `limit` is at
+    /// least [`MIN_MESSAGE_SIZE`].
+    #[must_use]
+    pub fn encode_within(&self, limit: usize) -> Vec<Vec<u8>> {
+        let whole = self.encode();
+        if whole.len() <= limit {
+            return vec![whole];
+        }
+        let first = self.offset.unwrap_or(0);
+        // The envelope of a part with the largest offset it can have.
+        let envelope =
+            encode_part::<Outcome>(&self.consumer, Some(first + self.results.len()), &[]).len();
+        let room = limit.saturating_sub(envelope);
+        let mut parts = Vec::new();
+        let mut start = 0;
+        let mut bytes = 0;
+        let mut results: Vec<Cow<'_, Outcome>> = Vec::with_capacity(self.results.len());
+        for outcome in &self.results {
+            // Its JSON, and a comma after the first of a part.
+            let mut size = result_bytes(outcome);
+            let outcome = if size > room {
+                let replaced = too_large(size, limit);
+                size = result_bytes(&replaced);
+                Cow::Owned(replaced)
+            } else {
+                Cow::Borrowed(outcome)
+            };
+            if results.len() > start && bytes + 1 + size > room {
+                parts.push(encode_part(
+                    &self.consumer,
+                    Some(first + start),
+                    &results[start..],
+                ));
+                start = results.len();
+                bytes = 0;
+            }
+            bytes += size + usize::from(results.len() > start);
+            results.push(outcome);
+        }
+        if start < results.len() || parts.is_empty() {
+            parts.push(encode_part(
+                &self.consumer,
+                Some(first + start),
+                &results[start..],
+            ));
+        }
+        parts
+    }
+}
+
+/// The smallest `amqp.max_message_size` the services accept: a single-name
+/// request (at most [`MAX_REQUEST_BYTES`]) and any error reply fit, with room.
+pub const MIN_MESSAGE_SIZE: usize = 8 * 1024;
+
+fn result_bytes(outcome: &Outcome) -> usize {
+    serde_json::to_vec(&ResultWire::borrow(outcome)).map_or(0, |v| v.len())
+}
+
+fn encode_part<O: std::borrow::Borrow<Outcome>>(
+    consumer: &str,
+    offset: Option<usize>,
+    results: &[O],
+) -> Vec<u8> {
+    let wire = ReplyWire {
+        consumer: Cow::Borrowed(consumer),
+        greeting: None,
+        error: None,
+        offset,
+        results: Some(
+            results
+                .iter()
+                .map(|r| ResultWire::borrow(r.borrow()))
+                .collect(),
+        ),
+    };
+    // A struct of strings always serialises.
+    serde_json::to_vec(&wire).unwrap_or_default()
 }
 
 /// Decodes a reply body in either form: exactly one of `greeting`, `error`
@@ -435,6 +575,7 @@ pub fn decode_reply(body: &[u8]) -> Result<AnyReply, MalformedReply> {
         })),
         (None, None, Some(results)) => Ok(AnyReply::Batch(BatchReply {
             consumer,
+            offset: wire.offset,
             results: results
                 .into_iter()
                 .map(ResultWire::into_outcome)

@@ -11,6 +11,10 @@ pub const INTERNAL_ERROR: &str = "internal_error";
 /// Error code of a request its handler refused for good (a permanent error):
 /// retrying would not help.
 pub const REQUEST_FAILED: &str = "request_failed";
+/// Error code of an answer larger than the broker accepts in one message
+/// (`amqp.max_message_size`), even alone in a reply part: the answer is
+/// replaced by this error (contract v1.2).
+pub const REPLY_TOO_LARGE: &str = "reply_too_large";
 
 /// Header on a dead letter the consumer published itself: why it was
 /// dead-lettered.

@@ -91,7 +91,7 @@ fn the_encoder_checks_the_limits_the_decoder_enforces() {
     // 400 bytes of UTF-8 and 2 escaped quotes per name.
     let wide = name(&format!("\"{}\"", "😀".repeat(98)));
     let heavy = vec![wide; 400];
-    let Err(BatchError::TooLarge { bytes }) = encode_names(&heavy) else {
+    let Err(BatchError::TooLarge { bytes, .. }) = encode_names(&heavy) else {
         panic!("400 wide names pass the byte limit");
     };
     let encoded = serde_json::to_vec(&serde_json::json!({ "names": heavy })).expect("json");
@@ -134,6 +134,7 @@ fn each_kind_of_invalid_batch_is_named() {
 fn batch_replies_round_trip_and_must_hold_one_outcome_each() {
     let reply = BatchReply {
         consumer: "hello".into(),
+        offset: None,
         results: vec![
             Outcome::Greeting("hello Ada".into()),
             Outcome::Error {
@@ -320,4 +321,85 @@ mod fuzz {
             prop_assert!(decode_request(&body).is_err());
         }
     }
+}
+
+fn greetings(n: usize, chars: usize) -> Vec<Outcome> {
+    (0..n)
+        .map(|i| Outcome::Greeting(format!("{i:05}{}", "x".repeat(chars))))
+        .collect()
+}
+
+#[test]
+fn a_batch_reply_that_fits_is_one_whole_body() {
+    let reply = BatchReply {
+        consumer: "hello".into(),
+        offset: None,
+        results: greetings(10, 10),
+    };
+    let bodies = reply.encode_within(MIN_MESSAGE_SIZE);
+    assert_eq!(bodies, [reply.encode()]);
+    assert!(!String::from_utf8_lossy(&bodies[0]).contains("offset"));
+}
+
+#[test]
+fn a_batch_reply_too_large_goes_in_parts_within_the_limit_that_cover_every_result_in_order() {
+    for (n, chars, limit) in [(1000, 100, 65_536), (1000, 60, 8_192), (3, 3000, 8_192)] {
+        let reply = BatchReply {
+            consumer: "goodbye".into(),
+            offset: None,
+            results: greetings(n, chars),
+        };
+        let bodies = reply.encode_within(limit);
+        assert!(bodies.len() > 1, "{n} x {chars} over {limit}");
+        let mut next = 0;
+        let mut results = Vec::new();
+        for body in &bodies {
+            assert!(body.len() <= limit, "{} > {limit}", body.len());
+            let AnyReply::Batch(part) = decode_reply(body).expect("a batch reply") else {
+                panic!("a batch part");
+            };
+            assert_eq!(part.consumer, "goodbye");
+            assert_eq!(part.offset, Some(next), "consecutive parts");
+            assert!(!part.results.is_empty());
+            next += part.results.len();
+            results.extend(part.results);
+        }
+        assert_eq!(results, reply.results, "every result, in order");
+    }
+}
+
+#[test]
+fn an_answer_too_large_even_alone_becomes_a_reply_too_large_error() {
+    let huge = Outcome::Greeting("y".repeat(20_000));
+    let reply = BatchReply {
+        consumer: "hello".into(),
+        offset: None,
+        results: vec![Outcome::Greeting("hello Ada".into()), huge.clone()],
+    };
+    let bodies = reply.encode_within(MIN_MESSAGE_SIZE);
+    let results: Vec<Outcome> = bodies
+        .iter()
+        .flat_map(|body| match decode_reply(body).expect("reply") {
+            AnyReply::Batch(part) => part.results,
+            AnyReply::Single(_) => panic!("a batch part"),
+        })
+        .collect();
+    assert_eq!(results[0], Outcome::Greeting("hello Ada".into()));
+    let Outcome::Error { code, message } = &results[1] else {
+        panic!("{:?}", results[1]);
+    };
+    assert_eq!(code, names::REPLY_TOO_LARGE);
+    assert!(message.contains("more than the 8192"), "{message}");
+
+    let single = Reply {
+        consumer: "hello".into(),
+        outcome: huge,
+    };
+    let body = single.encode_within(MIN_MESSAGE_SIZE);
+    assert!(body.len() <= MIN_MESSAGE_SIZE);
+    let decoded = Reply::decode(&body).expect("reply");
+    assert!(
+        matches!(&decoded.outcome, Outcome::Error { code, .. } if code == names::REPLY_TOO_LARGE),
+        "{decoded:?}"
+    );
 }

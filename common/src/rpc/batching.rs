@@ -16,7 +16,7 @@ use futures::{Stream, StreamExt, future, stream};
 use tokio::time::Instant;
 
 use super::{Gathered, ReconnectingClient, RpcError};
-use crate::protocol::{self, BATCH_OVERHEAD_BYTES, MAX_BATCH_BYTES, Name};
+use crate::protocol::{self, BATCH_OVERHEAD_BYTES, Name};
 
 /// How [`call_each`] sends names.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -70,7 +70,8 @@ where
 }
 
 /// Sends the names of one chunk (split further only when their body would
-/// pass [`MAX_BATCH_BYTES`]) and puts every item back in its place.
+/// pass the client's [`max_batch_bytes`](ReconnectingClient::max_batch_bytes))
+/// and puts every item back in its place.
 async fn call_chunk<E>(
     client: &ReconnectingClient,
     chunk: Vec<Result<Name, E>>,
@@ -89,7 +90,7 @@ async fn call_chunk<E>(
             Err(error) => order.push(Some(error)),
         }
     }
-    let groups = within_byte_limit(&names);
+    let groups = within_byte_limit(&names, client.max_batch_bytes());
     let calls = groups.iter().map(|range| {
         client.call_batch(
             &names[range.clone()],
@@ -121,16 +122,16 @@ async fn call_chunk<E>(
         .collect()
 }
 
-/// Consecutive ranges of `names` whose batch bodies stay within
-/// [`MAX_BATCH_BYTES`] (usually one range: 1,000 names of up to 120 bytes
-/// fit).
-fn within_byte_limit(names: &[Name]) -> Vec<Range<usize>> {
+/// Consecutive ranges of `names` whose batch bodies stay within `limit`
+/// bytes (at most [`MAX_BATCH_BYTES`](protocol::MAX_BATCH_BYTES); usually one range: 1,000 names of up
+/// to 60 bytes fit in 64 KiB).
+fn within_byte_limit(names: &[Name], limit: usize) -> Vec<Range<usize>> {
     let mut groups = Vec::new();
     let mut start = 0;
     let mut bytes = BATCH_OVERHEAD_BYTES - 1;
     for (index, name) in names.iter().enumerate() {
         let more = protocol::batch_bytes_of(name);
-        if index > start && bytes + more > MAX_BATCH_BYTES {
+        if index > start && bytes + more > limit {
             groups.push(start..index);
             start = index;
             bytes = BATCH_OVERHEAD_BYTES - 1;
@@ -146,6 +147,7 @@ fn within_byte_limit(names: &[Name]) -> Vec<Range<usize>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::protocol::MAX_BATCH_BYTES;
 
     fn name(text: &str) -> Name {
         Name::parse(text).expect("valid")
@@ -156,7 +158,7 @@ mod tests {
         // 100 four-byte characters: 403 bytes each in a body.
         let wide = name(&"😀".repeat(100));
         let names = vec![wide; 1000];
-        let groups = within_byte_limit(&names);
+        let groups = within_byte_limit(&names, MAX_BATCH_BYTES);
         assert!(groups.len() > 1);
         assert_eq!(groups.first().map(|r| r.start), Some(0));
         assert_eq!(groups.last().map(|r| r.end), Some(1000));
@@ -167,8 +169,16 @@ mod tests {
             let body = protocol::encode_names(&names[range]).expect("within the limits");
             assert!(body.len() <= MAX_BATCH_BYTES);
         }
-        let small = within_byte_limit(&[name("Ada"), name("Bob")]);
+        let small = within_byte_limit(&[name("Ada"), name("Bob")], MAX_BATCH_BYTES);
         assert_eq!((small.len(), small.first()), (1, Some(&(0..2))));
-        assert!(within_byte_limit(&[]).is_empty());
+        assert!(within_byte_limit(&[], MAX_BATCH_BYTES).is_empty());
+        // A smaller broker limit cuts smaller batches.
+        let names = vec![name(&"n".repeat(100)); 1000];
+        let groups = within_byte_limit(&names, 65_536);
+        assert_eq!(groups.len(), 2);
+        for range in groups {
+            let body = protocol::encode_names_within(&names[range], 65_536).expect("fits");
+            assert!(body.len() <= 65_536);
+        }
     }
 }

@@ -104,6 +104,8 @@ pub struct RpcClient {
     /// reply queue.
     reply_to: ShortString,
     persistent: bool,
+    /// The broker's largest message body (`amqp.max_message_size`).
+    max_message_size: usize,
     pending: Arc<Pending>,
     counters: Arc<Counters>,
     /// The broker is blocking this connection (memory or disk alarm).
@@ -189,6 +191,7 @@ impl RpcClient {
             exchange: topology.exchange().into(),
             reply_to: reply_to.into(),
             persistent: settings.rpc.persistent,
+            max_message_size: settings.amqp.max_message_size,
             pending,
             counters,
             blocked,
@@ -274,7 +277,7 @@ impl RpcClient {
         expect: &[String],
         timeout: Duration,
     ) -> Result<Vec<Gathered>, RpcError> {
-        let body = protocol::encode_names(names)?;
+        let body = protocol::encode_names_within(names, self.max_message_size)?;
         let deadline = Instant::now() + timeout;
         let (guard, woken) = self
             .pending

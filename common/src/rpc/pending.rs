@@ -124,7 +124,8 @@ impl Pending {
     }
 
     /// Adds a reply to its call, one outcome per name: a batch reply must
-    /// have one result per name; a single reply answers a single-name call,
+    /// have one result per name, or be a part (from its `offset`) within the
+    /// call's names; a single reply answers a single-name call,
     /// or refuses every name of a batch when it is an error (a whole request
     /// refused, e.g. by a responder that knows only contract v1).
     pub(crate) fn deliver(&self, correlation_id: CorrelationId, reply: AnyReply) -> Delivered {
@@ -133,29 +134,46 @@ impl Pending {
             return Delivered::Unknown;
         };
         let names = entry.gathered.len();
-        let complete = match reply {
-            AnyReply::Batch(BatchReply { consumer, results }) if results.len() == names => entry
-                .gathered
-                .iter_mut()
-                .zip(results)
-                .fold(false, |_, (gathered, outcome)| {
+        match reply {
+            // A whole batch reply, or one part of it (contract v1.2).
+            AnyReply::Batch(BatchReply {
+                consumer,
+                offset,
+                results,
+            }) if match offset {
+                None => results.len() == names,
+                Some(offset) => {
+                    !results.is_empty()
+                        && offset
+                            .checked_add(results.len())
+                            .is_some_and(|end| end <= names)
+                }
+            } =>
+            {
+                let offset = offset.unwrap_or(0);
+                for (gathered, outcome) in entry.gathered[offset..].iter_mut().zip(results) {
                     gathered.add(Reply {
                         consumer: consumer.clone(),
                         outcome,
-                    })
-                }),
-            AnyReply::Single(reply) if names == 1 => entry.gathered[0].add(reply),
+                    });
+                }
+            }
+            AnyReply::Single(reply) if names == 1 => {
+                entry.gathered[0].add(reply);
+            }
             AnyReply::Single(
                 reply @ Reply {
                     outcome: Outcome::Error { .. },
                     ..
                 },
-            ) => entry
-                .gathered
-                .iter_mut()
-                .fold(false, |_, gathered| gathered.add(reply.clone())),
+            ) => {
+                for gathered in &mut entry.gathered {
+                    gathered.add(reply.clone());
+                }
+            }
             AnyReply::Single(_) | AnyReply::Batch(_) => return Delivered::Mismatched,
-        };
+        }
+        let complete = entry.gathered.iter().all(|g| g.missing.is_empty());
         if complete && let Some(done) = entry.done.take() {
             let _ = done.send(());
         }
@@ -239,8 +257,13 @@ mod tests {
     }
 
     fn batch(consumer: &str, results: &[&str]) -> AnyReply {
+        part(consumer, None, results)
+    }
+
+    fn part(consumer: &str, offset: Option<usize>, results: &[&str]) -> AnyReply {
         AnyReply::Batch(BatchReply {
             consumer: consumer.into(),
+            offset,
             results: results
                 .iter()
                 .map(|n| Outcome::Greeting(format!("{consumer} {n}")))
@@ -286,6 +309,41 @@ mod tests {
                 Some(Outcome::Error { .. })
             ));
         }
+    }
+
+    #[test]
+    fn a_batch_reply_in_parts_completes_its_responder_once_every_part_is_in() {
+        let pending = Pending::new();
+        let (guard, mut woken) = pending
+            .register(id(1), &["hello".to_owned()], 3)
+            .expect("open");
+        for wrong in [
+            part("hello", Some(2), &["Cy", "Dee"]),
+            part("hello", Some(3), &["Dee"]),
+            part("hello", Some(0), &[]),
+            part("hello", Some(usize::MAX), &["Ada"]),
+        ] {
+            assert_eq!(pending.deliver(id(1), wrong), Delivered::Mismatched);
+        }
+        assert_eq!(
+            pending.deliver(id(1), part("hello", Some(1), &["Bob", "Cy"])),
+            Delivered::Taken
+        );
+        assert!(woken.try_recv().is_err(), "the first name is still missing");
+        assert_eq!(
+            pending.deliver(id(1), part("hello", Some(0), &["Ada"])),
+            Delivered::Taken
+        );
+        assert_eq!(woken.try_recv(), Ok(()));
+        let gathered = guard.take().expect("entry");
+        let greetings: Vec<_> = gathered
+            .iter()
+            .map(|g| g.reply_of("hello").cloned())
+            .collect();
+        assert_eq!(
+            greetings,
+            ["hello Ada", "hello Bob", "hello Cy"].map(|g| Some(Outcome::Greeting(g.into())))
+        );
     }
 
     #[test]

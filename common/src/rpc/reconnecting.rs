@@ -84,6 +84,14 @@ struct Shared {
 }
 
 impl ReconnectingClient {
+    /// The largest batch body this client sends: the smaller of
+    /// [`MAX_BATCH_BYTES`](protocol::MAX_BATCH_BYTES) and the broker's
+    /// (`amqp.max_message_size`).
+    #[must_use]
+    pub fn max_batch_bytes(&self) -> usize {
+        protocol::max_batch_bytes(self.shared.settings.amqp.max_message_size)
+    }
+
     /// Connects the first client.
     ///
     /// # Errors
@@ -147,7 +155,7 @@ impl ReconnectingClient {
         timeout: Duration,
         retries: u32,
     ) -> Result<Vec<Gathered>, RpcError> {
-        protocol::check_batch(names)?;
+        protocol::check_batch_within(names, self.shared.settings.amqp.max_message_size)?;
         let deadline = Instant::now() + timeout;
         let correlation_id = CorrelationId::new();
         let mut attempt = 0;

@@ -399,10 +399,26 @@ impl Job<'_> {
     /// unsure (other publishes were in flight) is retried alone first.
     async fn reply(&self, address: &ReturnAddress, answer: Answer) -> Result<(), Undelivered> {
         let consumer = self.shared.word.to_string();
-        let body = match answer {
-            Answer::Single(outcome) => Reply { consumer, outcome }.encode(),
-            Answer::Batch(results) => BatchReply { consumer, results }.encode(),
+        let limit = self.shared.settings.amqp.max_message_size;
+        // Never larger than the broker accepts: a batch's answer in parts,
+        // an answer too large even alone replaced by an error (contract v1.2).
+        let bodies = match answer {
+            Answer::Single(outcome) => vec![Reply { consumer, outcome }.encode_within(limit)],
+            Answer::Batch(results) => BatchReply {
+                consumer,
+                offset: None,
+                results,
+            }
+            .encode_within(limit),
         };
+        for body in &bodies {
+            self.reply_part(address, body).await?;
+        }
+        Ok(())
+    }
+
+    /// Publishes one reply body and waits for its confirm.
+    async fn reply_part(&self, address: &ReturnAddress, body: &[u8]) -> Result<(), Undelivered> {
         // A reply queue is reached through the reply exchange, mandatory: a
         // client that has gone (its queue deleted with its connection) is
         // noticed. Direct reply-to stays as contract v1 clients know it.
@@ -414,7 +430,7 @@ impl Job<'_> {
                 ""
             },
             routing_key: &address.reply_to,
-            body: &body,
+            body,
             properties: protocol::reply_properties(&address.correlation_id)
                 .with_headers(self.trace.headers()),
             mandatory: to_reply_queue,
