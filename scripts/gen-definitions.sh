@@ -15,9 +15,9 @@
 #             exclusive reply queues P.reply.<id>, binds them to P.reply and
 #             consumes them. direct: nothing more (direct reply-to needs no
 #             queue permission)
-#   WORD      one per consumer word: declares only its own objects (queue
-#             P.WORD, retry queue and exchange P.WORD.retry), consumes only
-#             P.WORD, publishes only replies (P.reply) and its own retry
+#   WORD      one per consumer word: declares only its own objects (queues
+#             P.WORD and P.WORD.due, retry queue and exchange P.WORD.retry),
+#             consumes only P.WORD and P.WORD.due, publishes only replies (P.reply) and its own retry
 #             copies and dead letters (P.WORD.retry, keys wait and dead).
 #             direct: also replies through the default exchange; exclusive:
 #             no write on the default exchange at all, so it cannot aim a
@@ -134,9 +134,9 @@ bind_dead "$prefix.dlx" ""
 for word in "$@"; do
     w=$(quote "$word")
     add_user "$word" '' \
-        "^$p\\\\.$w(\\\\.retry)?\$" \
-        "^(${default_exchange}$p\\\\.reply|$p\\\\.$w(\\\\.retry)?)\$" \
-        "^($p|$p\\\\.$w(\\\\.retry)?)\$"
+        "^$p\\\\.$w(\\\\.retry|\\\\.due)?\$" \
+        "^(${default_exchange}$p\\\\.reply|$p\\\\.$w(\\\\.retry|\\\\.due)?)\$" \
+        "^($p|$p\\\\.$w(\\\\.retry|\\\\.due)?)\$"
     exchange "$prefix.$word.retry" direct
     bind_dead "$prefix.$word.retry" dead
 done

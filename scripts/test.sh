@@ -32,7 +32,7 @@ trap '"$root/scripts/rabbitmq4.sh" down || true' EXIT
 AMQP_URL="$rabbitmq4_url" TEST_RABBITMQCTL="docker exec greetings-test-rabbitmq4 rabbitmqctl" \
     cargo test --workspace "$@" -- \
     --skip faults:: --skip soak:: --skip cluster:: --skip deadlines:: --skip privileges:: \
-    --skip quorum:: --skip shutdown:: --skip tls:: --skip node_selftest:: \
+    --skip quorum:: --skip shutdown:: --skip tls:: --skip node_selftest:: --skip sizes:: \
     --skip operate::readyz_turns_503_when_the_broker_stops_and_200_when_it_is_back
 "$root/scripts/rabbitmq4.sh" down
 trap - EXIT

@@ -199,7 +199,11 @@ pub(crate) async fn clean_up(settings: &Settings, system: bool) -> anyhow::Resul
     for prefix in prefixes {
         let topology = Topology::new(&prefix);
         for word in words()? {
-            for queue in [topology.queue(&word), topology.retry_queue(&word)] {
+            for queue in [
+                topology.queue(&word),
+                topology.retry_queue(&word),
+                topology.due_queue(&word),
+            ] {
                 channel
                     .queue_delete(queue.into(), QueueDeleteOptions::default())
                     .await?;

@@ -3,13 +3,17 @@
 //!
 //! ```text
 //! <prefix>              fanout, durable   requests
-//! <prefix>.<word>       durable queue     bound to <prefix> and to <prefix>.<word>.retry (key
-//!                                         `due`), x-dead-letter-exchange=<prefix>.<word>.retry
-//!                                         (key `dead`), x-expires=queue_expires
+//! <prefix>.<word>       durable queue     bound to <prefix>, x-dead-letter-exchange=
+//!                                         <prefix>.<word>.retry (key `dead`),
+//!                                         x-expires=queue_expires, x-max-length=max_length
+//! <prefix>.<word>.due   durable queue     consumed with <prefix>.<word>: retries whose delay is
+//!                                         over and replays, bound to <prefix>.<word>.retry (key
+//!                                         `due`); as <prefix>.<word> but never bounded by
+//!                                         max_length (a retry is never dropped by it)
 //! <prefix>.<word>.retry durable queue     bound to the exchange of the same name (key `wait`),
 //!                                         no x-expires;
 //!                                         delayed retries wait here (per-message expiration),
-//!                                         then go back to <prefix>.<word> (x-dead-letter-exchange
+//!                                         then go to <prefix>.<word>.due (x-dead-letter-exchange
 //!                                         <prefix>.<word>.retry, routing key `due`)
 //! <prefix>.<word>.retry direct exchange,  the word's own: retry copies (key `wait`), expired
 //!                       durable           retries (key `due`) and dead letters (key `dead`)
@@ -204,6 +208,16 @@ impl Topology {
     #[must_use]
     pub fn retry_queue(&self, word: &Word) -> String {
         format!("{}.{}.retry", self.prefix, word)
+    }
+
+    /// Where `word`'s retries come back when their delay is over (and
+    /// replays go): consumed with the word's queue, but never bounded by
+    /// `max_length`, so that a retry coming back to a full queue is never
+    /// dropped (the broker's dead-lettering into a classic queue is at most
+    /// once).
+    #[must_use]
+    pub fn due_queue(&self, word: &Word) -> String {
+        format!("{}.{}.due", self.prefix, word)
     }
 
     /// The direct exchange of `word`'s retries, named as its retry queue:
@@ -409,9 +423,24 @@ impl Topology {
             Err(error) => return Err(error),
         }
 
-        // Expired retries go back to the word's queue through the word's
-        // retry exchange: never through the default exchange, which a word's
-        // user may not write to.
+        // Retries come back to a queue of their own, consumed with the
+        // word's queue: not bounded by max_length, so never dropped by it.
+        let due_queue = self.due_queue(word);
+        let mut due_bounds = FieldTable::default();
+        if let Some(ms) = millis(self.queue_expires) {
+            due_bounds.insert("x-expires".into(), AMQPValue::LongLongInt(ms));
+        }
+        declare_queue(
+            connection,
+            &due_queue,
+            dead_letters_to(&retry_exchange, Some(DEAD_KEY)),
+            due_bounds,
+            self.strict(),
+        )
+        .await?;
+
+        // Expired retries go back through the word's retry exchange: never
+        // through the default exchange, which a word's user may not write to.
         let mut retry = FieldTable::default();
         retry.insert(
             "x-dead-letter-exchange".into(),
@@ -441,7 +470,16 @@ impl Topology {
         let channel = connection.create_channel().await?;
         bind(&channel, &queue, &self.exchange(), "").await?;
         bind(&channel, &retry_queue, &retry_exchange, RETRY_WAIT_KEY).await?;
-        bind(&channel, &queue, &retry_exchange, RETRY_DUE_KEY).await?;
+        bind(&channel, &due_queue, &retry_exchange, RETRY_DUE_KEY).await?;
+        // Before 2026-12 retries came back to the word's queue itself.
+        channel
+            .queue_unbind(
+                queue.as_str().into(),
+                retry_exchange.as_str().into(),
+                RETRY_DUE_KEY.into(),
+                FieldTable::default(),
+            )
+            .await?;
         let _ = channel.close(200, "declared".into()).await;
 
         // Binding the dead-letter queue takes write permission on it, which

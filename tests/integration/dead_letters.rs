@@ -443,6 +443,7 @@ async fn a_replay_with_no_consumer_queue_bound_keeps_the_letter_and_exits_5() {
     for queue in [
         format!("{}.hello", app.prefix),
         format!("{}.hello.retry", app.prefix),
+        format!("{}.hello.due", app.prefix),
     ] {
         raw.channel
             .queue_delete(queue.as_str().into(), QueueDeleteOptions::default())
@@ -482,6 +483,7 @@ async fn a_nacked_replay_keeps_the_letter_and_exits_3() {
     for queue in [
         format!("{}.hello", app.prefix),
         format!("{}.hello.retry", app.prefix),
+        format!("{}.hello.due", app.prefix),
     ] {
         raw.channel
             .queue_delete(queue.as_str().into(), QueueDeleteOptions::default())

@@ -364,7 +364,13 @@ async fn a_letter_a_word_forges_is_replayed_to_that_word_alone() {
     let admin = Connection::connect(&app.url, ConnectionProperties::default())
         .await
         .expect("admin connects");
-    for (queue, expected) in [("hello", 1), ("goodbye", 0), ("dead", 0)] {
+    for (queue, expected) in [
+        ("hello.due", 1),
+        ("hello", 0),
+        ("goodbye", 0),
+        ("goodbye.due", 0),
+        ("dead", 0),
+    ] {
         let queue = format!("{prefix}.{queue}");
         assert_eq!(queue_counts(&admin, &queue).await.0, expected, "{queue}");
     }

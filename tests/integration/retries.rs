@@ -529,3 +529,89 @@ async fn a_request_whose_copy_is_unroutable_is_returned_after_growing_delays_and
     assert!(stats.requeued_after_nack >= 2, "{stats:?}");
     hello.stop().await;
 }
+
+#[tokio::test]
+async fn a_retry_due_while_the_bounded_queue_is_full_is_still_handled() {
+    let app = TestApp::new().await;
+    let mut settings = fast_retries(&app, 3);
+    settings.topology.max_length = 3;
+    settings.consumer.retry_delay = Duration::from_secs(1);
+    // "Block" holds the only handling slot until the gate opens; "Flaky"
+    // fails once, transiently.
+    let gate = Arc::new(tokio::sync::Semaphore::new(0));
+    let blocked = Arc::new(tokio::sync::Notify::new());
+    let flaky_failed = Arc::new(Mutex::new(false));
+    let handler: TestHandler = {
+        let (gate, blocked, flaky_failed) = (
+            Arc::clone(&gate),
+            Arc::clone(&blocked),
+            Arc::clone(&flaky_failed),
+        );
+        Box::new(move |name, cx| {
+            let (gate, blocked, flaky_failed) = (
+                Arc::clone(&gate),
+                Arc::clone(&blocked),
+                Arc::clone(&flaky_failed),
+            );
+            async move {
+                match name.as_str() {
+                    "Block" => {
+                        blocked.notify_one();
+                        let _permit = gate.acquire().await;
+                    }
+                    "Flaky" => {
+                        let mut failed = flaky_failed.lock().expect("lock");
+                        if !*failed {
+                            *failed = true;
+                            return Err(HandlerError::transient("flaky once"));
+                        }
+                    }
+                    _ => {}
+                }
+                Ok(format!("{} {name}", cx.word))
+            }
+            .boxed()
+        })
+    };
+    let hello = app.consumer_with("hello", &settings, Some(handler)).await;
+    let mut raw = app.raw().await;
+    let retry_queue = format!("{}.hello.retry", app.prefix);
+
+    raw.publish(br#"{"name":"Flaky"}"#, answerable("flaky"))
+        .await;
+    wait_until("Flaky's retry copy waits in the retry queue", || async {
+        raw.queue_counts(&retry_queue).await.0 == 1
+    })
+    .await;
+    raw.publish(br#"{"name":"Block"}"#, answerable("block"))
+        .await;
+    tokio::time::timeout(EVENT_TIMEOUT, blocked.notified())
+        .await
+        .expect("Block is in hand");
+    // The word's queue is full (3 ready) when Flaky's copy is due.
+    for id in ["f1", "f2", "f3"] {
+        raw.publish(br#"{"name":"Filler"}"#, answerable(id)).await;
+    }
+    wait_until(
+        "Flaky's retry copy is due and leaves the retry queue",
+        || async { raw.queue_counts(&retry_queue).await.0 == 0 },
+    )
+    .await;
+    gate.add_permits(1);
+
+    let mut answered = Vec::new();
+    while answered.len() < 5 {
+        let reply = raw.next_reply().await;
+        answered.push(
+            reply
+                .properties
+                .correlation_id()
+                .as_ref()
+                .map(ToString::to_string)
+                .unwrap_or_default(),
+        );
+    }
+    answered.sort();
+    assert_eq!(answered, ["block", "f1", "f2", "f3", "flaky"]);
+    hello.stop().await;
+}

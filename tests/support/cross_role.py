@@ -40,7 +40,7 @@ def actions(p, role, other):
         return lambda ch: ch.basic_get(queue)
 
     shared_exchanges = [p, p + ".dlx", p + ".reply", p + "." + other + ".retry"]
-    shared_queues = [p + ".dead", p + "." + other, p + "." + other + ".retry"]
+    shared_queues = [p + ".dead", p + "." + other, p + "." + other + ".retry", p + "." + other + ".due"]
     found = []
     for x in shared_exchanges:
         found.append((f"delete exchange {x}", lambda ch, x=x: ch.exchange_delete(x)))

@@ -161,6 +161,8 @@ pub(crate) struct Shared {
     word: Word,
     topology: Topology,
     queue: String,
+    /// Where the word's retries come back (consumed with `queue`).
+    due_queue: String,
     retry_exchange: String,
     reply_exchange: String,
     policy: ReplyToPolicy,
@@ -198,6 +200,7 @@ impl ConsumerService {
         Self {
             shared: Shared {
                 queue: topology.queue(&word),
+                due_queue: topology.due_queue(&word),
                 retry_exchange: topology.retry_exchange(&word),
                 reply_exchange: topology.reply_exchange(),
                 policy: if settings.consumer.direct_reply_to {

@@ -25,7 +25,8 @@ use crate::amqp;
 pub(crate) struct Session {
     connection: Connection,
     channel: Channel,
-    consumer: Consumer,
+    /// The word's queue's consumer, and its due retries'.
+    consumers: [Consumer; 2],
     publisher: Publisher,
 }
 
@@ -59,20 +60,28 @@ impl Session {
             )
             .await
             .map_err(broker("setting prefetch"))?;
-        let consumer = channel
-            .basic_consume(
-                shared.queue.as_str().into(),
-                "".into(),
-                BasicConsumeOptions::default(),
-                FieldTable::default(),
-            )
-            .await
-            .map_err(broker("starting to consume"))?;
-        tracing::info!(queue = %shared.queue, prefetch = shared.settings.consumer.prefetch, "consuming");
+        let mut consumers = Vec::with_capacity(2);
+        for queue in [&shared.queue, &shared.due_queue] {
+            consumers.push(
+                channel
+                    .basic_consume(
+                        queue.as_str().into(),
+                        "".into(),
+                        BasicConsumeOptions::default(),
+                        FieldTable::default(),
+                    )
+                    .await
+                    .map_err(broker("starting to consume"))?,
+            );
+        }
+        let Ok(consumers) = <[Consumer; 2]>::try_from(consumers) else {
+            unreachable!("two consumers were started");
+        };
+        tracing::info!(queue = %shared.queue, due = %shared.due_queue, prefetch = shared.settings.consumer.prefetch, "consuming");
         Ok(Self {
             connection,
             channel,
-            consumer,
+            consumers,
             publisher,
         })
     }
@@ -89,9 +98,16 @@ impl Session {
         let Self {
             connection,
             channel,
-            mut consumer,
+            consumers,
             publisher,
         } = self;
+        let tags = consumers.each_ref().map(Consumer::tag);
+        // Both queues' deliveries, taken in turn when both have some; the
+        // end of either (say, its queue deleted) ends the session, whose
+        // successor declares and consumes both again.
+        let ends = |consumer: Consumer| consumer.map(Some).chain(futures::stream::iter([None]));
+        let [requests, due] = consumers;
+        let mut consumer = futures::stream::select(ends(requests), ends(due));
         let concurrency = usize::from(shared.settings.consumer.concurrency.max(1));
         let mut in_hand = FuturesUnordered::new();
         // Deliveries in hand may wait on the broker; if the connection closes
@@ -109,9 +125,9 @@ impl Session {
                     }
                 }
                 delivery = consumer.next(), if !stopping && in_hand.len() < concurrency => match delivery {
-                    Some(Ok(delivery)) => in_hand.push(delivery::handle(shared, &publisher, delivery)),
-                    Some(Err(source)) => break Err(ServiceError::Broker { doing: "consuming", source }),
-                    None => break Err(ServiceError::ConsumerEnded),
+                    Some(Some(Ok(delivery))) => in_hand.push(delivery::handle(shared, &publisher, delivery)),
+                    Some(Some(Err(source))) => break Err(ServiceError::Broker { doing: "consuming", source }),
+                    Some(None) | None => break Err(ServiceError::ConsumerEnded),
                 },
                 error = &mut lost, if !stopping || !in_hand.is_empty() => break Err(error),
                 else => break Ok(()),
@@ -119,12 +135,15 @@ impl Session {
         };
         drop(in_hand);
         let closing = async {
-            if result.is_ok()
-                && let Err(error) = channel
-                    .basic_cancel(consumer.tag(), BasicCancelOptions::default())
-                    .await
-            {
-                tracing::debug!(%error, "cancelling the consumer");
+            if result.is_ok() {
+                for tag in tags {
+                    if let Err(error) = channel
+                        .basic_cancel(tag, BasicCancelOptions::default())
+                        .await
+                    {
+                        tracing::debug!(%error, "cancelling a consumer");
+                    }
+                }
             }
             // Prefetched deliveries not yet handled go back to the queue when
             // the channel closes.

@@ -172,7 +172,13 @@ impl Drop for World {
         let mut queues: Vec<String> = self
             .words
             .iter()
-            .flat_map(|w| [format!("{prefix}.{w}"), format!("{prefix}.{w}.retry")])
+            .flat_map(|w| {
+                [
+                    format!("{prefix}.{w}"),
+                    format!("{prefix}.{w}.retry"),
+                    format!("{prefix}.{w}.due"),
+                ]
+            })
             .collect();
         // Each word's retry exchange shares its retry queue's name.
         let retry_exchanges: Vec<String> = self
