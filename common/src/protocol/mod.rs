@@ -224,6 +224,50 @@ pub fn batch_bytes_of(name: &Name) -> usize {
 /// Bytes of a batch body besides its names: `{"names":[]}`.
 pub const BATCH_OVERHEAD_BYTES: usize = 12;
 
+/// The results a consumer already has for a batch it retries, carried in its
+/// own retry copy (field `done`: one per name, `null` where the name is
+/// still to be handled), so that a retry handles only the names that failed.
+#[derive(Deserialize)]
+struct DoneWire<'a> {
+    #[serde(borrow, default)]
+    done: Option<Vec<Option<ResultWire<'a>>>>,
+}
+
+/// The results carried in a batch retry copy's body, one per name (`None`
+/// where the name is still to be handled); `None` when the body carries
+/// none, or not one per name of a `names`-long batch.
+#[must_use]
+pub fn decode_done(body: &[u8], names: usize) -> Option<Vec<Option<Outcome>>> {
+    let wire: DoneWire<'_> = serde_json::from_slice(body).ok()?;
+    let done = wire.done?;
+    if done.len() != names {
+        return None;
+    }
+    Some(
+        done.into_iter()
+            .map(|result| result.and_then(|r| r.into_outcome().ok()))
+            .collect(),
+    )
+}
+
+/// The body of a batch's retry copy: the request `body` with the results
+/// already known (`done`, one per name, `None` for a name to handle again),
+/// if it stays within `limit` bytes (at most [`MAX_BATCH_BYTES`]); else
+/// `None`, and the copy carries the request as it was (every name handled
+/// again).
+#[must_use]
+pub fn encode_retry_batch(body: &[u8], done: &[Option<Outcome>], limit: usize) -> Option<Vec<u8>> {
+    let mut request: serde_json::Map<String, serde_json::Value> =
+        serde_json::from_slice(body).ok()?;
+    let done: Vec<Option<ResultWire<'_>>> = done
+        .iter()
+        .map(|result| result.as_ref().map(ResultWire::borrow))
+        .collect();
+    request.insert("done".to_owned(), serde_json::to_value(done).ok()?);
+    let encoded = serde_json::to_vec(&request).ok()?;
+    (encoded.len() <= limit.min(MAX_BATCH_BYTES)).then_some(encoded)
+}
+
 /// Decodes and validates a request body, in either form. Never panics,
 /// whatever the bytes.
 ///

@@ -403,3 +403,34 @@ fn an_answer_too_large_even_alone_becomes_a_reply_too_large_error() {
         "{decoded:?}"
     );
 }
+
+#[test]
+fn a_batch_retry_copy_carries_the_known_results_within_the_limit() {
+    let body = br#"{"names":["Ada","Flaky",""]}"#;
+    let known = vec![
+        Some(Outcome::Greeting("hello Ada".into())),
+        None,
+        Some(Outcome::Error {
+            code: INVALID_REQUEST.into(),
+            message: "name is empty".into(),
+        }),
+    ];
+    let copy = encode_retry_batch(body, &known, MIN_MESSAGE_SIZE).expect("fits");
+    assert_eq!(decode_done(&copy, 3), Some(known));
+    let Ok(Request::Batch(names)) = decode_request(&copy) else {
+        panic!("the copy is still the batch");
+    };
+    assert_eq!(names.len(), 3);
+    assert_eq!(decode_done(&copy, 2), None, "one result per name or none");
+    assert_eq!(decode_done(body, 3), None, "a request carries none");
+    let huge = vec![
+        Some(Outcome::Greeting("x".repeat(MIN_MESSAGE_SIZE))),
+        None,
+        None,
+    ];
+    assert_eq!(
+        encode_retry_batch(body, &huge, MIN_MESSAGE_SIZE),
+        None,
+        "too large: the copy carries the request as it was"
+    );
+}

@@ -67,6 +67,7 @@ pub(crate) async fn handle(
         publisher,
         delivery,
         trace,
+        retry_body: None,
     };
     job.run().instrument(span).await
 }
@@ -139,6 +140,9 @@ struct Job<'a> {
     delivery: Delivery,
     /// The request's trace context, carried on to its reply.
     trace: Trace,
+    /// The body of this request's retry copy when it differs from the
+    /// request's: a batch's, with the results already known.
+    retry_body: Option<Vec<u8>>,
 }
 
 impl Job<'_> {
@@ -180,8 +184,10 @@ impl Job<'_> {
     /// (an invalid name gets `invalid_request`, a permanent failure
     /// `request_failed`, a handler failing `consumer.max_failures` times
     /// `internal_error`) and per delivery: while any name fails transiently
-    /// and attempts are left, the whole batch is retried later (nothing
-    /// printed or answered yet); a batch with a name that failed for good is
+    /// and attempts are left, the batch is retried later (nothing printed or
+    /// answered yet), its retry copy carrying the other names' results so
+    /// that only the failed names are handled again (the whole batch when
+    /// that copy would not fit the broker's message size); a batch with a name that failed for good is
     /// dead-lettered after its reply; a handler still running at the
     /// deadline dead-letters the whole batch, unanswered, as in v1.
     async fn answer_batch(
@@ -193,12 +199,24 @@ impl Job<'_> {
         let shared = self.shared;
         let (context, cancel_at) = self.context(&timing);
         let failures = timing.failures.saturating_add(1);
+        // A retry handles again only the names that failed: the others'
+        // results came in the retry copy.
+        let done = if timing.failures > 0 {
+            protocol::decode_done(&self.delivery.data, names.len())
+        } else {
+            None
+        }
+        .unwrap_or_default();
         let mut results = Vec::with_capacity(names.len());
         // Indexes of names whose handler failed transiently, and the first
         // such error; the first permanent failure.
         let mut transient: (Vec<usize>, Option<String>) = (Vec::new(), None);
         let mut permanent = None;
         for (index, name) in names.into_iter().enumerate() {
+            if let Some(Some(outcome)) = done.get(index) {
+                results.push(outcome.clone());
+                continue;
+            }
             let name = match name {
                 Ok(name) => name,
                 Err(why) => {
@@ -239,7 +257,17 @@ impl Job<'_> {
         if let Some(error) = &transient.1
             && failures < limit
         {
-            return Box::pin(self.give_up_or_retry(None, timing, failures, error)).await;
+            let mut known: Vec<Option<Outcome>> = results.into_iter().map(Some).collect();
+            for &index in &transient.0 {
+                known[index] = None;
+            }
+            let mut job = self;
+            job.retry_body = protocol::encode_retry_batch(
+                &job.delivery.data,
+                &known,
+                shared.settings.amqp.max_message_size,
+            );
+            return Box::pin(job.give_up_or_retry(None, timing, failures, error)).await;
         }
         let greeted = results
             .iter()
@@ -508,7 +536,7 @@ impl Job<'_> {
         let message = Message {
             exchange: &self.shared.retry_exchange,
             routing_key: RETRY_WAIT_KEY,
-            body: &self.delivery.data,
+            body: self.retry_body.as_deref().unwrap_or(&self.delivery.data),
             properties,
             mandatory: true,
         };
