@@ -93,6 +93,35 @@ async fn bind_key(raw: &Raw, queue: &str, exchange: &str, key: &str) {
         .unwrap_or_else(|e| panic!("bind {queue} to {exchange}: {e}"));
 }
 
+/// Queue `queue` gets what a replay sends to `word` (its due route).
+async fn bind_to_replays_of(raw: &Raw, app: &TestApp, word: &str, queue: &str) {
+    let exchange = format!("{}.{word}.retry", app.prefix);
+    bind_key(raw, queue, &exchange, RETRY_DUE_KEY).await;
+}
+
+/// The next `n` replies, each a greeting for correlation id `id`, sorted.
+async fn next_greetings(raw: &mut Raw, id: &str, n: usize) -> Vec<String> {
+    let mut greeted = Vec::with_capacity(n);
+    while greeted.len() < n {
+        let reply = raw.next_reply().await;
+        assert_eq!(
+            reply
+                .properties
+                .correlation_id()
+                .as_ref()
+                .map(|c| c.as_str()),
+            Some(id)
+        );
+        let reply = Reply::decode(&reply.data).expect("reply");
+        let Outcome::Greeting(greeting) = reply.outcome else {
+            panic!("the replay is answered: {reply:?}");
+        };
+        greeted.push(greeting);
+    }
+    greeted.sort();
+    greeted
+}
+
 fn unix_now() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -276,13 +305,7 @@ async fn a_replayed_letter_goes_back_to_the_word_that_dead_lettered_it_and_leave
         declare_durable(&raw.channel, queue, FieldTable::default()).await;
     }
     bind(&raw, &spy, &app.prefix).await;
-    bind_key(
-        &raw,
-        &hello_spy,
-        &format!("{}.hello.retry", app.prefix),
-        RETRY_DUE_KEY,
-    )
-    .await;
+    bind_to_replays_of(&raw, &app, "hello", &hello_spy).await;
     online.store(true, Ordering::SeqCst);
     let before = unix_now();
 
@@ -305,24 +328,7 @@ async fn a_replayed_letter_goes_back_to_the_word_that_dead_lettered_it_and_leave
         "each letter goes back to its own word, once"
     );
     assert_eq!(run.stderr, "");
-    let mut greeted = Vec::new();
-    while greeted.len() < 2 {
-        let reply = raw.next_reply().await;
-        assert_eq!(
-            reply
-                .properties
-                .correlation_id()
-                .as_ref()
-                .map(|c| c.as_str()),
-            Some("grace")
-        );
-        let reply = Reply::decode(&reply.data).expect("reply");
-        let Outcome::Greeting(greeting) = reply.outcome else {
-            panic!("the replay is answered: {reply:?}");
-        };
-        greeted.push(greeting);
-    }
-    greeted.sort();
+    let greeted = next_greetings(&mut raw, "grace", 2).await;
     assert_eq!(greeted, ["goodbye Grace", "hello Grace"]);
     assert_eq!(
         letters(&app, &raw).await,
@@ -416,15 +422,7 @@ async fn a_letter_of_an_older_queue_is_replayed_to_every_word_once_per_request()
         "the second letter of the same request is not sent again: {}",
         run.stdout
     );
-    let mut greeted = Vec::new();
-    while greeted.len() < 2 {
-        let reply = Reply::decode(&raw.next_reply().await.data).expect("reply");
-        let Outcome::Greeting(greeting) = reply.outcome else {
-            panic!("the replay is answered: {reply:?}");
-        };
-        greeted.push(greeting);
-    }
-    greeted.sort();
+    let greeted = next_greetings(&mut raw, "old", 2).await;
     assert_eq!(greeted, ["goodbye Old", "hello Old"]);
     assert_eq!(letters(&app, &raw).await, 0);
     hello.stop().await;
@@ -499,13 +497,7 @@ async fn a_nacked_replay_keeps_the_letter_and_exits_3() {
         AMQPValue::LongString("reject-publish".into()),
     );
     declare_durable(&raw.channel, &full, refusing).await;
-    bind_key(
-        &raw,
-        &full,
-        &format!("{}.hello.retry", app.prefix),
-        RETRY_DUE_KEY,
-    )
-    .await;
+    bind_to_replays_of(&raw, &app, "hello", &full).await;
 
     let run = dead_letters(&app, &["replay", "--all"]).await;
 

@@ -31,6 +31,29 @@ struct Overload {
     stats: common::service::ServiceStats,
 }
 
+impl Overload {
+    /// What every overloaded run must show: one result per name, each name
+    /// answered or reported overloaded, the bound reached, exit 6.
+    fn assert_every_name_accounted_for(&self) {
+        let Self {
+            run,
+            results,
+            summary,
+            answered,
+            overloaded,
+            ..
+        } = self;
+        assert_eq!(results.len(), NAMES, "one result per name");
+        assert_eq!(
+            answered + overloaded,
+            NAMES,
+            "every name answered or reported"
+        );
+        assert!(*overloaded > 0, "the bound was never reached: {summary}");
+        assert_eq!(run.code, 6, "{}", run.stderr);
+    }
+}
+
 /// `NAMES` names at 64 in flight into a queue bounded at 5 that a 20 ms
 /// consumer drains, with `extra` producer flags.
 async fn overload(extra: &[&str]) -> Overload {
@@ -79,30 +102,24 @@ const NAMES: usize = 300;
 
 #[tokio::test]
 async fn a_full_queue_gets_names_reported_overloaded_and_none_silently_lost() {
+    let outcome = overload(&[]).await;
+    outcome.assert_every_name_accounted_for();
     let Overload {
         run,
-        results,
         summary,
         answered,
         overloaded,
         stats,
-    } = overload(&[]).await;
+        ..
+    } = outcome;
     println!(
         "overload: {NAMES} names, {answered} answered, {overloaded} overloaded, exit {}; \
          consumer answered {}",
         run.code, stats.ok
     );
-    assert_eq!(results.len(), NAMES, "one result per name");
-    assert_eq!(
-        answered + overloaded,
-        NAMES,
-        "every name answered or reported"
-    );
-    assert!(overloaded > 0, "the bound was never reached: {summary}");
     assert!(answered > 0, "{summary}");
     assert_eq!(summary["overloaded"], overloaded);
     assert_eq!(summary["complete"], answered);
-    assert_eq!(run.code, 6, "{}", run.stderr);
     assert_eq!(
         run.stderr.matches("producer: overloaded:").count(),
         overloaded,
@@ -121,32 +138,26 @@ async fn a_full_queue_gets_names_reported_overloaded_and_none_silently_lost() {
 /// means exit 6. A nack now resends only the nacked request.
 #[tokio::test]
 async fn with_retries_a_nack_resends_only_its_own_request_and_overload_is_still_exit_6() {
+    let outcome = overload(&["--retries", "1"]).await;
+    outcome.assert_every_name_accounted_for();
     let Overload {
         run,
-        results,
         summary,
         answered,
         overloaded,
         stats,
-    } = overload(&["--retries", "1"]).await;
+        ..
+    } = outcome;
     println!(
         "overload with --retries 1: {NAMES} names, {answered} answered, {overloaded} overloaded, \
          exit {}; consumer handled {}; summary {summary}",
         run.code, stats.handled
     );
-    assert_eq!(results.len(), NAMES, "one result per name");
-    assert_eq!(
-        answered + overloaded,
-        NAMES,
-        "every name answered or reported"
-    );
-    assert!(overloaded > 0, "the bound was never reached: {summary}");
     assert!(
         !run.stderr.contains("connection"),
         "no connection was given up: {}",
         run.stderr
     );
-    assert_eq!(run.code, 6, "{}", run.stderr);
     assert_eq!(
         stats.handled as usize, answered,
         "no stored request was sent twice"
