@@ -9,14 +9,14 @@ FROM ${RUST_IMAGE} AS build
 WORKDIR /src
 # Dependency layer: only manifests and a stub of every crate, so source edits keep it cached.
 COPY Cargo.toml Cargo.lock ./
-COPY common/Cargo.toml common/
+COPY rabbit-gather/Cargo.toml rabbit-gather/
 COPY producer/Cargo.toml producer/
 COPY consumer/Cargo.toml consumer/
 COPY bench/Cargo.toml bench/
 COPY tests/Cargo.toml tests/
-RUN for c in common producer consumer bench tests; do mkdir -p $c/src && echo 'fn main() {}' > $c/src/main.rs && touch $c/src/lib.rs; done \
+RUN for c in rabbit-gather producer consumer bench tests; do mkdir -p $c/src && echo 'fn main() {}' > $c/src/main.rs && touch $c/src/lib.rs; done \
  && (cargo build --release --locked --bins || true) \
- && rm -rf common/src producer/src consumer/src bench/src tests/src
+ && rm -rf rabbit-gather/src producer/src consumer/src bench/src tests/src
 COPY . .
 RUN touch */src/*.rs && cargo build --release --locked --bins \
  && mkdir /out && cp target/release/producer target/release/consumer target/release/dead-letters /out/

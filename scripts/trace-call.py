@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Where one call's time goes, from the RPC client's trace-level events.
 
-Run the producer with `RUST_LOG=warn,common::rpc=trace` (its log on stderr),
+Run the producer with `RUST_LOG=warn,rabbit_gather::rpc=trace` (its log on stderr),
 then `scripts/trace-call.py LOG`: for each call, the time from the request's
 publish to each reply, to its publisher confirm and to the end of the call
 (median and p90, in microseconds), and in how many calls every reply was in
@@ -37,7 +37,7 @@ def main(path: str) -> int:
             continue
         rows.append((replies[0], replies[-1], since.get("request confirmed"), since["call done"]))
     if not rows:
-        print("no complete call in the log (was RUST_LOG=common::rpc=trace set?)", file=sys.stderr)
+        print("no complete call in the log (was RUST_LOG=rabbit_gather::rpc=trace set?)", file=sys.stderr)
         return 1
     print(f"{len(rows)} calls (first 20 skipped as warm-up), microseconds after the publish:")
     for i, label in enumerate(["first reply", "last reply", "confirm", "call done"]):

@@ -11,9 +11,9 @@ use std::{
 };
 
 use anyhow::{Context, bail};
-use common::Settings;
 use hdrhistogram::Histogram;
 use plotters::prelude::*;
+use rabbit_gather::Settings;
 use secrecy::ExposeSecret;
 use serde::Serialize;
 use tokio::{

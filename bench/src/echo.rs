@@ -208,8 +208,8 @@ impl EchoClient {
 /// own prefix) and returns its exchange name.
 pub(crate) async fn declare(
     url: &str,
-    topology: &common::topology::Topology,
-    words: &[common::topology::Word],
+    topology: &rabbit_gather::topology::Topology,
+    words: &[rabbit_gather::topology::Word],
 ) -> anyhow::Result<String> {
     let connection = Connection::connect(url, ConnectionProperties::default())
         .await

@@ -5,16 +5,16 @@
 use std::{process::Command, time::Duration};
 
 use anyhow::Context;
-use common::{
-    Settings,
-    protocol::Name,
-    rpc::RpcClient,
-    topology::{Topology, Word},
-};
 use lapin::{
     Connection, ConnectionProperties,
     options::{QueueDeclareOptions, QueueDeleteOptions},
     types::FieldTable,
+};
+use rabbit_gather::{
+    Settings,
+    protocol::Name,
+    rpc::RpcClient,
+    topology::{Topology, Word},
 };
 use secrecy::ExposeSecret;
 

@@ -22,9 +22,9 @@ mod report;
 use std::{alloc::System, process::ExitCode, time::Duration};
 
 use clap::{Parser, Subcommand};
-use common::{Settings, cli::SharedArgs, duration};
 use lanes::{Deployment, Lane};
 use procs::Children;
+use rabbit_gather::{Settings, cli::SharedArgs, duration};
 use report::{Row, Usage};
 use stats_alloc::{INSTRUMENTED_SYSTEM, StatsAlloc};
 
@@ -150,7 +150,7 @@ enum Mode {
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = Cli::parse();
-    common::telemetry::init(tracing::Level::WARN);
+    rabbit_gather::telemetry::init(tracing::Level::WARN);
     match run(cli).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {

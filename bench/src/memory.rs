@@ -8,7 +8,7 @@
 
 use std::{sync::Arc, time::Duration};
 
-use common::{Settings, protocol::Name, rpc::RpcClient, topology::Topology};
+use rabbit_gather::{Settings, protocol::Name, rpc::RpcClient, topology::Topology};
 
 use lapin::{Connection, ConnectionProperties};
 use secrecy::ExposeSecret;

@@ -12,8 +12,8 @@ use std::{
 };
 
 use anyhow::{Context, bail};
-use common::Settings;
 use lapin::{Connection, ConnectionProperties, options::QueueDeleteOptions};
+use rabbit_gather::Settings;
 use secrecy::ExposeSecret;
 use serde::{Deserialize, Serialize};
 

@@ -10,8 +10,6 @@
 use std::{fmt::Write as _, net::SocketAddr, sync::Arc, time::Duration};
 
 use axum::{Router, extract::State, http::StatusCode, response::IntoResponse, routing::get};
-use common::service::{Health, ServiceCounters};
-use common::shutdown::CancellationToken;
 use http_body_util::{BodyExt, Empty};
 use hyper::{Request, Uri, body::Bytes, header};
 use prometheus_client::{
@@ -20,6 +18,8 @@ use prometheus_client::{
     metrics::{counter::ConstCounter, gauge::ConstGauge},
     registry::{Registry, Unit},
 };
+use rabbit_gather::service::{Health, ServiceCounters};
+use rabbit_gather::shutdown::CancellationToken;
 use tokio::net::TcpListener;
 
 /// The content type of `/metrics` (OpenMetrics text, which Prometheus reads).

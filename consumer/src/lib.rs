@@ -9,7 +9,7 @@ pub mod http;
 use std::{net::SocketAddr, process::ExitCode, time::Duration};
 
 use clap::Parser;
-use common::{
+use rabbit_gather::{
     Settings,
     cli::SharedArgs,
     service::{self, ServiceError},
@@ -93,7 +93,7 @@ impl Cli {
 pub async fn run(
     settings: &Settings,
     word: Word,
-    shutdown: common::shutdown::CancellationToken,
+    shutdown: rabbit_gather::shutdown::CancellationToken,
 ) -> Result<(), ServiceError> {
     service::run(settings, word, shutdown).await
 }
@@ -114,11 +114,11 @@ pub async fn serve(
         Ok((settings, _)) => settings.log.format,
         Err(_) => cli.shared.log_format.unwrap_or_default(),
     };
-    common::telemetry::init_with(tracing::Level::INFO, format);
+    rabbit_gather::telemetry::init_with(tracing::Level::INFO, format);
     let (settings, word) = match loaded {
         Ok(loaded) => loaded,
         Err(error) => {
-            tracing::error!("{}", common::report::one_line(error.as_ref()));
+            tracing::error!("{}", rabbit_gather::report::one_line(error.as_ref()));
             return ExitCode::from(exit::USAGE);
         }
     };
@@ -147,7 +147,7 @@ pub async fn serve(
         };
         tokio::spawn(http::serve(listener, observed, stop_http.clone()))
     });
-    let result = service.run(common::shutdown::on_signal()).await;
+    let result = service.run(rabbit_gather::shutdown::on_signal()).await;
     stop_http.cancel();
     if let Some(server) = http_server
         && let Ok(Err(error)) = server.await
@@ -158,7 +158,10 @@ pub async fn serve(
         Ok(()) => ExitCode::from(exit::OK),
         Err(error) => {
             let code = exit_code(&error);
-            tracing::error!("consumer stopped: {}", common::report::one_line(&error));
+            tracing::error!(
+                "consumer stopped: {}",
+                rabbit_gather::report::one_line(&error)
+            );
             code
         }
     }
@@ -191,10 +194,10 @@ async fn probe(url: &str) -> ExitCode {
 pub fn exit_code(error: &ServiceError) -> ExitCode {
     ExitCode::from(match error {
         ServiceError::Connect(
-            common::amqp::ConnectError::InvalidUrl(_)
-            | common::amqp::ConnectError::TlsFile { .. }
-            | common::amqp::ConnectError::PasswordFile { .. }
-            | common::amqp::ConnectError::TlsWithoutAmqps,
+            rabbit_gather::amqp::ConnectError::InvalidUrl(_)
+            | rabbit_gather::amqp::ConnectError::TlsFile { .. }
+            | rabbit_gather::amqp::ConnectError::PasswordFile { .. }
+            | rabbit_gather::amqp::ConnectError::TlsWithoutAmqps,
         ) => exit::USAGE,
         ServiceError::Connect(_)
         | ServiceError::ConsumerEnded

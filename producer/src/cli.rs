@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use clap::Parser;
-use common::{Settings, cli::SharedArgs, duration, settings::ReplyQueue};
+use rabbit_gather::{Settings, cli::SharedArgs, duration, settings::ReplyQueue};
 
 /// Sends each NAME to every greeting consumer and prints their replies:
 /// `producer Ada Bob` prints `hello Ada`, `goodbye Ada`, `hello Bob`, `goodbye Bob`.
@@ -88,7 +88,7 @@ impl Cli {
         settings.validate()?;
         // A URL that cannot parse is bad usage (exit 2), found before
         // anything connects.
-        common::amqp::uri(&settings.amqp)?;
+        rabbit_gather::amqp::uri(&settings.amqp)?;
         Ok(settings)
     }
 

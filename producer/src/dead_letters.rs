@@ -13,17 +13,17 @@ pub mod text;
 
 use std::{io::Write, time::Duration};
 
-use common::{
-    Settings,
-    amqp::{self, ConnectError},
-    shutdown::CancellationToken,
-    topology::Topology,
-};
 use lapin::{
     Channel, Connection, ExchangeKind,
     options::{BasicNackOptions, ExchangeDeclareOptions, QueueDeclareOptions, QueuePurgeOptions},
     protocol::{AMQPErrorKind, AMQPSoftError},
     types::FieldTable,
+};
+use rabbit_gather::{
+    Settings,
+    amqp::{self, ConnectError},
+    shutdown::CancellationToken,
+    topology::Topology,
 };
 
 pub use cli::{Cli, Command, ReplayArgs};

@@ -3,8 +3,8 @@
 
 use std::pin::Pin;
 
-use common::protocol::{Name, NameError};
 use futures::{Stream, StreamExt, stream};
+use rabbit_gather::protocol::{Name, NameError};
 
 /// One input line that cannot be sent, with its position.
 #[derive(Debug, thiserror::Error)]

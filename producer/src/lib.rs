@@ -15,15 +15,15 @@ use std::{
     sync::atomic::{AtomicBool, Ordering},
 };
 
-use common::shutdown::CancellationToken;
-use common::{
+use futures::StreamExt;
+use indicatif::ProgressBar;
+use rabbit_gather::shutdown::CancellationToken;
+use rabbit_gather::{
     Settings,
     amqp::ConnectError,
     protocol::Outcome,
     rpc::{self, CallOptions, Called, ReconnectingClient, RpcError, Stats},
 };
-use futures::StreamExt;
-use indicatif::ProgressBar;
 
 pub use cli::Cli;
 pub use input::{InputError, Names};

@@ -3,10 +3,10 @@
 use std::{io::IsTerminal, process::ExitCode, time::Duration};
 
 use clap::Parser;
-use common::report::one_line;
 use futures::{StreamExt, stream};
 use indicatif::{ProgressBar, ProgressStyle};
 use producer::{Cli, Format, Names, Sinks, exit, input};
+use rabbit_gather::report::one_line;
 
 /// Below this many names a progress bar is noise.
 const PROGRESS_MIN_NAMES: usize = 50;
@@ -23,7 +23,7 @@ async fn main() -> ExitCode {
         Ok(settings) => settings.log.format,
         Err(_) => cli.shared.log_format.unwrap_or_default(),
     };
-    common::telemetry::init_with(tracing::Level::WARN, format);
+    rabbit_gather::telemetry::init_with(tracing::Level::WARN, format);
     let settings = match loaded {
         Ok(settings) => settings,
         Err(error) => {
@@ -68,7 +68,7 @@ async fn main() -> ExitCode {
         names,
         format,
         &mut sinks,
-        common::shutdown::on_signal(),
+        rabbit_gather::shutdown::on_signal(),
     )
     .await;
     let code = match result {

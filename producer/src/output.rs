@@ -5,7 +5,7 @@
 use crate::dead_letters::text::printable;
 use std::{io, time::Duration};
 
-use common::{
+use rabbit_gather::{
     protocol::{Name, Outcome},
     rpc::Gathered,
 };
@@ -216,7 +216,7 @@ mod tests {
         );
     }
 
-    use common::protocol::Reply;
+    use rabbit_gather::protocol::Reply;
 
     use super::*;
 
@@ -309,7 +309,7 @@ mod tests {
             overloaded: 8,
             interrupted: true,
             latency,
-            stats: common::rpc::Stats {
+            stats: rabbit_gather::rpc::Stats {
                 retries: 5,
                 stray: 6,
                 duplicates: 7,

@@ -11,7 +11,7 @@ mod support;
 
 use std::process::{Command, Stdio};
 
-use common::{
+use rabbit_gather::{
     protocol::Name,
     service::{Context, HandlerError},
 };

@@ -11,7 +11,8 @@ use std::{
     time::Duration,
 };
 
-use common::{
+use futures::{FutureExt, future::join_all};
+use rabbit_gather::{
     protocol::{
         self, BatchError, MAX_BATCH_BYTES, MAX_BATCH_NAMES, Name, Outcome,
         names::{INTERNAL_ERROR, INVALID_REQUEST, REQUEST_FAILED},
@@ -19,7 +20,6 @@ use common::{
     rpc::{Gathered, ReconnectingClient, RpcError},
     service::HandlerError,
 };
-use futures::{FutureExt, future::join_all};
 use serde_json::{Value, json};
 use tokio::io::{AsyncBufReadExt, BufReader};
 
@@ -392,7 +392,7 @@ async fn a_batch_over_the_limits_is_refused_before_anything_is_sent() {
     let error = result.expect_err("refused");
     // The client's limit is the broker's (amqp.max_message_size), within
     // the contract's.
-    let limit = common::protocol::max_batch_bytes(app.settings.amqp.max_message_size);
+    let limit = rabbit_gather::protocol::max_batch_bytes(app.settings.amqp.max_message_size);
     assert!(limit <= MAX_BATCH_BYTES);
     assert!(
         matches!(error, RpcError::InvalidBatch(BatchError::TooLarge { bytes, limit: l }) if bytes > MAX_BATCH_BYTES && l == limit),
@@ -481,14 +481,14 @@ fn parsed(names: &[&str]) -> Vec<Name> {
         .collect()
 }
 
-async fn call_hello(client: &common::rpc::RpcClient, batch: &[Name]) -> Vec<Gathered> {
+async fn call_hello(client: &rabbit_gather::rpc::RpcClient, batch: &[Name]) -> Vec<Gathered> {
     client
         .call_batch(batch, &words(&["hello"]), Duration::from_secs(10))
         .await
         .expect("batch call")
 }
 
-fn fast_retries(app: &TestApp, max_failures: u32) -> common::Settings {
+fn fast_retries(app: &TestApp, max_failures: u32) -> rabbit_gather::Settings {
     let mut settings = app.settings.clone();
     settings.consumer.retry_delay = Duration::from_millis(200);
     settings.consumer.max_failures = max_failures;

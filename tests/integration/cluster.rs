@@ -10,7 +10,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use common::settings::QueueType;
+use rabbit_gather::settings::QueueType;
 use tokio::sync::Mutex;
 
 use crate::{

@@ -1,13 +1,13 @@
 //! Wire contract v1 at the byte level: what a consumer does with requests the
 //! RPC client would never send (contract points 5 to 8).
 
-use common::protocol::{Outcome, Reply};
 use lapin::{
     BasicProperties,
     message::Delivery,
     options::QueueDeclareOptions,
     types::{AMQPValue, FieldTable},
 };
+use rabbit_gather::protocol::{Outcome, Reply};
 
 use crate::helpers::{TestApp, answerable};
 

@@ -13,14 +13,14 @@ use std::{
     time::{Duration, SystemTime, UNIX_EPOCH},
 };
 
-use common::{
-    Settings,
-    protocol::{Outcome, Reply, names::RETRY_DUE_KEY},
-    service::HandlerError,
-};
 use lapin::{
     options::{BasicGetOptions, QueueBindOptions, QueueDeleteOptions},
     types::{AMQPValue, FieldTable},
+};
+use rabbit_gather::{
+    Settings,
+    protocol::{Outcome, Reply, names::RETRY_DUE_KEY},
+    service::HandlerError,
 };
 use tokio::process::Command;
 

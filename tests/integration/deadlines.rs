@@ -7,7 +7,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use common::{
+use rabbit_gather::{
     protocol::Name,
     rpc::{Gathered, ReconnectingClient, RpcError},
 };

@@ -5,12 +5,12 @@
 
 use std::time::{Duration, Instant};
 
-use common::{
+use futures::{FutureExt, StreamExt, stream};
+use rabbit_gather::{
     protocol::{Name, Outcome, names::INTERNAL_ERROR},
     rpc::{RpcClient, RpcError},
     service::HandlerError,
 };
-use futures::{FutureExt, StreamExt, stream};
 
 use crate::{
     helpers::{TestApp, TestHandler, run_producer, run_producer_with_stats, wait_until},

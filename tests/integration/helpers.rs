@@ -9,14 +9,6 @@ use std::{
     time::{Duration, Instant},
 };
 
-use common::{
-    Settings,
-    protocol::Name,
-    rpc::RpcClient,
-    service::{ConsumerService, Context, HandlerError, ServiceCounters, ServiceError},
-    settings::DEFAULT_AMQP_URL,
-    topology::Word,
-};
 use futures::{FutureExt, StreamExt, future::BoxFuture};
 use lapin::{
     BasicProperties, Channel, Confirmation, Connection, ConnectionProperties, Consumer,
@@ -26,6 +18,14 @@ use lapin::{
         QueueDeleteOptions,
     },
     types::FieldTable,
+};
+use rabbit_gather::{
+    Settings,
+    protocol::Name,
+    rpc::RpcClient,
+    service::{ConsumerService, Context, HandlerError, ServiceCounters, ServiceError},
+    settings::DEFAULT_AMQP_URL,
+    topology::Word,
 };
 use tokio::{
     io::{AsyncBufReadExt, BufReader},
@@ -66,7 +66,7 @@ fn init_logs() {
     static ONCE: Once = Once::new();
     ONCE.call_once(|| {
         if std::env::var_os("TEST_LOG").is_some() {
-            common::telemetry::init(tracing::Level::INFO);
+            rabbit_gather::telemetry::init(tracing::Level::INFO);
         }
     });
 }
@@ -467,7 +467,7 @@ fn collect_lines(
 
 /// One call for "Ada" waiting for `words`, on a client of its own made with
 /// `settings` (closed afterwards).
-pub(crate) async fn call_ada(settings: &Settings, words: &[&str]) -> common::rpc::Gathered {
+pub(crate) async fn call_ada(settings: &Settings, words: &[&str]) -> rabbit_gather::rpc::Gathered {
     let client = RpcClient::connect(settings)
         .await
         .expect("RPC client connects");
@@ -787,7 +787,7 @@ pub(crate) fn reason(letter: &Delivery) -> Option<String> {
         .headers()
         .as_ref()?
         .inner()
-        .get(common::protocol::names::REASON_HEADER)?
+        .get(rabbit_gather::protocol::names::REASON_HEADER)?
     {
         lapin::types::AMQPValue::LongString(s) => Some(s.to_string()),
         _ => None,

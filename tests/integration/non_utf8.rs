@@ -7,7 +7,7 @@
 
 use std::time::Duration;
 
-use common::protocol::Name;
+use rabbit_gather::protocol::Name;
 
 use crate::{
     helpers::{EVENT_TIMEOUT, TestApp},

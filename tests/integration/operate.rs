@@ -9,9 +9,9 @@ use std::{
     time::{Duration, Instant},
 };
 
-use common::trace::{TRACEPARENT, trace_id_of};
 use consumer::http::{OUTCOMES, probe};
 use lapin::types::{AMQPValue, FieldTable};
+use rabbit_gather::trace::{TRACEPARENT, trace_id_of};
 
 use crate::{
     helpers::{ConsumerProcess, EVENT_TIMEOUT, TestApp, answerable, bin, wait_until},
@@ -215,7 +215,7 @@ async fn a_pika_request_with_a_traceparent_is_continued_in_json_logs_and_in_the_
         "hello",
         &[
             ("GREETINGS_LOG__FORMAT", "json"),
-            ("RUST_LOG", "info,common=debug"),
+            ("RUST_LOG", "info,rabbit_gather=debug"),
         ],
     )
     .await;

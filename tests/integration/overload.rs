@@ -28,7 +28,7 @@ struct Overload {
     summary: serde_json::Value,
     answered: usize,
     overloaded: usize,
-    stats: common::service::ServiceStats,
+    stats: rabbit_gather::service::ServiceStats,
 }
 
 impl Overload {

@@ -5,7 +5,6 @@
 
 use std::{path::PathBuf, time::Duration};
 
-use common::Settings;
 use lapin::{
     BasicProperties, Connection, ConnectionProperties,
     options::{
@@ -14,6 +13,7 @@ use lapin::{
     },
     types::FieldTable,
 };
+use rabbit_gather::Settings;
 
 use crate::{
     helpers::{TestApp, bin, call_ada, queue_counts},
@@ -60,7 +60,7 @@ impl Secured {
         settings.amqp.password_file = Some(self.secrets.path().join(format!("{user}.password")));
         // As compose runs them: exclusive reply queues, and consumers whose
         // users may not write to the default exchange.
-        settings.rpc.reply_queue = common::settings::ReplyQueue::Exclusive;
+        settings.rpc.reply_queue = rabbit_gather::settings::ReplyQueue::Exclusive;
         settings.consumer.direct_reply_to = false;
         settings
     }

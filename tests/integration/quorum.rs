@@ -3,7 +3,7 @@
 
 use std::{process::Stdio, time::Duration};
 
-use common::settings::QueueType;
+use rabbit_gather::settings::QueueType;
 
 use crate::{
     helpers::{EVENT_TIMEOUT, TestApp, bin, call_ada, wait_until},
@@ -76,13 +76,13 @@ async fn quorum_over_an_existing_classic_queue_fails_saying_how_to_migrate() {
 }
 
 /// Whether `hello` answers a call for "Ada" made through `settings`.
-async fn answers(settings: &common::Settings) -> bool {
-    let Ok(client) = common::rpc::RpcClient::connect(settings).await else {
+async fn answers(settings: &rabbit_gather::Settings) -> bool {
+    let Ok(client) = rabbit_gather::rpc::RpcClient::connect(settings).await else {
         return false;
     };
     let gathered = client
         .call(
-            &common::protocol::Name::parse("Ada").expect("valid"),
+            &rabbit_gather::protocol::Name::parse("Ada").expect("valid"),
             &["hello".to_owned()],
             Duration::from_secs(2),
         )

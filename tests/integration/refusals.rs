@@ -8,8 +8,8 @@
 use std::time::Duration;
 
 use base64::{Engine, engine::general_purpose::STANDARD};
-use common::protocol::Name;
 use futures::{StreamExt, stream};
+use rabbit_gather::protocol::Name;
 
 use crate::helpers::{TestApp, answerable, correlation_id, reason};
 
@@ -126,7 +126,7 @@ async fn a_well_formed_token_of_no_channel_costs_only_its_own_request_on_any_bro
         let before = hello.counters.snapshot();
         // Prefetch 1: the crafted request was settled before the next one.
         crafted_then_answered(&mut raw, i, shape, &reply_to).await;
-        let settled = |s: &common::service::ServiceStats| s.ok + s.dead_lettered;
+        let settled = |s: &rabbit_gather::service::ServiceStats| s.ok + s.dead_lettered;
         crate::helpers::wait_until("both requests are settled", || async {
             settled(&hello.counters.snapshot()) >= settled(&before) + 2
         })

@@ -5,7 +5,7 @@
 
 use std::time::Duration;
 
-use common::{
+use rabbit_gather::{
     protocol::{Name, Outcome},
     rpc::RpcClient,
     settings::ReplyQueue,

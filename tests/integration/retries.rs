@@ -7,19 +7,19 @@ use std::{
     time::{Duration, Instant},
 };
 
-use common::{
+use futures::{FutureExt, StreamExt, stream};
+use lapin::{
+    message::Delivery,
+    options::{QueueBindOptions, QueueDeclareOptions},
+    types::{AMQPValue, FieldTable},
+};
+use rabbit_gather::{
     Settings,
     protocol::{
         Name, Outcome, Reply,
         names::{DEAD_KEY, REQUEST_FAILED},
     },
     service::HandlerError,
-};
-use futures::{FutureExt, StreamExt, stream};
-use lapin::{
-    message::Delivery,
-    options::{QueueBindOptions, QueueDeclareOptions},
-    types::{AMQPValue, FieldTable},
 };
 
 use crate::helpers::{
@@ -368,7 +368,7 @@ async fn a_nacked_dead_letter_copy_returns_the_request_to_its_queue_until_it_can
 async fn an_unsettleable_request_on_a_quorum_queue_is_bounded_by_the_broker_delivery_limit() {
     let app = TestApp::new().await;
     let mut settings = fast_retries(&app, 3);
-    settings.topology.queue_type = common::settings::QueueType::Quorum;
+    settings.topology.queue_type = rabbit_gather::settings::QueueType::Quorum;
     let attempts: Arc<Mutex<Vec<u32>>> = Arc::default();
     let seen = Arc::clone(&attempts);
     let handler = test_handler(move |_, cx| {
@@ -431,15 +431,15 @@ async fn an_unsettleable_request_on_a_quorum_queue_is_bounded_by_the_broker_deli
 /// attempt never counted. The session now renews the lease while it runs.
 #[tokio::test]
 async fn retries_outlive_queue_expires_while_their_consumer_runs_fresh_or_up_a_while() {
-    retries_outlive_queue_expires(common::settings::QueueType::Classic).await;
+    retries_outlive_queue_expires(rabbit_gather::settings::QueueType::Classic).await;
 }
 
 #[tokio::test]
 async fn retries_outlive_queue_expires_on_quorum_queues_too() {
-    retries_outlive_queue_expires(common::settings::QueueType::Quorum).await;
+    retries_outlive_queue_expires(rabbit_gather::settings::QueueType::Quorum).await;
 }
 
-async fn retries_outlive_queue_expires(queue_type: common::settings::QueueType) {
+async fn retries_outlive_queue_expires(queue_type: rabbit_gather::settings::QueueType) {
     let app = TestApp::new().await;
     let mut settings = fast_retries(&app, 3);
     settings.topology.queue_type = queue_type;

@@ -6,11 +6,11 @@ use std::{
     time::{Duration, Instant},
 };
 
-use common::{
+use futures::{StreamExt, stream};
+use rabbit_gather::{
     protocol::{Name, Outcome},
     rpc::{Gathered, RpcClient, RpcError},
 };
-use futures::{StreamExt, stream};
 
 use crate::helpers::TestApp;
 

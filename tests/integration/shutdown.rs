@@ -4,8 +4,8 @@
 
 use std::{collections::HashSet, sync::Arc, time::Duration};
 
-use common::{protocol::Name, topology::Topology};
 use futures::future::join_all;
+use rabbit_gather::{protocol::Name, topology::Topology};
 
 use crate::{
     helpers::{TestApp, answerable, queue_counts},
@@ -76,7 +76,7 @@ async fn sigterm_then_the_broker_going_away_with_a_message_in_hand_exits_0_and_k
     let node = PrivateNode::start().await;
     let app = TestApp::on(&node.url()).await;
     let connection = node.connect().await;
-    let word = common::topology::Word::parse("hello").expect("valid");
+    let word = rabbit_gather::topology::Word::parse("hello").expect("valid");
     Topology::from_settings(&app.settings.topology)
         .declare_for_consumer(&connection, &word)
         .await

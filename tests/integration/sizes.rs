@@ -6,7 +6,7 @@
 
 use std::{path::PathBuf, time::Duration};
 
-use common::{
+use rabbit_gather::{
     protocol::{Name, Outcome, names::REPLY_TOO_LARGE},
     rpc::ReconnectingClient,
     settings::DEFAULT_MAX_MESSAGE_SIZE,

@@ -5,7 +5,7 @@
 
 use std::path::PathBuf;
 
-use common::{
+use rabbit_gather::{
     Settings,
     amqp::{self, ConnectError},
 };
@@ -64,7 +64,7 @@ fn tls_settings(
 }
 
 fn chain(error: &(dyn std::error::Error + 'static)) -> String {
-    common::report::one_line(error)
+    rabbit_gather::report::one_line(error)
 }
 
 #[tokio::test]

@@ -8,11 +8,11 @@
 use std::process::ExitCode;
 
 use clap::Parser;
-use common::{
+use consumer::Cli;
+use rabbit_gather::{
     protocol::Name,
     service::{Context, HandlerError},
 };
-use consumer::Cli;
 use tokio::{
     io::{AsyncBufReadExt, BufReader},
     sync::watch,

@@ -3,13 +3,13 @@
 
 use std::process::ExitCode;
 
-use common::{report::one_line, shutdown::CancellationToken};
 use producer::dead_letters::{self, Cli, Command, exit};
+use rabbit_gather::{report::one_line, shutdown::CancellationToken};
 
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = Cli::parse_args();
-    common::telemetry::init(tracing::Level::WARN);
+    rabbit_gather::telemetry::init(tracing::Level::WARN);
     let settings = match cli.settings() {
         Ok(settings) => settings,
         Err(error) => {
@@ -20,7 +20,7 @@ async fn main() -> ExitCode {
     // Only a replay stops cleanly between two letters; a signal ends a list
     // or a purge at once, and the broker requeues whatever a list held.
     let shutdown = match cli.command {
-        Command::Replay(_) => common::shutdown::on_signal(),
+        Command::Replay(_) => rabbit_gather::shutdown::on_signal(),
         Command::List { .. } | Command::Purge { .. } => CancellationToken::new(),
     };
     let result = dead_letters::run(

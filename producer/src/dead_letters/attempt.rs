@@ -1,10 +1,10 @@
 //! A dead letter as a fresh attempt: which of its properties and headers a
 //! replay carries, and which it must not.
 
-use common::protocol::names::{
+use lapin::{BasicProperties, types::FieldTable};
+use rabbit_gather::protocol::names::{
     DELIVERY_COUNT_HEADER, EXPIRATION_HEADER, FAILURES_HEADER, QUEUE_HEADER, REASON_HEADER,
 };
-use lapin::{BasicProperties, types::FieldTable};
 
 use super::letter::X_DEATH;
 

@@ -5,7 +5,7 @@
 use std::{collections::BTreeSet, ffi::OsString};
 
 use clap::{ArgGroup, Args, CommandFactory, FromArgMatches, Parser, Subcommand};
-use common::{Settings, cli::SharedArgs};
+use rabbit_gather::{Settings, cli::SharedArgs};
 
 use super::replay::Selection;
 
@@ -130,7 +130,7 @@ impl Cli {
         settings.validate()?;
         // A URL that cannot parse is bad usage (exit 2), found before
         // anything connects.
-        common::amqp::uri(&settings.amqp)?;
+        rabbit_gather::amqp::uri(&settings.amqp)?;
         Ok(settings)
     }
 }

@@ -9,11 +9,11 @@
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use common::protocol::names::{FAILURES_HEADER, QUEUE_HEADER, REASON_HEADER};
 use lapin::{
     BasicProperties,
     types::{AMQPValue, FieldTable},
 };
+use rabbit_gather::protocol::names::{FAILURES_HEADER, QUEUE_HEADER, REASON_HEADER};
 use serde::Serialize;
 
 use super::text::{compact, escaped, preview};

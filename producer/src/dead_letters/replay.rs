@@ -29,15 +29,15 @@ use std::{
     time::{SystemTime, UNIX_EPOCH},
 };
 
-use common::{
-    protocol::names::RETRY_DUE_KEY,
-    shutdown::CancellationToken,
-    topology::{Topology, Word},
-};
 use lapin::{
     Channel, Confirmation, Connection,
     message::Delivery,
     options::{BasicAckOptions, BasicGetOptions, BasicPublishOptions, ConfirmSelectOptions},
+};
+use rabbit_gather::{
+    protocol::names::RETRY_DUE_KEY,
+    shutdown::CancellationToken,
+    topology::{Topology, Word},
 };
 
 use super::{

@@ -7,14 +7,14 @@
 
 use std::{process::Stdio, time::Duration};
 
-use common::{
+use lapin::{Connection, ConnectionProperties, options::QueueDeleteOptions};
+use rabbit_gather::{
     Settings,
     service::{ConsumerService, Handler, ServiceError},
     settings::DEFAULT_AMQP_URL,
     shutdown::CancellationToken,
     topology::Word,
 };
-use lapin::{Connection, ConnectionProperties, options::QueueDeleteOptions};
 use tokio::{process::Command, task::JoinHandle};
 
 /// Longest any expected event may take before a test fails: a failure

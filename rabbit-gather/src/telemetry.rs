@@ -17,7 +17,7 @@ pub use crate::settings::LogFormat;
 
 /// The crates whose events the default filter lets through (library and
 /// binary names of this workspace).
-const OUR_TARGETS: &[&str] = &["common", "producer", "consumer", "bench"];
+const OUR_TARGETS: &[&str] = &["rabbit_gather", "producer", "consumer", "bench"];
 
 /// The filter used when `RUST_LOG` is unset or invalid: `level` for our own
 /// crates, nothing from anyone else.
@@ -95,9 +95,9 @@ mod tests {
         tracing::subscriber::with_default(subscriber, || {
             tracing::error!(target: "lapin::io_loop", "raw dump from lapin");
             tracing::warn!(target: "amq_protocol::frame", "raw dump from a dependency");
-            tracing::warn!(target: "common::rpc", "our warning");
+            tracing::warn!(target: "rabbit_gather::rpc", "our warning");
             tracing::warn!(target: "producer", "the producer's warning");
-            tracing::info!(target: "common::rpc", "our info");
+            tracing::info!(target: "rabbit_gather::rpc", "our info");
         });
         let text = String::from_utf8(captured.0.lock().expect("lock").clone()).expect("utf8");
         assert!(text.contains("our warning"), "{text}");
