@@ -12,7 +12,7 @@ use lapin::{
 };
 use rabbit_gather::{
     Settings,
-    protocol::Name,
+    protocol::{Contract, Name},
     rpc::RpcClient,
     topology::{Topology, Word},
 };
@@ -46,7 +46,10 @@ impl Lane {
         match self {
             Self::System { client, expect } => {
                 let name = Name::parse(&format!("n{i}"))?;
-                Ok(client.call(&name, expect, timeout).await?.is_complete())
+                Ok(client
+                    .call::<_, String>(&name, expect, timeout)
+                    .await?
+                    .is_complete())
             }
             Self::Baseline(client) => client.call(format!("n{i}").as_bytes(), timeout).await,
         }
@@ -104,7 +107,7 @@ pub(crate) async fn system(
             wait_for_consumers(&url, &topology.queue(&word), deployment.replicas).await?;
         }
     }
-    let client = RpcClient::connect(settings).await?;
+    let client = RpcClient::connect_with(settings, Contract::GREETINGS).await?;
     let expect = words()?.iter().map(ToString::to_string).collect();
     Ok((Lane::System { client, expect }, children))
 }

@@ -8,7 +8,12 @@
 
 use std::{sync::Arc, time::Duration};
 
-use rabbit_gather::{Settings, protocol::Name, rpc::RpcClient, topology::Topology};
+use rabbit_gather::{
+    Settings,
+    protocol::{Contract, Name},
+    rpc::RpcClient,
+    topology::Topology,
+};
 
 use lapin::{Connection, ConnectionProperties};
 use secrecy::ExposeSecret;
@@ -25,7 +30,7 @@ pub(crate) async fn per_request(settings: &Settings) -> anyhow::Result<()> {
     for word in lanes::words()? {
         topology.declare_for_consumer(&connection, &word).await?;
     }
-    let client = Arc::new(RpcClient::connect(settings).await?);
+    let client = Arc::new(RpcClient::connect_with(settings, Contract::GREETINGS).await?);
     let expect: Arc<Vec<String>> =
         Arc::new(lanes::words()?.iter().map(ToString::to_string).collect());
     let hold = |i: usize| {
@@ -33,14 +38,18 @@ pub(crate) async fn per_request(settings: &Settings) -> anyhow::Result<()> {
         tokio::spawn(async move {
             let name = Name::parse(&format!("n{i}"))?;
             client
-                .call(&name, &expect, Duration::from_secs(600))
+                .call::<_, String>(&name, expect.as_slice(), Duration::from_secs(600))
                 .await?;
             anyhow::Ok(())
         })
     };
     let future_size = {
         let name = Name::parse("n0")?;
-        std::mem::size_of_val(&client.call(&name, &expect, Duration::from_secs(1)))
+        std::mem::size_of_val(&client.call::<_, String>(
+            &name,
+            expect.as_slice(),
+            Duration::from_secs(1),
+        ))
     };
     let queue = topology.queue(&lanes::words()?[0]);
     let me = std::process::id();

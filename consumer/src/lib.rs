@@ -11,8 +11,9 @@ use std::{net::SocketAddr, process::ExitCode, time::Duration};
 use clap::Parser;
 use rabbit_gather::{
     Settings,
-    cli::SharedArgs,
+    cli::{SharedArgs, with_default},
     service::{self, ServiceError},
+    settings::{DEFAULT_CONSUMER_CONCURRENCY, DEFAULT_PREFETCH},
     shutdown::CancellationToken,
     topology::Word,
 };
@@ -42,11 +43,17 @@ pub struct Cli {
     /// Config file, broker URL and prefix.
     #[command(flatten)]
     pub shared: SharedArgs,
-    /// Unacknowledged deliveries at once [default: 1].
-    #[arg(long)]
+    /// `consumer.prefetch`, when given.
+    #[arg(long, help = with_default("Unacknowledged deliveries at once", DEFAULT_PREFETCH))]
     pub prefetch: Option<u16>,
-    /// Deliveries handled at once, at most the prefetch [default: 1].
-    #[arg(long)]
+    /// `consumer.concurrency`, when given.
+    #[arg(
+        long,
+        help = with_default(
+            "Deliveries handled at once, at most the prefetch",
+            DEFAULT_CONSUMER_CONCURRENCY,
+        )
+    )]
     pub concurrency: Option<u16>,
     /// Serve /healthz, /readyz and /metrics on this address (e.g.
     /// 127.0.0.1:9090) [default: off].
@@ -122,7 +129,7 @@ pub async fn serve(
             return ExitCode::from(exit::USAGE);
         }
     };
-    let service = customize(service::ConsumerService::new(&settings, word));
+    let service = customize(service::ConsumerService::greetings(&settings, word));
     let endpoint = match settings.consumer.http_addr {
         Some(addr) => match http::bind(addr).await {
             Ok(listener) => Some(listener),

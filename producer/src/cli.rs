@@ -3,7 +3,15 @@
 use std::time::Duration;
 
 use clap::Parser;
-use rabbit_gather::{Settings, cli::SharedArgs, duration, settings::ReplyQueue};
+use rabbit_gather::{
+    Settings,
+    cli::{SharedArgs, with_default},
+    duration,
+    settings::{
+        DEFAULT_BATCH, DEFAULT_EXPECT, DEFAULT_RETRIES, DEFAULT_RPC_CONCURRENCY, DEFAULT_TIMEOUT,
+        ReplyQueue,
+    },
+};
 
 /// Sends each NAME to every greeting consumer and prints their replies:
 /// `producer Ada Bob` prints `hello Ada`, `goodbye Ada`, `hello Bob`, `goodbye Bob`.
@@ -15,34 +23,88 @@ pub struct Cli {
     /// Names to greet (1-100 characters, not only whitespace, no control characters).
     #[arg(value_name = "NAME")]
     pub names: Vec<String>,
-    /// Consumers to wait for, in output order [default: hello,goodbye]. Replies from
-    /// others are printed after them only if they arrive before these complete
-    /// the call; later ones are counted as stray, not printed.
-    #[arg(short, long, value_delimiter = ',', value_name = "WORDS")]
+    /// `rpc.expect`, when given.
+    #[arg(
+        short,
+        long,
+        value_delimiter = ',',
+        value_name = "WORDS",
+        help = with_default(
+            "Consumers to wait for, in output order, or `all`: every consumer live at the \
+             start of the run (a roll call), named when it does not answer. Replies from \
+             others are printed after them only if they arrive before these complete the \
+             call; later ones are counted as stray, not printed",
+            DEFAULT_EXPECT.join(","),
+        )
+    )]
     pub expect: Option<Vec<String>>,
-    /// Deadline for all replies to one name, retries included: 5, 2.5, 500ms, 5s [default: 5s].
-    #[arg(short, long, value_parser = duration::parse, value_name = "DURATION")]
+    /// `rpc.timeout`, when given.
+    #[arg(
+        short,
+        long,
+        value_parser = duration::parse,
+        value_name = "DURATION",
+        help = with_default(
+            "Deadline for all replies to one name, retries included: 5, 2.5, 500ms, 5s",
+            duration::format(DEFAULT_TIMEOUT),
+        )
+    )]
     pub timeout: Option<Duration>,
-    /// Requests in flight at once [default: 64].
-    #[arg(short, long, value_name = "N")]
+    /// `rpc.concurrency`, when given.
+    #[arg(
+        short,
+        long,
+        value_name = "N",
+        help = with_default("Requests in flight at once", DEFAULT_RPC_CONCURRENCY)
+    )]
     pub concurrency: Option<usize>,
-    /// Send up to N names per request: names waiting while requests are in
-    /// flight go together (contract v1.1), with no added delay; 1 to 1000
-    /// [default: 1, as consumers that know only contract v1 cannot answer batches].
-    #[arg(short, long, value_name = "N")]
+    /// `rpc.batch`, when given.
+    #[arg(
+        short,
+        long,
+        value_name = "N",
+        help = with_default(
+            "Send up to N names per request: names waiting while requests are in flight \
+             go together (contract v1.1), with no added delay; 1 to 1000",
+            format!(
+                "{DEFAULT_BATCH}, as consumers that know only contract v1 cannot answer batches"
+            ),
+        )
+    )]
     pub batch: Option<usize>,
-    /// Resend a name this many times when the connection is lost or the broker refuses it (nack), within its timeout [default: 0].
-    #[arg(short, long, value_name = "N")]
+    /// `rpc.retries`, when given.
+    #[arg(
+        short,
+        long,
+        value_name = "N",
+        help = with_default(
+            "Resend a name this many times when the connection is lost or the broker \
+             refuses it (nack), within its timeout",
+            DEFAULT_RETRIES,
+        )
+    )]
     pub retries: Option<u32>,
-    /// Where replies come back to: an exclusive queue of this connection's
-    /// own, or RabbitMQ's direct reply-to (at-most-once; from RabbitMQ 4.2 it
-    /// may drop replies under load) [default: exclusive].
-    #[arg(long, value_enum, value_name = "MODE")]
+    /// `rpc.reply_queue`, when given.
+    #[arg(
+        long,
+        value_enum,
+        value_name = "MODE",
+        help = with_default(
+            "Where replies come back to: an exclusive queue of this connection's own, or \
+             RabbitMQ's direct reply-to (at-most-once; from RabbitMQ 4.2 it may drop \
+             replies under load)",
+            ReplyQueue::default().as_str(),
+        )
+    )]
     pub reply_queue: Option<ReplyQueue>,
     /// Print one JSON object per name instead of greeting lines, then one
     /// `{"summary":{...}}` object (counts and latency percentiles) as the last line.
     #[arg(long)]
     pub json: bool,
+    /// Print the consumers live now (those answering a roll call), one word
+    /// per line, and send nothing.
+    #[arg(long, conflicts_with_all = ["names", "json"])]
+    pub responders: bool,
     /// Config file, broker URL and prefix.
     #[command(flatten)]
     pub shared: SharedArgs,
@@ -55,7 +117,7 @@ Exit codes:
   2  bad usage (including an invalid broker URL) or invalid name (nothing is sent for an invalid name)
   3  incomplete: a reply missing by the deadline, or an error reply
   4  broker unreachable, or connection lost
-  5  no queue bound to the exchange: no consumer is running
+  5  no consumer is running: no queue bound to the exchange, or (--expect all, --responders) no answer to a roll call
   6  overloaded: the broker refused some names (a consumer's queue is full)
   130 interrupted";
 

@@ -21,8 +21,8 @@ use rabbit_gather::shutdown::CancellationToken;
 use rabbit_gather::{
     Settings,
     amqp::ConnectError,
-    protocol::Outcome,
-    rpc::{self, CallOptions, Called, ReconnectingClient, RpcError, Stats},
+    protocol::{Contract, Name, Outcome},
+    rpc::{self, CallOptions, Called, ReconnectingClient, RpcError, Stats, Until},
 };
 
 pub use cli::Cli;
@@ -43,7 +43,8 @@ pub mod exit {
     pub const INCOMPLETE: u8 = 3;
     /// Broker unreachable or connection lost.
     pub const BROKER: u8 = 4;
-    /// No queue bound to the exchange: no consumer is running.
+    /// No queue bound to the exchange, or (`--expect all`, `--responders`)
+    /// no consumer answered a roll call: no consumer is running.
     pub const NO_ROUTE: u8 = 5;
     /// The broker refused some names because a consumer's queue was full
     /// (overloaded); each is reported, none silently dropped.
@@ -118,6 +119,12 @@ pub enum ProducerError {
     /// stdout or stderr could not be written.
     #[error("cannot write output")]
     Output(#[from] io::Error),
+    /// `--expect all` or `--responders`: no consumer answered a roll call.
+    #[error(
+        "no consumer answered a roll call within {}: is any consumer running?",
+        rabbit_gather::duration::format(*.0)
+    )]
+    NoResponders(std::time::Duration),
 }
 
 impl ProducerError {
@@ -131,7 +138,7 @@ impl ProducerError {
                 | ConnectError::PasswordFile { .. }
                 | ConnectError::TlsWithoutAmqps,
             )) => exit::USAGE,
-            Self::Rpc(RpcError::NoRoute { .. }) => exit::NO_ROUTE,
+            Self::Rpc(RpcError::NoRoute { .. }) | Self::NoResponders(_) => exit::NO_ROUTE,
             Self::Rpc(e) if e.is_connection_error() => exit::BROKER,
             Self::Rpc(_) | Self::Output(_) => exit::FAILURE,
         }
@@ -169,8 +176,11 @@ pub async fn run<O: Write, E: Write>(
     sinks: &mut Sinks<O, E>,
     shutdown: CancellationToken,
 ) -> Result<Summary, ProducerError> {
-    let client = ReconnectingClient::connect(settings).await?;
-    let result = call_all(&client, settings, names, format, sinks, shutdown).await;
+    let client = ReconnectingClient::connect_with(settings, Contract::GREETINGS).await?;
+    let result = match expected(&client, settings).await {
+        Ok(expect) => call_all(&client, settings, &expect, names, format, sinks, shutdown).await,
+        Err(error) => Err(error),
+    };
     let stats = client.stats();
     client.close().await;
     sinks.progress.finish_and_clear();
@@ -211,9 +221,66 @@ fn log_summary(summary: &Summary) {
     );
 }
 
+/// The value of `rpc.expect` (`--expect`) that stands for every live word.
+pub const EXPECT_ALL: &str = "all";
+
+/// The words each name waits for: `rpc.expect`, or with `all`, the words
+/// live now (a roll call, once per run: a word that stops during the run
+/// is named as missing, one that starts is printed when it answers in time).
+///
+/// # Errors
+/// [`ProducerError::NoResponders`] when `all` finds none.
+async fn expected(
+    client: &ReconnectingClient,
+    settings: &Settings,
+) -> Result<Vec<String>, ProducerError> {
+    if settings.rpc.expect != [EXPECT_ALL] {
+        return Ok(settings.rpc.expect.clone());
+    }
+    let live = live_words(client, settings).await?;
+    tracing::info!(?live, "the live words, from a roll call");
+    Ok(live)
+}
+
+/// The words live now, from a roll call within `rpc.timeout`.
+///
+/// # Errors
+/// [`ProducerError::NoResponders`] when none answers.
+async fn live_words(
+    client: &ReconnectingClient,
+    settings: &Settings,
+) -> Result<Vec<String>, ProducerError> {
+    let live = client
+        .responders(settings.rpc.timeout, rpc::ROLL_CALL_STALL)
+        .await?;
+    if live.is_empty() {
+        return Err(ProducerError::NoResponders(settings.rpc.timeout));
+    }
+    Ok(live)
+}
+
+/// Prints the words live now, one per line, sorted (`producer
+/// --responders`).
+///
+/// # Errors
+/// As [`run`], and [`ProducerError::NoResponders`] when none answers.
+pub async fn print_responders<O: Write>(
+    settings: &Settings,
+    out: &mut O,
+) -> Result<(), ProducerError> {
+    let client = ReconnectingClient::connect_with(settings, Contract::GREETINGS).await?;
+    let live = live_words(&client, settings).await;
+    client.close().await;
+    for word in live? {
+        writeln!(out, "{word}")?;
+    }
+    Ok(())
+}
+
 async fn call_all<O: Write, E: Write>(
     client: &ReconnectingClient,
     settings: &Settings,
+    expect: &[String],
     names: Names,
     format: Format,
     sinks: &mut Sinks<O, E>,
@@ -225,20 +292,24 @@ async fn call_all<O: Write, E: Write>(
         interrupted.store(true, Ordering::Relaxed);
     };
     let options = CallOptions {
-        expect: settings.rpc.expect.clone(),
+        until: Until::All(expect.to_vec()),
         timeout: settings.rpc.timeout,
         retries: settings.rpc.retries,
         batch: settings.rpc.batch,
         concurrency: settings.rpc.concurrency,
     };
-    let (expect, timeout) = (&options.expect, options.timeout);
+    let timeout = options.timeout;
     let mut results = rpc::call_each(client, names.take_until(Box::pin(stop)), &options);
 
     let mut summary = Summary::default();
     let mut timings = latency::Recorder::new();
     while let Some(item) = results.next().await {
         sinks.progress.inc(1);
-        let Called { name, result, took } = match item {
+        let Called {
+            request: name,
+            result,
+            took,
+        }: Called<Name, String> = match item {
             Ok(called) => called,
             Err(invalid) => {
                 summary.invalid += 1;

@@ -31,6 +31,16 @@ async fn main() -> ExitCode {
             return ExitCode::from(exit::USAGE);
         }
     };
+    if cli.responders {
+        let code = match producer::print_responders(&settings, &mut std::io::stdout()).await {
+            Ok(()) => exit::OK,
+            Err(error) => {
+                eprintln!("producer: {}", one_line(&error));
+                error.exit_code()
+            }
+        };
+        producer::exit_now(code);
+    }
     let (names, count): (Names, Option<usize>) = if cli.reads_stdin() {
         if std::io::stdin().is_terminal() {
             eprintln!("producer: reading names from stdin, one per line (Ctrl+D to end)");

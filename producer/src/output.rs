@@ -34,7 +34,7 @@ pub fn write_result(
     name: &Name,
     expect: &[String],
     timeout: Duration,
-    gathered: &Gathered,
+    gathered: &Gathered<String>,
 ) -> io::Result<()> {
     // Expected consumers first, in `expect` order, then any others in arrival order.
     let ordered = expect
@@ -69,7 +69,7 @@ pub fn write_result(
     match format {
         Format::Text => {
             for reply in ordered {
-                if let Outcome::Greeting(greeting) = &reply.outcome {
+                if let Outcome::Ok(greeting) = &reply.outcome {
                     writeln!(out, "{}", printable(greeting))?;
                 }
             }
@@ -79,7 +79,7 @@ pub fn write_result(
             let mut errors = Map::new();
             for reply in ordered {
                 match &reply.outcome {
-                    Outcome::Greeting(g) => {
+                    Outcome::Ok(g) => {
                         replies.insert(reply.consumer.clone(), Value::from(g.as_str()));
                     }
                     Outcome::Error { code, message } => {
@@ -220,14 +220,14 @@ mod tests {
 
     use super::*;
 
-    fn reply(consumer: &str, outcome: Outcome) -> Reply {
+    fn reply(consumer: &str, outcome: Outcome<String>) -> Reply<String> {
         Reply {
             consumer: consumer.into(),
             outcome,
         }
     }
 
-    fn render(format: Format, gathered: &Gathered) -> (String, String) {
+    fn render(format: Format, gathered: &Gathered<String>) -> (String, String) {
         let (mut out, mut err) = (Vec::new(), Vec::new());
         let expect = ["hello".to_owned(), "goodbye".to_owned()];
         let name = Name::parse("Ada").expect("valid");
@@ -247,12 +247,12 @@ mod tests {
         )
     }
 
-    fn scrambled() -> Gathered {
+    fn scrambled() -> Gathered<String> {
         Gathered {
             replies: vec![
-                reply("bonjour", Outcome::Greeting("bonjour Ada".into())),
-                reply("goodbye", Outcome::Greeting("goodbye Ada".into())),
-                reply("hello", Outcome::Greeting("hello Ada".into())),
+                reply("bonjour", Outcome::Ok("bonjour Ada".into())),
+                reply("goodbye", Outcome::Ok("goodbye Ada".into())),
+                reply("hello", Outcome::Ok("hello Ada".into())),
             ],
             missing: vec![],
             duplicates: 0,

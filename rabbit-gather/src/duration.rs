@@ -37,6 +37,13 @@ pub fn parse(input: &str) -> Result<Duration, DurationError> {
     humantime::parse_duration(trimmed).map_err(|e| error(&e.to_string()))
 }
 
+/// Writes a duration the way [`parse`] reads it back: `5s`, `1h`,
+/// `1m 30s`, `7days`. For help texts that show a default.
+#[must_use]
+pub fn format(duration: Duration) -> String {
+    humantime::format_duration(duration).to_string()
+}
+
 fn from_secs(seconds: f64) -> Option<Duration> {
     Duration::try_from_secs_f64(seconds).ok()
 }
@@ -78,6 +85,18 @@ mod tests {
         assert_eq!(parse("500ms").ok(), Some(Duration::from_millis(500)));
         assert_eq!(parse("5s").ok(), Some(Duration::from_secs(5)));
         assert_eq!(parse("1m 30s").ok(), Some(Duration::from_secs(90)));
+    }
+
+    #[test]
+    fn formatted_durations_parse_back_to_themselves() {
+        for duration in [
+            Duration::from_secs(5),
+            Duration::from_millis(2500),
+            Duration::from_secs(7 * 24 * 3600),
+            Duration::from_nanos(1),
+        ] {
+            assert_eq!(parse(&format(duration)).ok(), Some(duration));
+        }
     }
 
     #[test]

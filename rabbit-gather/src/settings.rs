@@ -2,7 +2,12 @@
 //! `GREETINGS_`-prefixed environment variables (`__` separates sections), then
 //! `AMQP_URL`; the binaries apply their flags last.
 //!
-//! Every setting, with its environment variable, is listed in the README.
+//! The defaults are written once, in the `Default` impls of [`Settings`] and
+//! its sections (with a `DEFAULT_*` constant for each value a flag's help or
+//! a doc shows): [`Settings::default()`] is a working configuration for a
+//! local broker, and [`Settings::load`] fills every key that the file and
+//! the environment leave out from it. Every setting, with its environment
+//! variable, is listed in the README.
 
 use std::{
     collections::HashMap,
@@ -16,11 +21,34 @@ use serde::Deserialize;
 
 use crate::{duration, topology::Word};
 
-/// The broker URL used when nothing else names one.
+/// Default of `amqp.url`: a broker on this host, as RabbitMQ's `guest` user
+/// (which RabbitMQ admits only from localhost).
 pub const DEFAULT_AMQP_URL: &str = "amqp://guest:guest@127.0.0.1:5672/%2f";
+/// Default of `topology.prefix`.
+pub const DEFAULT_PREFIX: &str = "greetings";
+/// Default of `rpc.timeout`.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(5);
+/// Default of `rpc.concurrency`.
+pub const DEFAULT_RPC_CONCURRENCY: usize = 64;
+/// Default of `rpc.batch`: one name per request, in contract v1 form, which
+/// consumers of any version answer.
+pub const DEFAULT_BATCH: usize = 1;
+/// Default of `rpc.expect`.
+pub const DEFAULT_EXPECT: &[&str] = &["hello", "goodbye"];
+/// Default of `rpc.retries`.
+pub const DEFAULT_RETRIES: u32 = 0;
+/// Default of `consumer.prefetch`.
+pub const DEFAULT_PREFETCH: u16 = 1;
+/// Default of `consumer.concurrency`.
+pub const DEFAULT_CONSUMER_CONCURRENCY: u16 = 1;
 
 /// Everything a producer or consumer needs to know, in one typed tree.
-#[derive(Debug, Clone, Deserialize)]
+///
+/// `Settings::default()` works as it is against a local broker; a key that
+/// a file or the environment leaves out keeps its default (`#[serde(default)]`
+/// on every section), so an embedder may deserialize a partial tree too.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default)]
 pub struct Settings {
     /// Broker connection.
     pub amqp: AmqpSettings,
@@ -31,20 +59,20 @@ pub struct Settings {
     /// Consumer-side behaviour.
     pub consumer: ConsumerSettings,
     /// Logging.
-    #[serde(default)]
     pub log: LogSettings,
 }
 
 /// Logging settings.
 #[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default)]
 pub struct LogSettings {
     /// `text` (default) or `json`: one JSON object per line on stderr.
-    #[serde(default)]
     pub format: LogFormat,
 }
 
 /// How log lines are written on stderr.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[cfg_attr(feature = "cli", derive(clap::ValueEnum))]
 #[serde(rename_all = "lowercase")]
 pub enum LogFormat {
     /// Human-readable lines.
@@ -54,12 +82,24 @@ pub enum LogFormat {
     Json,
 }
 
+impl LogFormat {
+    /// The setting's value.
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Text => "text",
+            Self::Json => "json",
+        }
+    }
+}
+
 /// Broker connection settings.
 #[derive(Debug, Clone, Deserialize)]
+#[serde(default)]
 pub struct AmqpSettings {
     /// `amqp://user:password@host:port/vhost`, or several, comma-separated
     /// (a list in a config file): the nodes of a cluster, tried in turn;
-    /// redacted in Debug output and logs.
+    /// redacted in Debug output and logs. Default [`DEFAULT_AMQP_URL`].
     #[serde(deserialize_with = "url_or_list")]
     pub url: SecretString,
     /// Heartbeat interval in seconds negotiated with the broker (0 disables).
@@ -67,10 +107,8 @@ pub struct AmqpSettings {
     /// A file holding the password (a generated credential, a Docker or
     /// Kubernetes secret): it replaces the URL's password, read at each
     /// connection; one trailing newline is ignored.
-    #[serde(default)]
     pub password_file: Option<PathBuf>,
     /// Certificates for `amqps://` URLs.
-    #[serde(default)]
     pub tls: TlsSettings,
     /// The largest message body the broker accepts (its `max_message_size`),
     /// in bytes: no request or reply is ever larger. Batches are cut to fit,
@@ -79,6 +117,18 @@ pub struct AmqpSettings {
     /// (`rabbitmq/rabbitmq.conf`); RabbitMQ's own default is 16 MiB on 4.x,
     /// 128 MiB on 3.x. At least [`MIN_MESSAGE_SIZE`](crate::protocol::MIN_MESSAGE_SIZE).
     pub max_message_size: usize,
+}
+
+impl Default for AmqpSettings {
+    fn default() -> Self {
+        Self {
+            url: DEFAULT_AMQP_URL.into(),
+            heartbeat: 10,
+            password_file: None,
+            tls: TlsSettings::default(),
+            max_message_size: DEFAULT_MAX_MESSAGE_SIZE,
+        }
+    }
 }
 
 /// Default of `amqp.max_message_size`: the `max_message_size` of the
@@ -92,6 +142,7 @@ const BROKER_MAX_MESSAGE_SIZE: usize = 512 * 1024 * 1024;
 /// always checked: against `ca_file` when set, else the system's roots, and
 /// for the URL's host name.
 #[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default)]
 pub struct TlsSettings {
     /// CA certificates that sign the broker's certificate.
     pub ca_file: Option<PathBuf>,
@@ -103,8 +154,9 @@ pub struct TlsSettings {
 
 /// Names of the exchanges and queues.
 #[derive(Debug, Clone, Deserialize)]
+#[serde(default)]
 pub struct TopologySettings {
-    /// Prefix of every exchange and queue name (`greetings`).
+    /// Prefix of every exchange and queue name. Default [`DEFAULT_PREFIX`].
     pub prefix: String,
     /// Queue-name prefix a `reply_to` may use besides direct reply-to and
     /// server-named queues; defaults to `<prefix>.reply.`.
@@ -125,12 +177,24 @@ pub struct TopologySettings {
     /// Most requests a word's queue holds (`x-max-length`); a request
     /// beyond it is refused (`overflow = reject-publish`: the producer gets a
     /// nack, reported per name as overloaded). Zero: no bound.
-    #[serde(default)]
     pub max_length: u32,
     /// The type of the queues the consumers declare: `classic` (default) or
     /// `quorum` (replicated on a cluster).
-    #[serde(default)]
     pub queue_type: QueueType,
+}
+
+impl Default for TopologySettings {
+    fn default() -> Self {
+        Self {
+            prefix: DEFAULT_PREFIX.to_owned(),
+            reply_prefix: None,
+            queue_expires: Duration::from_secs(3600),
+            dead_letter_max_length: 10_000,
+            dead_letter_ttl: Duration::from_secs(7 * 24 * 3600),
+            max_length: 0,
+            queue_type: QueueType::default(),
+        }
+    }
 }
 
 /// The type of the consumers' queues.
@@ -159,32 +223,48 @@ impl QueueType {
 
 /// Producer-side RPC settings.
 #[derive(Debug, Clone, Deserialize)]
+#[serde(default)]
 pub struct RpcSettings {
     /// How long a call waits for all expected replies; also the request's
-    /// broker-side `expiration`.
+    /// broker-side `expiration`. Default [`DEFAULT_TIMEOUT`].
     #[serde(deserialize_with = "duration::deserialize")]
     pub timeout: Duration,
-    /// Requests in flight at once.
+    /// Requests in flight at once. Default [`DEFAULT_RPC_CONCURRENCY`].
     pub concurrency: usize,
     /// Most names per request (contract v1.1 batches): names waiting while
     /// requests are in flight are sent together. 1 sends each name alone in
-    /// v1 form, for consumers that know only v1.
+    /// v1 form, for consumers that know only v1. Default [`DEFAULT_BATCH`].
     pub batch: usize,
     /// Consumer words whose replies a call waits for, in output order.
+    /// Default [`DEFAULT_EXPECT`].
     pub expect: Vec<String>,
     /// Publish requests as persistent messages (delivery mode 2).
     pub persistent: bool,
     /// Times a call is retried after the connection is lost (each retry on a
-    /// new connection, with the full timeout).
+    /// new connection, with the full timeout). Default [`DEFAULT_RETRIES`].
     pub retries: u32,
     /// Where this client's replies come back to: an `exclusive` reply queue
     /// per connection (default) or `direct` reply-to.
-    #[serde(default)]
     pub reply_queue: ReplyQueue,
 }
 
+impl Default for RpcSettings {
+    fn default() -> Self {
+        Self {
+            timeout: DEFAULT_TIMEOUT,
+            concurrency: DEFAULT_RPC_CONCURRENCY,
+            batch: DEFAULT_BATCH,
+            expect: DEFAULT_EXPECT.iter().map(|&word| word.to_owned()).collect(),
+            persistent: true,
+            retries: DEFAULT_RETRIES,
+            reply_queue: ReplyQueue::default(),
+        }
+    }
+}
+
 /// Where a client's replies come back to (`rpc.reply_queue`).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[cfg_attr(feature = "cli", derive(clap::ValueEnum))]
 #[serde(rename_all = "lowercase")]
 pub enum ReplyQueue {
     /// RabbitMQ's direct reply-to pseudo-queue: no queue to declare, replies
@@ -212,11 +292,13 @@ impl ReplyQueue {
 
 /// Consumer-side settings.
 #[derive(Debug, Clone, Deserialize)]
+#[serde(default)]
 pub struct ConsumerSettings {
     /// Unacknowledged deliveries the broker may push to one consumer.
+    /// Default [`DEFAULT_PREFETCH`].
     pub prefetch: u16,
     /// Deliveries handled at once (their replies and confirms overlap); at
-    /// most `prefetch`.
+    /// most `prefetch`. Default [`DEFAULT_CONSUMER_CONCURRENCY`].
     pub concurrency: u16,
     /// Failed handling attempts after which a request is dead-lettered as poison.
     pub max_failures: u32,
@@ -233,7 +315,6 @@ pub struct ConsumerSettings {
     pub clock_skew: Duration,
     /// Address of the HTTP endpoint (`/healthz`, `/readyz`, `/metrics`);
     /// none by default.
-    #[serde(default)]
     pub http_addr: Option<std::net::SocketAddr>,
     /// Longest one handling attempt may run, whatever the request's
     /// deadline: a request without one (no `timestamp` or `expiration`), or
@@ -248,6 +329,22 @@ pub struct ConsumerSettings {
     /// consumer users may not write to the default exchange: such requests
     /// are then refused up front (dead-lettered with the reason).
     pub direct_reply_to: bool,
+}
+
+impl Default for ConsumerSettings {
+    fn default() -> Self {
+        Self {
+            prefetch: DEFAULT_PREFETCH,
+            concurrency: DEFAULT_CONSUMER_CONCURRENCY,
+            max_failures: 3,
+            retry_delay: Duration::from_secs(1),
+            max_retry_delay: Duration::from_secs(30),
+            clock_skew: Duration::from_secs(30),
+            http_addr: None,
+            max_handling_time: Duration::from_secs(60),
+            direct_reply_to: true,
+        }
+    }
 }
 
 /// `amqp.url` as one string, or a list of strings joined with commas.
@@ -279,7 +376,8 @@ pub enum SettingsError {
 }
 
 impl Settings {
-    /// Loads defaults, then `file` (if any), then the process environment.
+    /// Loads `file` (if any), then the process environment, over
+    /// [`Settings::default()`].
     ///
     /// # Errors
     /// [`SettingsError`] when the file is missing or malformed, a value has the
@@ -297,31 +395,9 @@ impl Settings {
         env: impl IntoIterator<Item = (String, String)>,
     ) -> Result<Self, SettingsError> {
         let env: HashMap<String, String> = env.into_iter().collect();
-        let mut builder = Config::builder()
-            .set_default("amqp.url", DEFAULT_AMQP_URL)?
-            .set_default("amqp.heartbeat", 10)?
-            .set_default(
-                "amqp.max_message_size",
-                u64::try_from(DEFAULT_MAX_MESSAGE_SIZE).unwrap_or(u64::MAX),
-            )?
-            .set_default("topology.prefix", "greetings")?
-            .set_default("rpc.timeout", "5s")?
-            .set_default("rpc.concurrency", 64)?
-            .set_default("rpc.batch", 1)?
-            .set_default("rpc.expect", vec!["hello", "goodbye"])?
-            .set_default("rpc.persistent", true)?
-            .set_default("rpc.retries", 0)?
-            .set_default("consumer.prefetch", 1)?
-            .set_default("consumer.concurrency", 1)?
-            .set_default("topology.queue_expires", "1h")?
-            .set_default("topology.dead_letter_max_length", 10_000)?
-            .set_default("topology.dead_letter_ttl", "7d")?
-            .set_default("consumer.max_failures", 3)?
-            .set_default("consumer.retry_delay", "1s")?
-            .set_default("consumer.max_retry_delay", "30s")?
-            .set_default("consumer.clock_skew", "30s")?
-            .set_default("consumer.max_handling_time", "60s")?
-            .set_default("consumer.direct_reply_to", true)?;
+        // No defaults here: a key left out below takes its value from
+        // `Settings::default()` (`#[serde(default)]` on every section).
+        let mut builder = Config::builder();
         if let Some(path) = file {
             builder = builder.add_source(File::from(path).required(true));
         }
@@ -518,6 +594,36 @@ mod tests {
             Duration::from_secs(7 * 24 * 3600)
         );
         assert_eq!(s.topology.queue_expires, Duration::from_secs(3600));
+    }
+
+    #[test]
+    fn settings_default_is_what_loading_with_nothing_set_gives_and_is_valid() {
+        let defaults = Settings::default();
+        let loaded = Settings::load_from(None, env(&[])).expect("defaults load");
+        // Debug shows every field but the URL, which it redacts.
+        assert_eq!(format!("{defaults:#?}"), format!("{loaded:#?}"));
+        assert_eq!(
+            defaults.amqp.url.expose_secret(),
+            loaded.amqp.url.expose_secret()
+        );
+        defaults.validate().expect("the defaults are valid");
+    }
+
+    #[test]
+    fn a_section_the_file_names_in_part_keeps_the_defaults_of_the_rest() {
+        let mut file = tempfile::Builder::new()
+            .suffix(".toml")
+            .tempfile()
+            .expect("temp file");
+        writeln!(file, "[consumer]\nprefetch = 8\n[amqp.tls]").expect("write");
+        let s = Settings::load_from(Some(file.path()), env(&[])).expect("loads");
+        let defaults = Settings::default();
+        assert_eq!(s.consumer.prefetch, 8);
+        assert_eq!(s.consumer.concurrency, defaults.consumer.concurrency);
+        assert_eq!(s.consumer.max_failures, defaults.consumer.max_failures);
+        assert_eq!(s.consumer.retry_delay, defaults.consumer.retry_delay);
+        assert_eq!(s.amqp.heartbeat, defaults.amqp.heartbeat);
+        assert!(s.amqp.tls.ca_file.is_none());
     }
 
     #[test]

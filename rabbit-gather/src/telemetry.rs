@@ -7,6 +7,10 @@
 //! (raw `Debug` dumps of frames and returned messages, and retries that are
 //! not ours), which the user would see on top of our one line about the same
 //! problem. `RUST_LOG=debug` shows everything.
+//!
+//! Behind the `telemetry` feature: installing a global subscriber is the
+//! binary's choice, and an embedder keeps its own (the library only emits
+//! `tracing` events and spans, which need no subscriber).
 
 use std::io::IsTerminal;
 

@@ -57,17 +57,17 @@ fn words(words: &[&str]) -> Vec<String> {
     words.iter().map(|w| (*w).to_owned()).collect()
 }
 
-fn greeting_of<'a>(gathered: &'a Gathered, word: &str) -> Option<&'a str> {
+fn greeting_of<'a>(gathered: &'a Gathered<String>, word: &str) -> Option<&'a str> {
     match gathered.reply_of(word)? {
-        Outcome::Greeting(greeting) => Some(greeting),
+        Outcome::<String>::Ok(greeting) => Some(greeting),
         Outcome::Error { .. } => None,
     }
 }
 
-fn error_code_of<'a>(gathered: &'a Gathered, word: &str) -> Option<&'a str> {
+fn error_code_of<'a>(gathered: &'a Gathered<String>, word: &str) -> Option<&'a str> {
     match gathered.reply_of(word)? {
         Outcome::Error { code, .. } => Some(code),
-        Outcome::Greeting(_) => None,
+        Outcome::<String>::Ok(_) => None,
     }
 }
 
@@ -140,13 +140,13 @@ async fn batches_and_single_requests_mixed_pair_every_name_with_its_own_greeting
             if let [single] = group.as_slice() {
                 vec![
                     client
-                        .call(single, expect, Duration::from_secs(10))
+                        .call::<_, String>(single, expect, Duration::from_secs(10))
                         .await
                         .expect("single call"),
                 ]
             } else {
                 client
-                    .call_batch(group, expect, Duration::from_secs(10))
+                    .call_batch::<_, String>(group, expect, Duration::from_secs(10))
                     .await
                     .expect("batch call")
             }
@@ -342,7 +342,7 @@ async fn a_v1_only_responder_works_with_batch_1_and_refuses_each_name_of_a_batch
         Name::parse("Dee").expect("valid"),
     ];
     let results = client
-        .call_batch(&batch, &words(&["hello", "old"]), Duration::from_secs(10))
+        .call_batch::<_, String>(&batch, &words(&["hello", "old"]), Duration::from_secs(10))
         .await
         .expect("batch call");
     assert_eq!(results.len(), 2);
@@ -372,27 +372,36 @@ async fn a_batch_over_the_limits_is_refused_before_anything_is_sent() {
     let timeout = Duration::from_secs(1);
 
     let too_many = names("n", MAX_BATCH_NAMES + 1);
-    let result = client.call_batch(&too_many, &expect, timeout).await;
+    let result = client
+        .call_batch::<_, String>(&too_many, &expect, timeout)
+        .await;
     assert!(
-        matches!(result, Err(RpcError::InvalidBatch(BatchError::Size { count })) if count == MAX_BATCH_NAMES + 1),
+        matches!(result, Err(RpcError::InvalidBatch(BatchError::Size { count, .. })) if count == MAX_BATCH_NAMES + 1),
         "{result:?}"
     );
-    let result = client.call_batch(&[], &expect, timeout).await;
+    let result = client
+        .call_batch::<Name, String>(&[], &expect, timeout)
+        .await;
     assert!(
         matches!(
             result,
-            Err(RpcError::InvalidBatch(BatchError::Size { count: 0 }))
+            Err(RpcError::InvalidBatch(BatchError::Size { count: 0, .. }))
         ),
         "{result:?}"
     );
     // 1000 names of 100 three-byte characters: about 300 KB of JSON.
     let wide = Name::parse(&"€".repeat(100)).expect("valid");
     let too_large = vec![wide; MAX_BATCH_NAMES];
-    let result = client.call_batch(&too_large, &expect, timeout).await;
+    let result = client
+        .call_batch::<_, String>(&too_large, &expect, timeout)
+        .await;
     let error = result.expect_err("refused");
     // The client's limit is the broker's (amqp.max_message_size), within
     // the contract's.
-    let limit = rabbit_gather::protocol::max_batch_bytes(app.settings.amqp.max_message_size);
+    let limit = rabbit_gather::protocol::max_batch_bytes(
+        &rabbit_gather::protocol::Contract::GREETINGS,
+        app.settings.amqp.max_message_size,
+    );
     assert!(limit <= MAX_BATCH_BYTES);
     assert!(
         matches!(error, RpcError::InvalidBatch(BatchError::TooLarge { bytes, limit: l }) if bytes > MAX_BATCH_BYTES && l == limit),
@@ -403,11 +412,14 @@ async fn a_batch_over_the_limits_is_refused_before_anything_is_sent() {
         message.contains(&limit.to_string()),
         "the error names the limit: {message}"
     );
-    let reconnecting = ReconnectingClient::connect(&app.settings)
-        .await
-        .expect("connects");
+    let reconnecting = ReconnectingClient::connect_with(
+        &app.settings,
+        rabbit_gather::protocol::Contract::GREETINGS,
+    )
+    .await
+    .expect("connects");
     let result = reconnecting
-        .call_batch(&too_many, &expect, timeout, 3)
+        .call_batch::<_, String>(&too_many, &expect, timeout, 3)
         .await;
     assert!(
         matches!(result, Err(RpcError::InvalidBatch(_))),
@@ -417,7 +429,7 @@ async fn a_batch_over_the_limits_is_refused_before_anything_is_sent() {
     // The broker routes a channel's publishes in order: once a later valid
     // request is in the queue, anything published before it would be too.
     let ada = Name::parse("Ada").expect("valid");
-    let call = client.call(&ada, &expect, Duration::from_secs(30));
+    let call = client.call::<_, String>(&ada, &expect, Duration::from_secs(30));
     let in_queue = async {
         loop {
             let counts = raw.queue_counts(&queue).await;
@@ -452,7 +464,18 @@ async fn a_batch_over_the_limits_is_refused_before_anything_is_sent() {
     }
     assert_eq!(raw.queue_counts(&queue).await, (1, 0));
     // The limits are exactly the documented ones.
-    assert!(protocol::check_batch(&names("n", MAX_BATCH_NAMES)).is_ok());
+    let items: Vec<_> = names("n", MAX_BATCH_NAMES)
+        .iter()
+        .map(|name| protocol::Json::encode(name).expect("encodes"))
+        .collect();
+    assert!(
+        protocol::check_batch_within(
+            &protocol::Contract::GREETINGS,
+            &items,
+            protocol::MAX_BATCH_BYTES
+        )
+        .is_ok()
+    );
 }
 
 /// A handler refusing `Bad` for good, failing `Flaky` on its first attempt,
@@ -481,9 +504,12 @@ fn parsed(names: &[&str]) -> Vec<Name> {
         .collect()
 }
 
-async fn call_hello(client: &rabbit_gather::rpc::RpcClient, batch: &[Name]) -> Vec<Gathered> {
+async fn call_hello(
+    client: &rabbit_gather::rpc::RpcClient,
+    batch: &[Name],
+) -> Vec<Gathered<String>> {
     client
-        .call_batch(batch, &words(&["hello"]), Duration::from_secs(10))
+        .call_batch::<_, String>(batch, &words(&["hello"]), Duration::from_secs(10))
         .await
         .expect("batch call")
 }

@@ -19,13 +19,14 @@ use lapin::{
 };
 use rabbit_gather::{
     Settings,
-    protocol::{Outcome, Reply, names::RETRY_DUE_KEY},
+    protocol::{Outcome, names::RETRY_DUE_KEY},
     service::HandlerError,
 };
 use tokio::process::Command;
 
 use crate::helpers::{
-    EVENT_TIMEOUT, Raw, TestApp, answerable, bin, declare_durable, test_handler, wait_until,
+    EVENT_TIMEOUT, Raw, TestApp, answerable, bin, declare_durable, greeting_reply, test_handler,
+    wait_until,
 };
 
 /// One run of the `dead-letters` binary.
@@ -112,8 +113,8 @@ async fn next_greetings(raw: &mut Raw, id: &str, n: usize) -> Vec<String> {
                 .map(|c| c.as_str()),
             Some(id)
         );
-        let reply = Reply::decode(&reply.data).expect("reply");
-        let Outcome::Greeting(greeting) = reply.outcome else {
+        let reply = greeting_reply(&reply.data).expect("reply");
+        let Outcome::<String>::Ok(greeting) = reply.outcome else {
             panic!("the replay is answered: {reply:?}");
         };
         greeted.push(greeting);
@@ -293,7 +294,7 @@ async fn a_replayed_letter_goes_back_to_the_word_that_dead_lettered_it_and_leave
     // Both words dead-letter both requests: four letters, two per request.
     wait_for_letters(&app, &raw, 4).await;
     for _ in 0..4 {
-        let reply = Reply::decode(&raw.next_reply().await.data).expect("reply");
+        let reply = greeting_reply(&raw.next_reply().await.data).expect("reply");
         assert!(matches!(reply.outcome, Outcome::Error { .. }), "{reply:?}");
     }
     // Queues of the test's own see what a replay publishes: one on the

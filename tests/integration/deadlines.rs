@@ -34,19 +34,22 @@ async fn bounded_call(
     client: &ReconnectingClient,
     name: &str,
     timeout: Duration,
-) -> (Result<Gathered, RpcError>, Duration) {
+) -> (Result<Gathered<String>, RpcError>, Duration) {
     let name = Name::parse(name).expect("valid");
     let started = Instant::now();
     let limit = timeout + (BOUND - TIMEOUT);
-    let result = tokio::time::timeout(limit, client.call(&name, &expect(), timeout, RETRIES))
-        .await
-        .unwrap_or_else(|_| panic!("a call with a {timeout:?} timeout still ran after {limit:?}"));
+    let result = tokio::time::timeout(
+        limit,
+        client.call::<_, String>(&name, &expect(), timeout, RETRIES),
+    )
+    .await
+    .unwrap_or_else(|_| panic!("a call with a {timeout:?} timeout still ran after {limit:?}"));
     (result, started.elapsed())
 }
 
 /// With no broker, a call may end only as a connection error or as a result
 /// with every consumer missing.
-fn assert_ended_without_a_broker(result: &Result<Gathered, RpcError>) {
+fn assert_ended_without_a_broker(result: &Result<Gathered<String>, RpcError>) {
     match result {
         Err(RpcError::ConnectionLost(_)) => {}
         Ok(gathered) if gathered.replies.is_empty() && gathered.missing == expect() => {}
@@ -59,9 +62,12 @@ async fn a_call_ends_by_its_deadline_while_the_broker_is_down_even_during_a_reco
     let node = PrivateNode::start().await;
     let app = TestApp::on(&node.url()).await;
     let client = Arc::new(
-        ReconnectingClient::connect(&app.settings)
-            .await
-            .expect("the first connection succeeds"),
+        ReconnectingClient::connect_with(
+            &app.settings,
+            rabbit_gather::protocol::Contract::GREETINGS,
+        )
+        .await
+        .expect("the first connection succeeds"),
     );
     node.stop_app().await;
 
@@ -109,12 +115,15 @@ async fn calls_succeed_again_on_the_same_client_once_the_broker_is_back() {
     let node = PrivateNode::start().await;
     let app = TestApp::on(&node.url()).await;
     let hello = app.consumer("hello").await;
-    let client = ReconnectingClient::connect(&app.settings)
-        .await
-        .expect("the first connection succeeds");
+    let client = ReconnectingClient::connect_with(
+        &app.settings,
+        rabbit_gather::protocol::Contract::GREETINGS,
+    )
+    .await
+    .expect("the first connection succeeds");
     let name = Name::parse("Ada").expect("valid");
     let before = client
-        .call(&name, &expect(), EVENT_TIMEOUT, RETRIES)
+        .call::<_, String>(&name, &expect(), EVENT_TIMEOUT, RETRIES)
         .await
         .expect("a call with the broker up");
     assert!(before.is_complete(), "{before:?}");
@@ -128,7 +137,7 @@ async fn calls_succeed_again_on_the_same_client_once_the_broker_is_back() {
 
     // The same client: no new one is made by the test.
     let after = client
-        .call(&name, &expect(), EVENT_TIMEOUT, RETRIES)
+        .call::<_, String>(&name, &expect(), EVENT_TIMEOUT, RETRIES)
         .await
         .expect("a call once the broker is back");
     let answered = back.elapsed();

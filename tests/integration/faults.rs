@@ -164,7 +164,7 @@ async fn without_retries_calls_in_flight_fail_fast_when_the_broker_stops() {
         tokio::spawn(async move {
             let name = Name::parse("Ada").expect("valid");
             client
-                .call(&name, &["hello".to_owned()], Duration::from_secs(60))
+                .call::<_, String>(&name, &["hello".to_owned()], Duration::from_secs(60))
                 .await
         })
     };
@@ -249,7 +249,7 @@ async fn a_poison_message_is_dead_lettered_with_its_reason_and_the_others_keep_f
                 (
                     n,
                     client
-                        .call(&name, &["hello".to_owned()], Duration::from_secs(20))
+                        .call::<_, String>(&name, &["hello".to_owned()], Duration::from_secs(20))
                         .await,
                 )
             }
@@ -300,14 +300,14 @@ async fn a_network_cut_is_noticed_by_heartbeat_on_both_sides_and_healed() {
     settings.amqp.url = proxy.amqp_url().into();
     settings.amqp.heartbeat = HEARTBEAT;
     let hello = app.consumer_with("hello", &settings, None).await;
-    let client = RpcClient::connect(&settings)
+    let client = RpcClient::connect_with(&settings, rabbit_gather::protocol::Contract::GREETINGS)
         .await
         .expect("client via proxy");
     let name = Name::parse("Ada").expect("valid");
     let expect = ["hello".to_owned()];
     assert!(
         client
-            .call(&name, &expect, Duration::from_secs(10))
+            .call::<_, String>(&name, &expect, Duration::from_secs(10))
             .await
             .expect("call")
             .is_complete()
@@ -315,7 +315,9 @@ async fn a_network_cut_is_noticed_by_heartbeat_on_both_sides_and_healed() {
 
     let cut = Instant::now();
     proxy.blackhole();
-    let result = client.call(&name, &expect, Duration::from_secs(60)).await;
+    let result = client
+        .call::<_, String>(&name, &expect, Duration::from_secs(60))
+        .await;
     let producer_noticed = cut.elapsed();
     assert!(
         matches!(result, Err(RpcError::ConnectionLost(_))),
@@ -328,11 +330,11 @@ async fn a_network_cut_is_noticed_by_heartbeat_on_both_sides_and_healed() {
     proxy.heal();
     hello.wait_for_sessions(2).await;
     let consumer_back = healed.elapsed();
-    let client = RpcClient::connect(&settings)
+    let client = RpcClient::connect_with(&settings, rabbit_gather::protocol::Contract::GREETINGS)
         .await
         .expect("client after heal");
     let gathered = client
-        .call(&name, &expect, Duration::from_secs(10))
+        .call::<_, String>(&name, &expect, Duration::from_secs(10))
         .await
         .expect("call");
     println!(

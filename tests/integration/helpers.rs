@@ -21,7 +21,7 @@ use lapin::{
 };
 use rabbit_gather::{
     Settings,
-    protocol::Name,
+    protocol::{Contract, Name},
     rpc::RpcClient,
     service::{ConsumerService, Context, HandlerError, ServiceCounters, ServiceError},
     settings::DEFAULT_AMQP_URL,
@@ -158,7 +158,7 @@ impl TestApp {
         self.remember(word);
         let printed = Arc::new(Mutex::new(Vec::new()));
         let sink = Arc::clone(&printed);
-        let service = ConsumerService::new(settings, Word::parse(word).expect("valid word"))
+        let service = ConsumerService::greetings(settings, Word::parse(word).expect("valid word"))
             .with_printer(move |line| sink.lock().expect("lock").push(line.to_owned()));
         let service = match handler {
             Some(handler) => service.with_handler(handler),
@@ -181,7 +181,7 @@ impl TestApp {
         running
     }
     pub(crate) async fn client(&self) -> RpcClient {
-        RpcClient::connect(&self.settings)
+        RpcClient::connect_with(&self.settings, Contract::GREETINGS)
             .await
             .expect("RPC client connects")
     }
@@ -465,15 +465,29 @@ fn collect_lines(
     lines
 }
 
+/// A greetings reply body decoded, its greeting as text.
+pub(crate) fn greeting_reply(
+    body: &[u8],
+) -> Result<rabbit_gather::protocol::Reply<String>, rabbit_gather::protocol::MalformedReply> {
+    let reply = rabbit_gather::protocol::Reply::decode(&Contract::GREETINGS, body)?;
+    Ok(rabbit_gather::protocol::Reply {
+        consumer: reply.consumer,
+        outcome: reply.outcome.decode(),
+    })
+}
+
 /// One call for "Ada" waiting for `words`, on a client of its own made with
 /// `settings` (closed afterwards).
-pub(crate) async fn call_ada(settings: &Settings, words: &[&str]) -> rabbit_gather::rpc::Gathered {
-    let client = RpcClient::connect(settings)
+pub(crate) async fn call_ada(
+    settings: &Settings,
+    words: &[&str],
+) -> rabbit_gather::rpc::Gathered<String> {
+    let client = RpcClient::connect_with(settings, Contract::GREETINGS)
         .await
         .expect("RPC client connects");
     let expect: Vec<String> = words.iter().map(|w| (*w).to_owned()).collect();
     let gathered = client
-        .call(
+        .call::<_, String>(
             &Name::parse("Ada").expect("valid"),
             &expect,
             Duration::from_secs(10),

@@ -33,4 +33,5 @@ mod rpc;
 mod shutdown;
 mod sizes;
 mod soak;
+mod stop_rules;
 mod tls;

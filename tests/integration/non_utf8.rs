@@ -84,7 +84,7 @@ async fn a_short_string_that_is_not_utf8_is_an_invalid_request_and_every_other_i
         );
         let name = Name::parse(&format!("after-{place}")).expect("valid");
         let gathered = client
-            .call(&name, &expect, Duration::from_secs(10))
+            .call::<_, String>(&name, &expect, Duration::from_secs(10))
             .await
             .expect("call");
         assert!(

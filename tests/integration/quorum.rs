@@ -77,11 +77,16 @@ async fn quorum_over_an_existing_classic_queue_fails_saying_how_to_migrate() {
 
 /// Whether `hello` answers a call for "Ada" made through `settings`.
 async fn answers(settings: &rabbit_gather::Settings) -> bool {
-    let Ok(client) = rabbit_gather::rpc::RpcClient::connect(settings).await else {
+    let Ok(client) = rabbit_gather::rpc::RpcClient::connect_with(
+        settings,
+        rabbit_gather::protocol::Contract::GREETINGS,
+    )
+    .await
+    else {
         return false;
     };
     let gathered = client
-        .call(
+        .call::<_, String>(
             &rabbit_gather::protocol::Name::parse("Ada").expect("valid"),
             &["hello".to_owned()],
             Duration::from_secs(2),

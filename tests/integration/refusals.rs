@@ -201,7 +201,7 @@ async fn a_refused_reply_among_many_in_flight_costs_only_its_own_request() {
                 }
                 let name = Name::parse(&format!("n{i}")).expect("valid");
                 client
-                    .call(&name, expect, Duration::from_secs(20))
+                    .call::<_, String>(&name, expect, Duration::from_secs(20))
                     .await
                     .expect("call")
             }

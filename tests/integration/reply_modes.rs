@@ -30,24 +30,27 @@ async fn single_and_batched_calls_are_answered_in_both_reply_modes() {
     for mode in [ReplyQueue::Direct, ReplyQueue::Exclusive] {
         let mut settings = app.settings.clone();
         settings.rpc.reply_queue = mode;
-        let client = RpcClient::connect(&settings).await.expect("connects");
+        let client =
+            RpcClient::connect_with(&settings, rabbit_gather::protocol::Contract::GREETINGS)
+                .await
+                .expect("connects");
         for name in names(mode.as_str(), 20) {
             let gathered = client
-                .call(&name, &expect, Duration::from_secs(10))
+                .call::<_, String>(&name, &expect, Duration::from_secs(10))
                 .await
                 .expect("call");
             assert!(gathered.is_complete(), "{mode:?}: {gathered:?}");
         }
         let batch = names(&format!("{}-batch", mode.as_str()), 100);
         let gathered = client
-            .call_batch(&batch, &expect, Duration::from_secs(10))
+            .call_batch::<_, String>(&batch, &expect, Duration::from_secs(10))
             .await
             .expect("batch call");
         assert_eq!(gathered.len(), batch.len());
         for (name, one) in batch.iter().zip(&gathered) {
             assert!(one.is_complete(), "{mode:?}: {name}: {one:?}");
             assert!(
-                matches!(one.reply_of("hello"), Some(Outcome::Greeting(g)) if *g == format!("hello {name}")),
+                matches!(one.reply_of("hello"), Some(Outcome::<String>::Ok(g)) if *g == format!("hello {name}")),
                 "{mode:?}: {one:?}"
             );
         }
@@ -67,12 +70,14 @@ async fn a_reply_queue_is_the_connections_own_and_goes_with_it() {
     let hello = app.consumer("hello").await;
     let mut settings = app.settings.clone();
     settings.rpc.reply_queue = ReplyQueue::Exclusive;
-    let client = RpcClient::connect(&settings).await.expect("connects");
+    let client = RpcClient::connect_with(&settings, rabbit_gather::protocol::Contract::GREETINGS)
+        .await
+        .expect("connects");
     let name = Name::parse("Ada").expect("valid");
     let expect = ["hello".to_owned()];
     assert!(
         client
-            .call(&name, &expect, Duration::from_secs(10))
+            .call::<_, String>(&name, &expect, Duration::from_secs(10))
             .await
             .expect("call")
             .is_complete()
@@ -123,7 +128,7 @@ async fn a_reply_queues_only_consumer_dead_letters_a_direct_reply_to_request_and
     );
     let client = app.client().await;
     let gathered = client
-        .call(
+        .call::<_, String>(
             &Name::parse("Ada").expect("valid"),
             &["hello".to_owned()],
             Duration::from_secs(10),

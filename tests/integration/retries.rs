@@ -16,15 +16,15 @@ use lapin::{
 use rabbit_gather::{
     Settings,
     protocol::{
-        Name, Outcome, Reply,
+        Name, Outcome,
         names::{DEAD_KEY, REQUEST_FAILED},
     },
     service::HandlerError,
 };
 
 use crate::helpers::{
-    EVENT_TIMEOUT, TestApp, TestHandler, answerable, consume_no_ack, declare_durable, reason,
-    test_handler, wait_until,
+    EVENT_TIMEOUT, TestApp, TestHandler, answerable, consume_no_ack, declare_durable,
+    greeting_reply, reason, test_handler, wait_until,
 };
 
 /// The reason header of a dead letter, failing the test without one.
@@ -130,7 +130,7 @@ async fn a_failing_request_is_retried_after_a_growing_delay_while_others_are_ans
             async move {
                 let name = Name::parse(n).expect("valid");
                 let gathered = client
-                    .call(&name, expect, Duration::from_secs(20))
+                    .call::<_, String>(&name, expect, Duration::from_secs(20))
                     .await
                     .expect("call");
                 assert!(gathered.is_complete(), "{n}: {gathered:?}");
@@ -193,7 +193,7 @@ async fn replicas_share_one_attempt_count_carried_in_the_message() {
 
     raw.publish(br#"{"name":"Ada"}"#, answerable("shared"))
         .await;
-    let reply = Reply::decode(&raw.next_reply().await.data).expect("reply");
+    let reply = greeting_reply(&raw.next_reply().await.data).expect("reply");
     assert!(
         matches!(&reply.outcome, Outcome::Error { code, .. } if code == "internal_error"),
         "{reply:?}"
@@ -230,7 +230,7 @@ async fn a_permanent_failure_is_dead_lettered_at_once_with_a_request_failed_repl
 
     raw.publish(br#"{"name":"Nobody"}"#, answerable("perm"))
         .await;
-    let reply = Reply::decode(&raw.next_reply().await.data).expect("reply");
+    let reply = greeting_reply(&raw.next_reply().await.data).expect("reply");
     assert_eq!(
         reply.outcome,
         Outcome::Error {
@@ -461,7 +461,7 @@ async fn retries_outlive_queue_expires(queue_type: rabbit_gather::settings::Queu
         let (client, expect) = (&client, &expect);
         async move {
             client
-                .call(&Name::parse(name).expect("valid"), expect, EVENT_TIMEOUT)
+                .call::<_, String>(&Name::parse(name).expect("valid"), expect, EVENT_TIMEOUT)
                 .await
                 .expect("call")
         }

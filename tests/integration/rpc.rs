@@ -26,11 +26,13 @@ async fn call_many(
     count: usize,
     words: &[String],
     parallel: usize,
-) -> Vec<(Name, Result<Gathered, RpcError>)> {
+) -> Vec<(Name, Result<Gathered<String>, RpcError>)> {
     stream::iter(0..count)
         .map(|i| async move {
             let name = Name::parse(&format!("{stem}-{i}")).expect("valid");
-            let result = client.call(&name, words, Duration::from_secs(30)).await;
+            let result = client
+                .call::<_, String>(&name, words, Duration::from_secs(30))
+                .await;
             (name, result)
         })
         .buffer_unordered(parallel)
@@ -38,9 +40,9 @@ async fn call_many(
         .await
 }
 
-fn greeting_of(outcome: Option<&Outcome>) -> Option<&str> {
+fn greeting_of(outcome: Option<&Outcome<String>>) -> Option<&str> {
     match outcome {
-        Some(Outcome::Greeting(g)) => Some(g),
+        Some(Outcome::<String>::Ok(g)) => Some(g),
         _ => None,
     }
 }
@@ -54,7 +56,7 @@ async fn one_name_gets_hello_and_goodbye() {
 
     let name = Name::parse("Ada").expect("valid");
     let gathered = client
-        .call(
+        .call::<_, String>(
             &name,
             &expect(&["hello", "goodbye"]),
             Duration::from_secs(10),
@@ -126,7 +128,7 @@ async fn unicode_names_round_trip_unchanged() {
     ] {
         let name = Name::parse(text).expect("valid");
         let gathered = client
-            .call(&name, &expect(&["hello"]), Duration::from_secs(10))
+            .call::<_, String>(&name, &expect(&["hello"]), Duration::from_secs(10))
             .await
             .expect("call succeeds");
         assert_eq!(
@@ -149,7 +151,7 @@ async fn a_third_consumer_word_answers_too() {
     let client = app.client().await;
     let name = Name::parse("Ada").expect("valid");
     let gathered = client
-        .call(
+        .call::<_, String>(
             &name,
             &expect(&["hello", "goodbye", "bonjour"]),
             Duration::from_secs(10),
@@ -177,7 +179,7 @@ async fn a_missing_consumer_is_reported_by_the_deadline_and_its_entry_removed() 
 
     let started = Instant::now();
     let gathered = client
-        .call(&name, &expect(&["hello", "goodbye"]), timeout)
+        .call::<_, String>(&name, &expect(&["hello", "goodbye"]), timeout)
         .await
         .expect("a timeout is a result, not an error");
 
@@ -206,7 +208,9 @@ async fn no_bound_queue_fails_at_once_with_no_route() {
     let timeout = Duration::from_secs(10);
 
     let started = Instant::now();
-    let result = client.call(&name, &expect(&["hello"]), timeout).await;
+    let result = client
+        .call::<_, String>(&name, &expect(&["hello"]), timeout)
+        .await;
 
     assert!(
         matches!(result, Err(RpcError::NoRoute { .. })),
@@ -234,7 +238,7 @@ async fn calls_fail_at_once_when_the_connection_is_lost() {
         let client = std::sync::Arc::clone(&client);
         tokio::spawn(async move {
             client
-                .call(&name, &["hello".to_owned()], Duration::from_secs(60))
+                .call::<_, String>(&name, &["hello".to_owned()], Duration::from_secs(60))
                 .await
         })
     };
@@ -298,18 +302,22 @@ async fn a_client_notices_a_connection_gone_silent_without_heartbeats() {
     let proxy = crate::proxy::Proxy::to_broker().await;
     let mut settings = app.settings.clone();
     settings.amqp.url = proxy.amqp_url_with_heartbeat(0).into();
-    let client = RpcClient::connect(&settings).await.expect("connects");
+    let client = RpcClient::connect_with(&settings, rabbit_gather::protocol::Contract::GREETINGS)
+        .await
+        .expect("connects");
     let name = Name::parse("Ada").expect("valid");
     let expect = expect(&["hello"]);
     let before = client
-        .call(&name, &expect, Duration::from_secs(10))
+        .call::<_, String>(&name, &expect, Duration::from_secs(10))
         .await
         .expect("call");
     assert!(before.is_complete(), "{before:?}");
 
     proxy.blackhole();
     let silent = Instant::now();
-    let call = client.call(&name, &expect, Duration::from_secs(60)).await;
+    let call = client
+        .call::<_, String>(&name, &expect, Duration::from_secs(60))
+        .await;
     let noticed = silent.elapsed();
     println!(
         "a silent connection (no heartbeats): the call in flight failed after {noticed:?}: {call:?}"

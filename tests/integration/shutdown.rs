@@ -28,7 +28,7 @@ async fn sigterm_with_a_message_in_hand_loses_nothing_and_processes_nothing_twic
             let name = Name::parse(n).expect("valid");
             tokio::spawn(async move {
                 client
-                    .call(&name, &["hello".to_owned()], Duration::from_secs(30))
+                    .call::<_, String>(&name, &["hello".to_owned()], Duration::from_secs(30))
                     .await
             })
         })

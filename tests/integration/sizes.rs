@@ -102,25 +102,35 @@ async fn an_answer_too_large_even_alone_is_an_error_for_its_name_alone() {
             })),
         )
         .await;
-    let client = ReconnectingClient::connect(&app.settings)
-        .await
-        .expect("connects");
+    let client = ReconnectingClient::connect_with(
+        &app.settings,
+        rabbit_gather::protocol::Contract::GREETINGS,
+    )
+    .await
+    .expect("connects");
     let expect = vec!["hello".to_owned()];
     let names = ["Ada", "Huge", "Bob"].map(|n| Name::parse(n).expect("valid"));
     let timeout = Duration::from_secs(30);
 
     let batch = client
-        .call_batch(&names, &expect, timeout, 0)
+        .call_batch::<_, String>(&names, &expect, timeout, 0)
         .await
         .expect("answered");
     let single = client
-        .call(&names[1], &expect, timeout, 0)
+        .call::<_, String>(&names[1], &expect, timeout, 0)
         .await
         .expect("answered");
 
-    let outcomes: Vec<Option<&Outcome>> = batch.iter().map(|g| g.reply_of("hello")).collect();
-    assert_eq!(outcomes[0], Some(&Outcome::Greeting("hello Ada".into())));
-    assert_eq!(outcomes[2], Some(&Outcome::Greeting("hello Bob".into())));
+    let outcomes: Vec<Option<&Outcome<String>>> =
+        batch.iter().map(|g| g.reply_of("hello")).collect();
+    assert_eq!(
+        outcomes[0],
+        Some(&Outcome::<String>::Ok("hello Ada".into()))
+    );
+    assert_eq!(
+        outcomes[2],
+        Some(&Outcome::<String>::Ok("hello Bob".into()))
+    );
     for outcome in [outcomes[1], single.reply_of("hello")] {
         let Some(Outcome::Error { code, message }) = outcome else {
             panic!("{outcome:?}");

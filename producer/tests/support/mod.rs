@@ -10,6 +10,7 @@ use std::{process::Stdio, time::Duration};
 use lapin::{Connection, ConnectionProperties, options::QueueDeleteOptions};
 use rabbit_gather::{
     Settings,
+    protocol::Name,
     service::{ConsumerService, Handler, ServiceError},
     settings::DEFAULT_AMQP_URL,
     shutdown::CancellationToken,
@@ -102,7 +103,7 @@ impl World {
     }
 
     /// Like [`consumer`](Self::consumer), answering with `handler`.
-    pub(crate) async fn consumer_with(&mut self, word: &str, handler: impl Handler) {
+    pub(crate) async fn consumer_with(&mut self, word: &str, handler: impl Handler<Name, String>) {
         let service = self.service(word).with_handler(handler);
         self.start(word, service).await;
     }
@@ -110,7 +111,7 @@ impl World {
     fn service(&mut self, word: &str) -> ConsumerService {
         self.words.push(word.to_owned());
         // What consumers print is not what these tests check.
-        ConsumerService::new(&self.settings, Word::parse(word).expect("valid word"))
+        ConsumerService::greetings(&self.settings, Word::parse(word).expect("valid word"))
             .with_printer(|_| {})
     }
 

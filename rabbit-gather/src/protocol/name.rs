@@ -71,10 +71,20 @@ impl Name {
     }
 }
 
-/// Serialised as its text (in batch request bodies).
+/// Serialised as its text: greetings' request payload.
 impl serde::Serialize for Name {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         serializer.serialize_str(&self.0)
+    }
+}
+
+/// Read from a JSON string and validated: a name that breaks a rule fails
+/// with its [`NameError`]'s text, which a service sends back as an
+/// `invalid_request` error.
+impl<'de> serde::Deserialize<'de> for Name {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let text = std::borrow::Cow::<'de, str>::deserialize(deserializer)?;
+        Self::parse(&text).map_err(serde::de::Error::custom)
     }
 }
 

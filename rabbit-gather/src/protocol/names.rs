@@ -48,3 +48,12 @@ pub const RETRY_DUE_KEY: &str = "due";
 /// published to, the one word that may have written it (a replay goes back
 /// to that word alone).
 pub const DEAD_KEY: &str = "dead";
+
+/// Error code a client gives a reply whose answer does not decode as the
+/// reply type it expects.
+pub const MALFORMED_REPLY: &str = "malformed_reply";
+
+/// The AMQP `type` of a roll call: a request every live responder answers
+/// at once with its name alone (`{"consumer": "<responder>"}`), without
+/// running its handler, so that a caller can learn who is live.
+pub const ROLL_CALL_TYPE: &str = "roll-call";

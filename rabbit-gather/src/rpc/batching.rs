@@ -1,6 +1,6 @@
-//! Adaptive batching: a stream of names in, one result per name out, in
-//! input order, with the names that wait while requests are in flight sent
-//! together.
+//! Adaptive batching: a stream of requests in, one result per request out,
+//! in input order, with the requests that wait while others are in flight
+//! sent together.
 //!
 //! Nothing waits to fill a batch. Up to `concurrency` requests are in
 //! flight; when one ends, every name already waiting (up to `batch`) goes in
@@ -15,34 +15,36 @@ use std::{ops::Range, time::Duration};
 use futures::{Stream, StreamExt, future, stream};
 use tokio::time::Instant;
 
-use super::{Gathered, ReconnectingClient, RpcError};
-use crate::protocol::{self, BATCH_OVERHEAD_BYTES, Name};
+use serde::{Serialize, de::DeserializeOwned};
 
-/// How [`call_each`] sends names.
+use super::{Gathered, ReconnectingClient, RpcError, Until};
+use crate::protocol::{self, Json};
+
+/// How [`call_each`] sends requests.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CallOptions {
-    /// Consumers to wait for, per name.
-    pub expect: Vec<String>,
+    /// When each request's gather ends (besides its deadline).
+    pub until: Until,
     /// Deadline of each request, retries included.
     pub timeout: Duration,
     /// Resends of a request after a lost connection or a nack.
     pub retries: u32,
-    /// Most names per request: 1 sends every name alone (contract v1, for
-    /// consumers that know only v1). At most
-    /// [`MAX_BATCH_NAMES`](protocol::MAX_BATCH_NAMES).
+    /// Most requests per message: 1 sends every request alone (for
+    /// greetings, contract v1, for consumers that know only v1). At most the
+    /// contract's `max_batch_items`.
     pub batch: usize,
     /// Most requests in flight.
     pub concurrency: usize,
 }
 
-/// One name's result.
+/// One request's result.
 #[derive(Debug, Clone)]
-pub struct Called {
-    /// The name sent.
-    pub name: Name,
-    /// What each consumer answered for it, or why its request failed (every
-    /// name of a failed request gets the same error).
-    pub result: Result<Gathered, RpcError>,
+pub struct Called<Q, R = Json> {
+    /// The request sent.
+    pub request: Q,
+    /// What each responder answered to it, or why its message failed (every
+    /// request of a failed batch gets the same error).
+    pub result: Result<Gathered<R>, RpcError>,
     /// How long its request took.
     pub took: Duration,
 }
@@ -51,16 +53,18 @@ pub struct Called {
 /// docs say, and yields one result per item in input order. An `Err` item
 /// (say, an input line that is not a valid name) is passed through in its
 /// place, so a caller can report it where it was.
-pub fn call_each<'a, E, S>(
+pub fn call_each<'a, Q, R, E, S>(
     client: &'a ReconnectingClient,
     items: S,
     options: &'a CallOptions,
-) -> impl Stream<Item = Result<Called, E>> + 'a
+) -> impl Stream<Item = Result<Called<Q, R>, E>> + 'a
 where
-    S: Stream<Item = Result<Name, E>> + 'a,
+    S: Stream<Item = Result<Q, E>> + 'a,
+    Q: Serialize + 'a,
+    R: DeserializeOwned + 'a,
     E: 'a,
 {
-    let batch = options.batch.clamp(1, protocol::MAX_BATCH_NAMES);
+    let batch = options.batch.clamp(1, client.contract().max_batch_items);
     items
         // Every item ready now, up to `batch`: never waits for more.
         .ready_chunks(batch)
@@ -72,47 +76,75 @@ where
 /// Sends the names of one chunk (split further only when their body would
 /// pass the client's [`max_batch_bytes`](ReconnectingClient::max_batch_bytes))
 /// and puts every item back in its place.
-async fn call_chunk<E>(
+async fn call_chunk<Q, R, E>(
     client: &ReconnectingClient,
-    chunk: Vec<Result<Name, E>>,
+    chunk: Vec<Result<Q, E>>,
     options: &CallOptions,
-) -> Vec<Result<Called, E>> {
+) -> Vec<Result<Called<Q, R>, E>>
+where
+    Q: Serialize,
+    R: DeserializeOwned,
+{
     let started = Instant::now();
-    let mut names = Vec::with_capacity(chunk.len());
-    // `None` where a name goes, else the item passed through.
+    let mut requests = Vec::with_capacity(chunk.len());
+    let mut encoded = Vec::with_capacity(chunk.len());
+    // `None` where a request goes, else the item passed through.
     let mut order = Vec::with_capacity(chunk.len());
     for item in chunk {
         match item {
-            Ok(name) => {
-                names.push(name);
+            Ok(request) => {
+                encoded.push(Json::encode(&request).map_err(|e| {
+                    RpcError::InvalidBatch(protocol::BatchError::Encode(e.to_string()))
+                }));
+                requests.push(request);
                 order.push(None);
             }
             Err(error) => order.push(Some(error)),
         }
     }
-    let groups = within_byte_limit(&names, client.max_batch_bytes());
+    // A request that does not encode fails alone; the others go.
+    let items: Vec<Json> = encoded
+        .iter()
+        .filter_map(|e| e.as_ref().ok())
+        .cloned()
+        .collect();
+    let groups = within_byte_limit(
+        &items,
+        client.contract().batch_overhead(),
+        client.max_batch_bytes(),
+    );
     let calls = groups.iter().map(|range| {
-        client.call_batch(
-            &names[range.clone()],
-            &options.expect,
+        client.call_json(
+            &items[range.clone()],
+            &options.until,
             options.timeout,
             options.retries,
         )
     });
     let outcomes = future::join_all(calls).await;
     let took = started.elapsed();
-    let mut results = Vec::with_capacity(names.len());
+    let mut results = Vec::with_capacity(items.len());
     for (range, outcome) in groups.into_iter().zip(outcomes) {
         match outcome {
-            Ok(gathered) => results.extend(gathered.into_iter().map(Ok)),
+            Ok(gathered) => results.extend(gathered.into_iter().map(|g| Ok(g.decode()))),
             Err(error) => results.extend(range.map(|_| Err(error.clone()))),
         }
     }
-    let mut called =
-        names
-            .into_iter()
-            .zip(results)
-            .map(|(name, result)| Called { name, result, took });
+    let mut results = results.into_iter();
+    let results = encoded.into_iter().map(|encoded| match encoded {
+        Ok(_) => results
+            .next()
+            .unwrap_or(Err(RpcError::ConnectionLost(None))),
+        Err(error) => Err(error),
+    });
+    let mut called = requests
+        .into_iter()
+        .zip(results)
+        .map(|(request, result)| Called {
+            request,
+            result,
+            took,
+        });
     order
         .into_iter()
         .filter_map(|slot| match slot {
@@ -122,24 +154,24 @@ async fn call_chunk<E>(
         .collect()
 }
 
-/// Consecutive ranges of `names` whose batch bodies stay within `limit`
-/// bytes (at most [`MAX_BATCH_BYTES`](protocol::MAX_BATCH_BYTES); usually one range: 1,000 names of up
-/// to 60 bytes fit in 64 KiB).
-fn within_byte_limit(names: &[Name], limit: usize) -> Vec<Range<usize>> {
+/// Consecutive ranges of `items` whose batch bodies (`overhead` bytes
+/// besides the items) stay within `limit` bytes (usually one range: 1,000
+/// names of up to 60 bytes fit in 64 KiB).
+fn within_byte_limit(items: &[Json], overhead: usize, limit: usize) -> Vec<Range<usize>> {
     let mut groups = Vec::new();
     let mut start = 0;
-    let mut bytes = BATCH_OVERHEAD_BYTES - 1;
-    for (index, name) in names.iter().enumerate() {
-        let more = protocol::batch_bytes_of(name);
+    let mut bytes = overhead - 1;
+    for (index, item) in items.iter().enumerate() {
+        let more = protocol::item_bytes(item);
         if index > start && bytes + more > limit {
             groups.push(start..index);
             start = index;
-            bytes = BATCH_OVERHEAD_BYTES - 1;
+            bytes = overhead - 1;
         }
         bytes += more;
     }
-    if start < names.len() {
-        groups.push(start..names.len());
+    if start < items.len() {
+        groups.push(start..items.len());
     }
     groups
 }
@@ -147,18 +179,25 @@ fn within_byte_limit(names: &[Name], limit: usize) -> Vec<Range<usize>> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::protocol::MAX_BATCH_BYTES;
+    use crate::protocol::{Contract, Name};
 
-    fn name(text: &str) -> Name {
-        Name::parse(text).expect("valid")
+    const GREETINGS: Contract = Contract::GREETINGS;
+
+    fn name(text: &str) -> Json {
+        Json::encode(&Name::parse(text).expect("valid")).expect("encodes")
+    }
+
+    fn groups_of(items: &[Json], limit: usize) -> Vec<Range<usize>> {
+        within_byte_limit(items, GREETINGS.batch_overhead(), limit)
     }
 
     #[test]
     fn names_are_grouped_so_that_every_batch_body_fits_the_limit() {
+        let max = GREETINGS.max_batch_bytes;
         // 100 four-byte characters: 403 bytes each in a body.
         let wide = name(&"😀".repeat(100));
         let names = vec![wide; 1000];
-        let groups = within_byte_limit(&names, MAX_BATCH_BYTES);
+        let groups = groups_of(&names, max);
         assert!(groups.len() > 1);
         assert_eq!(groups.first().map(|r| r.start), Some(0));
         assert_eq!(groups.last().map(|r| r.end), Some(1000));
@@ -166,18 +205,20 @@ mod tests {
             assert_eq!(pair[0].end, pair[1].start, "consecutive, nothing left out");
         }
         for range in groups {
-            let body = protocol::encode_names(&names[range]).expect("within the limits");
-            assert!(body.len() <= MAX_BATCH_BYTES);
+            let body = protocol::encode_batch_within(&GREETINGS, &names[range], max)
+                .expect("within the limits");
+            assert!(body.len() <= max);
         }
-        let small = within_byte_limit(&[name("Ada"), name("Bob")], MAX_BATCH_BYTES);
+        let small = groups_of(&[name("Ada"), name("Bob")], max);
         assert_eq!((small.len(), small.first()), (1, Some(&(0..2))));
-        assert!(within_byte_limit(&[], MAX_BATCH_BYTES).is_empty());
+        assert!(groups_of(&[], max).is_empty());
         // A smaller broker limit cuts smaller batches.
         let names = vec![name(&"n".repeat(100)); 1000];
-        let groups = within_byte_limit(&names, 65_536);
+        let groups = groups_of(&names, 65_536);
         assert_eq!(groups.len(), 2);
         for range in groups {
-            let body = protocol::encode_names_within(&names[range], 65_536).expect("fits");
+            let body =
+                protocol::encode_batch_within(&GREETINGS, &names[range], 65_536).expect("fits");
             assert!(body.len() <= 65_536);
         }
     }

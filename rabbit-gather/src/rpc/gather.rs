@@ -5,13 +5,16 @@
 
 use std::future::Future;
 
+use std::{sync::Arc, time::Duration};
+
 use futures::future::OptionFuture;
-use tokio::{sync::oneshot, time::Instant};
+use tokio::{sync::Notify, time::Instant};
 
-use super::{Gathered, RpcError, pending::CallGuard};
+use super::{Gathered, RpcError, pending::Registered};
 
-/// Waits for `publish` (the request and its confirm) and for every expected
-/// consumer to answer (`woken`), side by side, until `deadline` in all.
+/// Waits for `publish` (the request and its confirm) and for the call to
+/// complete (`woken`), side by side, until `deadline` in all; with a
+/// `stall`, also until no reply has come for that long after the last one.
 ///
 /// Replies do not wait for the confirm: a persistent request is confirmed
 /// only once the broker has it on disk (or every queue's consumer has acked
@@ -26,16 +29,26 @@ use super::{Gathered, RpcError, pending::CallGuard};
 /// lost before the call ends.
 pub(crate) async fn gather<P>(
     publish: P,
-    mut woken: oneshot::Receiver<()>,
-    guard: CallGuard,
+    registered: Registered,
     deadline: Instant,
+    stall: Option<Duration>,
 ) -> Result<Vec<Gathered>, RpcError>
 where
     P: Future<Output = Result<(), RpcError>> + Unpin,
 {
+    let Registered {
+        guard,
+        mut woken,
+        progress,
+    } = registered;
     // One timer for the whole call.
     let expired = tokio::time::sleep_until(deadline);
     tokio::pin!(expired);
+    // Armed at the first reply, and pushed back at each one after.
+    let stalled = tokio::time::sleep_until(deadline);
+    tokio::pin!(stalled);
+    let mut armed = false;
+    let stall = stall.zip(progress);
     // Dropped once confirmed: its state (body, properties, lapin's futures)
     // is freed while the call waits for replies.
     let mut publish = Some(publish);
@@ -50,19 +63,34 @@ where
             }
             // Keep the replies already in, confirmed or not.
             () = &mut expired => return guard.take(),
+            after = next_reply(stall.as_ref()) => {
+                stalled.as_mut().reset(Instant::now() + after);
+                armed = true;
+            }
+            () = &mut stalled, if armed => return guard.take(),
         }
+    }
+}
+
+/// Resolves at the next reply of a call that ends on a stall, with the
+/// stall; never for another call.
+async fn next_reply(stall: Option<&(Duration, Arc<Notify>)>) -> Duration {
+    match stall {
+        Some((after, progress)) => {
+            progress.notified().await;
+            *after
+        }
+        None => std::future::pending().await,
     }
 }
 
 #[cfg(test)]
 mod tests {
-    use std::time::Duration;
-
     use super::*;
     use crate::{
-        protocol::{AnyReply, Outcome, Reply},
+        protocol::{AnyReply, Json, Outcome, Reply},
         rpc::{
-            CorrelationId,
+            CorrelationId, Until,
             pending::{Delivered, Pending},
         },
     };
@@ -78,7 +106,7 @@ mod tests {
     fn greeting(consumer: &str) -> Reply {
         Reply {
             consumer: consumer.into(),
-            outcome: Outcome::Greeting(format!("{consumer} Ada")),
+            outcome: Outcome::Ok(Json::encode(&format!("{consumer} Ada")).expect("encodes")),
         }
     }
 
@@ -88,7 +116,7 @@ mod tests {
         let pending = Pending::new();
         let id = CorrelationId::new();
         let expect = expect();
-        let (guard, woken) = pending.register(id, &expect, 1).expect("open");
+        let registered = pending.register(id, &Until::All(expect), 1).expect("open");
         let started = Instant::now();
         let deadline = started + Duration::from_secs(1);
         let reply_arrives = async {
@@ -102,7 +130,7 @@ mod tests {
         let never_confirmed = Box::pin(std::future::pending::<Result<(), RpcError>>());
 
         let (gathered, ()) = tokio::join!(
-            gather(never_confirmed, woken, guard, deadline),
+            gather(never_confirmed, registered, deadline, None),
             reply_arrives
         );
 
@@ -112,5 +140,83 @@ mod tests {
         assert_eq!(gathered.missing, ["goodbye", "bonjour"]);
         assert_eq!(Instant::now(), deadline, "ended at its deadline");
         assert_eq!(pending.len(), 0, "the entry left the map");
+    }
+
+    /// Replies from `consumers` to the call `id`, one every 100 ms (those
+    /// after the call ended find no call).
+    async fn replies_every_100ms(pending: &Pending, id: CorrelationId, consumers: &[&str]) {
+        for consumer in consumers {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            pending.deliver(id, AnyReply::Single(greeting(consumer)));
+        }
+    }
+
+    fn confirmed() -> std::pin::Pin<Box<std::future::Ready<Result<(), RpcError>>>> {
+        Box::pin(std::future::ready(Ok(())))
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_stall_rule_ends_that_long_after_the_last_reply() {
+        let pending = Pending::new();
+        let id = CorrelationId::new();
+        let stall = Duration::from_millis(500);
+        let registered = pending.register(id, &Until::Stall(stall), 1).expect("open");
+        let started = Instant::now();
+        let (gathered, ()) = tokio::join!(
+            gather(
+                confirmed(),
+                registered,
+                started + Duration::from_secs(10),
+                Some(stall)
+            ),
+            replies_every_100ms(&pending, id, &["hello", "goodbye"])
+        );
+        let gathered = gathered.expect("gathered");
+        assert_eq!(gathered[0].replies.len(), 2);
+        assert_eq!(
+            Instant::now() - started,
+            Duration::from_millis(700),
+            "500 ms after the last reply, at 200 ms"
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn first_and_count_end_at_their_reply_and_every_rule_ends_by_its_deadline() {
+        let pending = Pending::new();
+        let id = CorrelationId::new();
+        let registered = pending.register(id, &Until::Count(2), 1).expect("open");
+        let started = Instant::now();
+        let deadline = started + Duration::from_secs(1);
+        let call = async {
+            let gathered = gather(confirmed(), registered, deadline, None).await;
+            (gathered, Instant::now())
+        };
+        let ((gathered, ended), ()) = tokio::join!(
+            call,
+            replies_every_100ms(&pending, id, &["hello", "goodbye", "bonjour"])
+        );
+        assert_eq!(gathered.expect("gathered")[0].replies.len(), 2);
+        assert_eq!(ended - started, Duration::from_millis(200));
+
+        // Nobody answers: each rule ends at its deadline, with what it has.
+        let stall = Duration::from_millis(100);
+        for until in [
+            Until::First,
+            Until::Count(2),
+            Until::Stall(stall),
+            Until::All(expect()),
+        ] {
+            let id = CorrelationId::new();
+            let registered = pending.register(id, &until, 1).expect("open");
+            let started = Instant::now();
+            let deadline = started + Duration::from_secs(1);
+            let stall = matches!(until, Until::Stall(_)).then_some(stall);
+            let gathered = gather(confirmed(), registered, deadline, stall)
+                .await
+                .expect("a deadline is a result");
+            assert_eq!(Instant::now(), deadline, "{until:?} ended by its deadline");
+            assert!(gathered[0].replies.is_empty());
+            assert_eq!(gathered[0].missing, until.expected(), "{until:?}");
+        }
     }
 }

@@ -1,13 +1,16 @@
-//! What one scatter-gather call collected: a reply per consumer, in arrival
-//! order, and the expected consumers that did not answer.
+//! What one scatter-gather call collected: a reply per responder, in arrival
+//! order, and the expected responders that did not answer.
 
-use crate::protocol::{Outcome, Reply};
+use serde::de::DeserializeOwned;
 
-/// The result of one call.
+use crate::protocol::{Json, Outcome, Reply};
+
+/// The result of one call (or of one item of a batch): the answers of type
+/// `T` (JSON until decoded), each responder's error, and who is missing.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Gathered {
-    /// One reply per consumer that answered, in arrival order.
-    pub replies: Vec<Reply>,
+pub struct Gathered<T = Json> {
+    /// One reply per responder that answered, in arrival order.
+    pub replies: Vec<Reply<T>>,
     /// Expected consumers with no reply by the deadline, in `expect` order.
     pub missing: Vec<String>,
     /// Replies from a consumer that had already answered this call, dropped.
@@ -15,6 +18,27 @@ pub struct Gathered {
 }
 
 impl Gathered {
+    /// Decodes every answer as a `T`; one that does not decode becomes a
+    /// [`MALFORMED_REPLY`](crate::protocol::names::MALFORMED_REPLY) error
+    /// of its responder.
+    #[must_use]
+    pub fn decode<T: DeserializeOwned>(self) -> Gathered<T> {
+        Gathered {
+            replies: self
+                .replies
+                .into_iter()
+                .map(|reply| Reply {
+                    consumer: reply.consumer,
+                    outcome: reply.outcome.decode(),
+                })
+                .collect(),
+            missing: self.missing,
+            duplicates: self.duplicates,
+        }
+    }
+}
+
+impl<T> Gathered<T> {
     /// Nothing yet: every expected consumer is missing.
     #[must_use]
     pub fn empty(expect: &[String]) -> Self {
@@ -26,7 +50,7 @@ impl Gathered {
     }
 
     /// Adds a reply; returns `true` once every expected consumer has answered.
-    pub fn add(&mut self, reply: Reply) -> bool {
+    pub fn add(&mut self, reply: Reply<T>) -> bool {
         if self.replies.iter().any(|r| r.consumer == reply.consumer) {
             self.duplicates += 1;
         } else {
@@ -38,21 +62,21 @@ impl Gathered {
 
     /// The reply of `consumer`, if it answered.
     #[must_use]
-    pub fn reply_of(&self, consumer: &str) -> Option<&Outcome> {
+    pub fn reply_of(&self, consumer: &str) -> Option<&Outcome<T>> {
         self.replies
             .iter()
             .find(|r| r.consumer == consumer)
             .map(|r| &r.outcome)
     }
 
-    /// Every expected consumer answered with a greeting.
+    /// Every expected responder answered, none with an error.
     #[must_use]
     pub fn is_complete(&self) -> bool {
         self.missing.is_empty()
             && self
                 .replies
                 .iter()
-                .all(|r| matches!(r.outcome, Outcome::Greeting(_)))
+                .all(|r| matches!(r.outcome, Outcome::Ok(_)))
     }
 }
 
@@ -63,7 +87,7 @@ mod tests {
     fn greeting(consumer: &str) -> Reply {
         Reply {
             consumer: consumer.into(),
-            outcome: Outcome::Greeting(format!("{consumer} Ada")),
+            outcome: Outcome::Ok(Json::encode(&format!("{consumer} Ada")).expect("encodes")),
         }
     }
 
@@ -82,7 +106,7 @@ mod tests {
 
     #[test]
     fn an_error_reply_is_not_complete() {
-        let mut g = Gathered::empty(&["hello".to_owned()]);
+        let mut g = Gathered::<Json>::empty(&["hello".to_owned()]);
         g.add(Reply {
             consumer: "hello".into(),
             outcome: Outcome::Error {

@@ -27,6 +27,7 @@ mod gather;
 mod gathered;
 mod pending;
 mod reconnecting;
+mod until;
 
 use std::{
     sync::{
@@ -38,11 +39,12 @@ use std::{
 
 use futures::StreamExt;
 use lapin::{
-    Channel, Confirmation, Connection, Consumer, Event,
+    BasicProperties, Channel, Confirmation, Connection, Consumer, Event,
     message::Delivery,
     options::{BasicConsumeOptions, BasicPublishOptions, ConfirmSelectOptions},
     types::{FieldTable, ShortString},
 };
+use serde::{Serialize, de::DeserializeOwned};
 use tokio::{task::JoinHandle, time::Instant};
 
 pub use batching::{CallOptions, Called, call_each};
@@ -54,10 +56,11 @@ use pending::{Delivered, Pending};
 pub use reconnecting::{
     NACK_RETRY_DELAY, RECONNECT_MAX_DELAY, RECONNECT_MIN_DELAY, ReconnectingClient,
 };
+pub use until::{ROLL_CALL_STALL, Until};
 
 use crate::{
     Settings, amqp,
-    protocol::{self, DIRECT_REPLY_TO, Name},
+    protocol::{self, Contract, DIRECT_REPLY_TO, Json},
     settings::ReplyQueue,
     topology::Topology,
     trace::Trace,
@@ -106,6 +109,8 @@ pub struct RpcClient {
     persistent: bool,
     /// The broker's largest message body (`amqp.max_message_size`).
     max_message_size: usize,
+    /// The envelope's fields and limits.
+    contract: Contract,
     pending: Arc<Pending>,
     counters: Arc<Counters>,
     /// The broker is blocking this connection (memory or disk alarm).
@@ -115,17 +120,27 @@ pub struct RpcClient {
 
 impl RpcClient {
     /// Connects, enables publisher confirms, declares the request exchange and
-    /// starts consuming replies.
+    /// starts consuming replies, on the envelope's default [`Contract`].
     ///
     /// # Errors
     /// [`RpcError::Connect`] or [`RpcError::Setup`].
     pub async fn connect(settings: &Settings) -> Result<Self, RpcError> {
-        Self::connect_counting(settings, Arc::default()).await
+        Self::connect_with(settings, Contract::DEFAULT).await
     }
 
-    /// [`connect`](Self::connect), adding to `counters`.
+    /// [`connect`](Self::connect) for a route whose services use `contract`
+    /// (greetings: [`Contract::GREETINGS`]).
+    ///
+    /// # Errors
+    /// As [`connect`](Self::connect).
+    pub async fn connect_with(settings: &Settings, contract: Contract) -> Result<Self, RpcError> {
+        Self::connect_counting(settings, contract, Arc::default()).await
+    }
+
+    /// [`connect_with`](Self::connect_with), adding to `counters`.
     pub(crate) async fn connect_counting(
         settings: &Settings,
+        contract: Contract,
         counters: Arc<Counters>,
     ) -> Result<Self, RpcError> {
         let name = format!("greetings-producer {}", settings.topology.prefix);
@@ -178,6 +193,7 @@ impl RpcClient {
         let pending = Pending::new();
         let blocked = Arc::new(AtomicBool::new(false));
         let dispatcher = tokio::spawn(dispatch(
+            contract,
             replies,
             events,
             probe(channel.clone(), Arc::clone(&blocked)),
@@ -192,6 +208,7 @@ impl RpcClient {
             reply_to: reply_to.into(),
             persistent: settings.rpc.persistent,
             max_message_size: settings.amqp.max_message_size,
+            contract,
             pending,
             counters,
             blocked,
@@ -199,94 +216,115 @@ impl RpcClient {
         })
     }
 
-    /// Sends `name` to every consumer and gathers replies until each consumer
-    /// in `expect` has answered or `timeout` has passed, whichever is first.
+    /// Sends `request` to every responder of the route and gathers their
+    /// answers, decoded as `R`, until `until` says the call is complete or
+    /// `timeout` has passed, whichever is first.
     ///
     /// A timeout is not an error: the result holds the replies gathered by
-    /// then and lists the missing consumers. The deadline covers the publish
-    /// and its confirm too; replies in by the deadline are returned even when
-    /// the confirm is late.
+    /// then and names the missing responders (when the rule knows a set).
+    /// The deadline covers the publish and its confirm too (and with
+    /// [`Until::Live`], the roll call); replies in by the deadline are
+    /// returned even when the confirm is late.
     ///
     /// # Errors
     /// [`RpcError::NoRoute`] at once when no queue is bound to the exchange;
     /// [`RpcError::ConnectionLost`] at once when the connection drops;
-    /// [`RpcError::Nacked`] when the broker refuses the request.
-    pub async fn call(
+    /// [`RpcError::Nacked`] when the broker refuses the request;
+    /// [`RpcError::InvalidBatch`] before anything is sent when the request
+    /// does not encode, or breaks the contract's size limit.
+    pub async fn call<Q, R>(
         &self,
-        name: &Name,
-        expect: &[String],
+        request: &Q,
+        until: impl Into<Until>,
         timeout: Duration,
-    ) -> Result<Gathered, RpcError> {
-        self.call_with_id(CorrelationId::new(), name, expect, timeout)
-            .await
-    }
-
-    /// [`call`](Self::call) with a given correlation id: a retry of a call
-    /// keeps its id, so that consumers and logs can tell it is the same request.
-    ///
-    /// # Errors
-    /// As [`call`](Self::call).
-    pub async fn call_with_id(
-        &self,
-        correlation_id: CorrelationId,
-        name: &Name,
-        expect: &[String],
-        timeout: Duration,
-    ) -> Result<Gathered, RpcError> {
+    ) -> Result<Gathered<R>, RpcError>
+    where
+        Q: Serialize + ?Sized,
+        R: DeserializeOwned,
+    {
+        let item = encode_item(request)?;
+        let until = until.into();
         let mut gathered = self
-            .call_batch_with_id(correlation_id, std::slice::from_ref(name), expect, timeout)
+            .call_json(
+                CorrelationId::new(),
+                std::slice::from_ref(&item),
+                &until,
+                timeout,
+            )
             .await?;
-        Ok(gathered.pop().unwrap_or_else(|| Gathered::empty(expect)))
+        Ok(gathered
+            .pop()
+            .unwrap_or_else(|| Gathered::empty(until.expected()))
+            .decode())
     }
 
-    /// Sends `names` in one request (contract v1.1; a batch of one is sent
-    /// in v1 form) and gathers, per name and in order, what each consumer
-    /// answered, by one deadline, as [`call`](Self::call) does for one name.
-    /// Each consumer answers a batch with one reply holding a result per
-    /// name, so one bad name fails only itself.
-    ///
-    /// Consumers that know only contract v1 refuse a batch of two or more
-    /// with an `invalid_request` error reply, which then stands for every
-    /// name of it.
+    /// Sends `requests` in one message (a batch; one request alone is sent
+    /// in the single form) and gathers, per request and in order, what each
+    /// responder answered, by one deadline, as [`call`](Self::call) does for
+    /// one request. Each responder answers a batch with one reply holding a
+    /// result per request, so one bad request fails only itself.
     ///
     /// # Errors
-    /// [`RpcError::InvalidBatch`] before anything is sent when `names` is
-    /// empty, holds more than [`MAX_BATCH_NAMES`](protocol::MAX_BATCH_NAMES)
-    /// names, or encodes to more than
-    /// [`MAX_BATCH_BYTES`](protocol::MAX_BATCH_BYTES); else as
-    /// [`call`](Self::call).
-    pub async fn call_batch(
+    /// [`RpcError::InvalidBatch`] before anything is sent when `requests` is
+    /// empty, holds more than the contract allows, or encodes to more than
+    /// its limit or `amqp.max_message_size`; else as [`call`](Self::call).
+    pub async fn call_batch<Q, R>(
         &self,
-        names: &[Name],
-        expect: &[String],
+        requests: &[Q],
+        until: impl Into<Until>,
         timeout: Duration,
-    ) -> Result<Vec<Gathered>, RpcError> {
-        self.call_batch_with_id(CorrelationId::new(), names, expect, timeout)
-            .await
+    ) -> Result<Vec<Gathered<R>>, RpcError>
+    where
+        Q: Serialize,
+        R: DeserializeOwned,
+    {
+        let items = requests
+            .iter()
+            .map(encode_item)
+            .collect::<Result<Vec<_>, _>>()?;
+        let gathered = self
+            .call_json(CorrelationId::new(), &items, &until.into(), timeout)
+            .await?;
+        Ok(gathered.into_iter().map(Gathered::decode).collect())
     }
 
-    /// [`call_batch`](Self::call_batch) with a given correlation id (kept by
-    /// a retry).
+    /// [`call_batch`](Self::call_batch) of requests already encoded, with a
+    /// given correlation id (a retry of a call keeps its id, so that
+    /// responders and logs can tell it is the same request), answers left
+    /// as JSON.
     ///
     /// # Errors
     /// As [`call_batch`](Self::call_batch).
-    pub async fn call_batch_with_id(
+    pub async fn call_json(
         &self,
         correlation_id: CorrelationId,
-        names: &[Name],
-        expect: &[String],
+        items: &[Json],
+        until: &Until,
         timeout: Duration,
     ) -> Result<Vec<Gathered>, RpcError> {
-        let body = protocol::encode_names_within(names, self.max_message_size)?;
+        let body = protocol::encode_batch_within(&self.contract, items, self.max_message_size)?;
         let deadline = Instant::now() + timeout;
-        let (guard, woken) = self
+        let live;
+        let until = if *until == Until::Live {
+            live = Until::All(self.responders(timeout, ROLL_CALL_STALL).await?);
+            &live
+        } else {
+            until
+        };
+        let registered = self
             .pending
-            .register(correlation_id, expect, names.len())
+            .register(correlation_id, until, items.len())
             .ok_or_else(|| self.pending.lost())?;
+        let left = deadline.saturating_duration_since(Instant::now());
+        let properties = self.request_properties(correlation_id, left);
         // Boxed: its state (body, properties, lapin's futures) is freed once
         // the request is confirmed, so a call waiting for replies stays small.
-        let publish = Box::pin(self.publish(correlation_id, body, timeout));
-        let gathered = gather(publish, woken, guard, deadline).await?;
+        let publish = Box::pin(self.publish(correlation_id, body, properties));
+        let stall = match until {
+            Until::Stall(after) => Some(*after),
+            _ => None,
+        };
+        let gathered = gather(publish, registered, deadline, stall).await?;
         tracing::trace!(%correlation_id, "call done");
         // A duplicate reply to a batch is one duplicate, whatever its size.
         let duplicates = gathered.first().map_or(0, |g| g.duplicates);
@@ -296,22 +334,84 @@ impl RpcClient {
         Ok(gathered)
     }
 
-    async fn publish(
+    /// The responders live now: those that answer a roll call (a request
+    /// of type [`ROLL_CALL_TYPE`](protocol::names::ROLL_CALL_TYPE) that each
+    /// answers at once with its name) before no answer has come for `stall`
+    /// after the last one, or `timeout` has passed; sorted. A responder whose
+    /// queue holds a backlog answers after it, so a short stall can miss it.
+    /// No queue bound to the route: none.
+    ///
+    /// # Errors
+    /// [`RpcError::ConnectionLost`] or [`RpcError::Nacked`], as a call.
+    pub async fn responders(
+        &self,
+        timeout: Duration,
+        stall: Duration,
+    ) -> Result<Vec<String>, RpcError> {
+        let correlation_id = CorrelationId::new();
+        let deadline = Instant::now() + timeout;
+        let registered = self
+            .pending
+            .register_roll_call(correlation_id)
+            .ok_or_else(|| self.pending.lost())?;
+        let properties = protocol::roll_call_properties(
+            &correlation_id.to_string(),
+            self.reply_to.as_str(),
+            timeout,
+        )
+        .with_headers(Trace::root_with_id(correlation_id.as_u128()).headers());
+        let publish = Box::pin(self.publish(correlation_id, b"{}".to_vec(), properties));
+        match gather(publish, registered, deadline, Some(stall)).await {
+            Ok(gathered) => {
+                let mut live: Vec<String> = gathered
+                    .into_iter()
+                    .flat_map(|g| g.replies)
+                    .map(|reply| reply.consumer)
+                    .collect();
+                live.sort();
+                Ok(live)
+            }
+            Err(RpcError::NoRoute { .. }) => Ok(Vec::new()),
+            Err(error) => Err(error),
+        }
+    }
+
+    /// The contract this client encodes requests and decodes replies with.
+    #[must_use]
+    pub fn contract(&self) -> &Contract {
+        &self.contract
+    }
+
+    /// The largest batch body this client sends (the contract's limit, and
+    /// `amqp.max_message_size`).
+    #[must_use]
+    pub fn max_batch_bytes(&self) -> usize {
+        protocol::max_batch_bytes(&self.contract, self.max_message_size)
+    }
+
+    fn request_properties(
         &self,
         correlation_id: CorrelationId,
-        body: Vec<u8>,
         timeout: Duration,
-    ) -> Result<(), RpcError> {
+    ) -> BasicProperties {
         // One trace per call, its id the correlation id's 128 bits: a call's
         // retries (same correlation id) share it; each publish is a new span.
         let trace = Trace::root_with_id(correlation_id.as_u128());
-        let properties = protocol::request_properties(
+        protocol::request_properties(
             &correlation_id.to_string(),
             self.reply_to.as_str(),
             timeout,
             self.persistent,
         )
-        .with_headers(trace.headers());
+        .with_headers(trace.headers())
+    }
+
+    async fn publish(
+        &self,
+        correlation_id: CorrelationId,
+        body: Vec<u8>,
+        properties: BasicProperties,
+    ) -> Result<(), RpcError> {
         let options = BasicPublishOptions {
             mandatory: true,
             ..BasicPublishOptions::default()
@@ -381,6 +481,12 @@ impl RpcClient {
     }
 }
 
+/// Encodes one request.
+fn encode_item<Q: Serialize + ?Sized>(request: &Q) -> Result<Json, RpcError> {
+    Json::encode(request)
+        .map_err(|e| RpcError::InvalidBatch(protocol::BatchError::Encode(e.to_string())))
+}
+
 /// Longest [`RpcClient::close`] waits for the broker.
 pub const CLOSE_TIMEOUT: Duration = Duration::from_secs(1);
 
@@ -420,6 +526,7 @@ async fn probe(channel: Channel, blocked: Arc<AtomicBool>) -> Option<lapin::Erro
 /// Routes replies to their calls until the reply stream or the connection
 /// ends (or the liveness probe fails), then fails every call still waiting.
 async fn dispatch(
+    contract: Contract,
     mut replies: Consumer,
     events: impl futures::Stream<Item = Event> + Unpin,
     probe: impl std::future::Future<Output = Option<lapin::Error>>,
@@ -434,7 +541,7 @@ async fn dispatch(
     let cause = loop {
         tokio::select! {
             delivery = replies.next() => match delivery {
-                Some(Ok(delivery)) => route(&delivery, &pending, &counters),
+                Some(Ok(delivery)) => route(&delivery, &contract, &pending, &counters),
                 Some(Err(error)) => {
                     tracing::debug!(%error, "reply consumer failed; failing calls in flight");
                     break Some(error);
@@ -468,13 +575,13 @@ async fn dispatch(
     pending.close(cause);
 }
 
-fn route(delivery: &Delivery, pending: &Pending, counters: &Counters) {
+fn route(delivery: &Delivery, contract: &Contract, pending: &Pending, counters: &Counters) {
     let Some(correlation_id) = delivery.properties.correlation_id().as_ref() else {
         counters.stray.fetch_add(1, Ordering::Relaxed);
         tracing::warn!("dropped a reply without correlation_id");
         return;
     };
-    let reply = match protocol::decode_reply(&delivery.data) {
+    let reply = match protocol::decode_reply(contract, &delivery.data) {
         Ok(reply) => reply,
         Err(error) => {
             counters.malformed.fetch_add(1, Ordering::Relaxed);

@@ -13,10 +13,10 @@ use std::{
     sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError},
 };
 
-use tokio::sync::oneshot;
+use tokio::sync::{Notify, oneshot};
 
-use super::{CorrelationId, Gathered, RpcError};
-use crate::protocol::{AnyReply, BatchReply, Outcome, Reply};
+use super::{CorrelationId, Gathered, RpcError, Until};
+use crate::protocol::{AnyReply, BatchReply, Json, Outcome, Reply};
 
 /// What became of a reply handed to [`Pending::deliver`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -32,10 +32,36 @@ pub(crate) enum Delivered {
 
 #[derive(Debug)]
 struct Entry {
-    /// One per name of the request (one for a single-name call).
+    /// One per item of the request (one for a single call).
     gathered: Vec<Gathered>,
+    /// When `gathered` is complete.
+    rule: Rule,
     /// Fired when `gathered` is complete.
     done: Option<oneshot::Sender<()>>,
+    /// Notified at each reply taken, for a call that ends on a stall.
+    progress: Option<Arc<Notify>>,
+}
+
+/// What completes a call (its [`Until`], with a roll call's own rule).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Rule {
+    /// Every responder of the named set (`Gathered::missing` empties).
+    Named,
+    /// This many responders have answered every item.
+    Count(usize),
+    /// Never by replies: the caller's stall timer ends it.
+    Stall,
+    /// A roll call: any reply names a live responder; ends on a stall.
+    RollCall,
+}
+
+/// A registered call: its guard, its wake-up, and for a call that ends on
+/// a stall the notice of each reply.
+#[derive(Debug)]
+pub(crate) struct Registered {
+    pub(crate) guard: CallGuard,
+    pub(crate) woken: oneshot::Receiver<()>,
+    pub(crate) progress: Option<Arc<Notify>>,
 }
 
 type Calls = HashMap<CorrelationId, Entry>;
@@ -101,26 +127,59 @@ impl Pending {
         self.calls.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Registers a call for `names` names waiting for `expect`; `None` if
-    /// the connection is already lost. The receiver fires when all have
-    /// answered, and fails when the connection is lost.
+    /// Registers a call of `items` items that ends as `until` says (never
+    /// [`Until::Live`], which the client resolves first); `None` if the
+    /// connection is already lost. The receiver fires when the call is
+    /// complete, and fails when the connection is lost.
     pub(crate) fn register(
         self: &Arc<Self>,
         correlation_id: CorrelationId,
+        until: &Until,
+        items: usize,
+    ) -> Option<Registered> {
+        let rule = match until {
+            Until::All(_) | Until::Live => Rule::Named,
+            Until::First => Rule::Count(1),
+            Until::Count(n) => Rule::Count(*n),
+            Until::Stall(_) => Rule::Stall,
+        };
+        self.insert(correlation_id, rule, until.expected(), items)
+    }
+
+    /// Registers a roll call: every reply names a live responder, and the
+    /// call ends on a stall.
+    pub(crate) fn register_roll_call(
+        self: &Arc<Self>,
+        correlation_id: CorrelationId,
+    ) -> Option<Registered> {
+        self.insert(correlation_id, Rule::RollCall, &[], 1)
+    }
+
+    fn insert(
+        self: &Arc<Self>,
+        correlation_id: CorrelationId,
+        rule: Rule,
         expect: &[String],
-        names: usize,
-    ) -> Option<(CallGuard, oneshot::Receiver<()>)> {
+        items: usize,
+    ) -> Option<Registered> {
         let (done, woken) = oneshot::channel();
+        let progress = matches!(rule, Rule::Stall | Rule::RollCall).then(Arc::default);
         let entry = Entry {
-            gathered: vec![Gathered::empty(expect); names.max(1)],
+            gathered: vec![Gathered::empty(expect); items.max(1)],
+            rule,
             done: Some(done),
+            progress: progress.clone(),
         };
         self.lock().as_mut()?.insert(correlation_id, entry);
         let guard = CallGuard {
             pending: Arc::clone(self),
             correlation_id,
         };
-        Some((guard, woken))
+        Some(Registered {
+            guard,
+            woken,
+            progress,
+        })
     }
 
     /// Adds a reply to its call, one outcome per name: a batch reply must
@@ -135,6 +194,14 @@ impl Pending {
         };
         let names = entry.gathered.len();
         match reply {
+            // Any answer to a roll call names a live responder (one that
+            // knows only contract v1 refuses its empty body with an error).
+            reply if entry.rule == Rule::RollCall => {
+                entry.gathered[0].add(Reply {
+                    consumer: reply.consumer().to_owned(),
+                    outcome: Outcome::Ok(Json::null()),
+                });
+            }
             // A whole batch reply, or one part of it (contract v1.2).
             AnyReply::Batch(BatchReply {
                 consumer,
@@ -171,9 +238,18 @@ impl Pending {
                     gathered.add(reply.clone());
                 }
             }
-            AnyReply::Single(_) | AnyReply::Batch(_) => return Delivered::Mismatched,
+            AnyReply::Single(_) | AnyReply::Batch(_) | AnyReply::Present(_) => {
+                return Delivered::Mismatched;
+            }
         }
-        let complete = entry.gathered.iter().all(|g| g.missing.is_empty());
+        if let Some(progress) = &entry.progress {
+            progress.notify_one();
+        }
+        let complete = match entry.rule {
+            Rule::Named => entry.gathered.iter().all(|g| g.missing.is_empty()),
+            Rule::Count(n) => answered_every_item(&entry.gathered) >= n,
+            Rule::Stall | Rule::RollCall => false,
+        };
         if complete && let Some(done) = entry.done.take() {
             let _ = done.send(());
         }
@@ -206,6 +282,18 @@ impl Pending {
     }
 }
 
+/// How many responders have answered every item.
+fn answered_every_item(gathered: &[Gathered]) -> usize {
+    let Some((first, rest)) = gathered.split_first() else {
+        return 0;
+    };
+    first
+        .replies
+        .iter()
+        .filter(|reply| rest.iter().all(|g| g.reply_of(&reply.consumer).is_some()))
+        .count()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -214,8 +302,12 @@ mod tests {
     fn reply(consumer: &str) -> AnyReply {
         AnyReply::Single(Reply {
             consumer: consumer.into(),
-            outcome: Outcome::Greeting(format!("{consumer} Ada")),
+            outcome: Outcome::Ok(json(&format!("{consumer} Ada"))),
         })
+    }
+
+    fn json(text: &str) -> Json {
+        Json::encode(text).expect("encodes")
     }
 
     fn id(n: u128) -> CorrelationId {
@@ -229,7 +321,11 @@ mod tests {
     #[test]
     fn the_call_is_woken_once_all_expected_replies_are_in() {
         let pending = Pending::new();
-        let (guard, mut woken) = pending.register(id(1), &expect(), 1).expect("open");
+        let Registered {
+            guard, mut woken, ..
+        } = pending
+            .register(id(1), &Until::All(expect()), 1)
+            .expect("open");
         assert_eq!(pending.deliver(id(1), reply("hello")), Delivered::Taken);
         assert!(woken.try_recv().is_err(), "not complete yet");
         assert_eq!(
@@ -248,7 +344,10 @@ mod tests {
     #[test]
     fn a_dropped_guard_removes_its_entry_and_later_replies_are_unknown() {
         let pending = Pending::new();
-        let (guard, _woken) = pending.register(id(1), &expect(), 1).expect("open");
+        let registered = pending
+            .register(id(1), &Until::All(expect()), 1)
+            .expect("open");
+        let guard = registered.guard;
         assert_eq!(pending.len(), 1);
         drop(guard);
         assert_eq!(pending.len(), 0);
@@ -266,7 +365,7 @@ mod tests {
             offset,
             results: results
                 .iter()
-                .map(|n| Outcome::Greeting(format!("{consumer} {n}")))
+                .map(|n| Outcome::Ok(json(&format!("{consumer} {n}"))))
                 .collect(),
         })
     }
@@ -274,7 +373,11 @@ mod tests {
     #[test]
     fn a_batch_reply_gives_each_name_its_own_result_and_must_fit_the_batch() {
         let pending = Pending::new();
-        let (guard, mut woken) = pending.register(id(1), &expect(), 2).expect("open");
+        let Registered {
+            guard, mut woken, ..
+        } = pending
+            .register(id(1), &Until::All(expect()), 2)
+            .expect("open");
         assert_eq!(
             pending.deliver(id(1), batch("hello", &["Ada"])),
             Delivered::Mismatched,
@@ -301,7 +404,7 @@ mod tests {
         assert_eq!(gathered.len(), 2);
         assert_eq!(
             gathered[1].reply_of("hello"),
-            Some(&Outcome::Greeting("hello Bob".into()))
+            Some(&Outcome::Ok(json("hello Bob")))
         );
         for name in &gathered {
             assert!(matches!(
@@ -314,8 +417,10 @@ mod tests {
     #[test]
     fn a_batch_reply_in_parts_completes_its_responder_once_every_part_is_in() {
         let pending = Pending::new();
-        let (guard, mut woken) = pending
-            .register(id(1), &["hello".to_owned()], 3)
+        let Registered {
+            guard, mut woken, ..
+        } = pending
+            .register(id(1), &Until::from(["hello"]), 3)
             .expect("open");
         for wrong in [
             part("hello", Some(2), &["Cy", "Dee"]),
@@ -342,14 +447,18 @@ mod tests {
             .collect();
         assert_eq!(
             greetings,
-            ["hello Ada", "hello Bob", "hello Cy"].map(|g| Some(Outcome::Greeting(g.into())))
+            ["hello Ada", "hello Bob", "hello Cy"].map(|g| Some(Outcome::Ok(json(g))))
         );
     }
 
     #[test]
     fn closing_fails_waiting_calls_and_refuses_new_ones() {
         let pending = Pending::new();
-        let (guard, mut woken) = pending.register(id(1), &expect(), 1).expect("open");
+        let Registered {
+            guard, mut woken, ..
+        } = pending
+            .register(id(1), &Until::All(expect()), 1)
+            .expect("open");
         pending.close(None);
         assert!(pending.is_closed());
         assert!(matches!(
@@ -357,6 +466,95 @@ mod tests {
             Err(oneshot::error::TryRecvError::Closed)
         ));
         assert!(matches!(guard.take(), Err(RpcError::ConnectionLost(None))));
-        assert!(pending.register(id(2), &expect(), 1).is_none());
+        assert!(pending.register(id(2), &Until::All(expect()), 1).is_none());
+    }
+
+    #[test]
+    fn first_and_count_complete_once_enough_responders_answered_every_item() {
+        let pending = Pending::new();
+        let Registered {
+            mut woken,
+            guard: _first,
+            ..
+        } = pending.register(id(1), &Until::First, 2).expect("open");
+        assert_eq!(
+            pending.deliver(id(1), part("hello", Some(0), &["Ada"])),
+            Delivered::Taken
+        );
+        assert!(woken.try_recv().is_err(), "hello answered one item of two");
+        assert_eq!(
+            pending.deliver(id(1), batch("goodbye", &["Ada", "Bob"])),
+            Delivered::Taken
+        );
+        assert_eq!(woken.try_recv(), Ok(()));
+
+        let Registered {
+            mut woken,
+            guard: _second,
+            ..
+        } = pending.register(id(2), &Until::Count(2), 1).expect("open");
+        assert_eq!(pending.deliver(id(2), reply("hello")), Delivered::Taken);
+        assert_eq!(pending.deliver(id(2), reply("hello")), Delivered::Taken);
+        assert!(
+            woken.try_recv().is_err(),
+            "a duplicate is not a second responder"
+        );
+        assert_eq!(pending.deliver(id(2), reply("bonjour")), Delivered::Taken);
+        assert_eq!(woken.try_recv(), Ok(()));
+    }
+
+    #[test]
+    fn a_stall_rule_never_completes_by_replies_but_notes_each_one() {
+        let pending = Pending::new();
+        let Registered {
+            mut woken,
+            progress,
+            guard,
+        } = pending
+            .register(id(1), &Until::Stall(std::time::Duration::from_secs(1)), 1)
+            .expect("open");
+        let progress = progress.expect("a stall rule is told of each reply");
+        assert_eq!(pending.deliver(id(1), reply("hello")), Delivered::Taken);
+        assert!(woken.try_recv().is_err());
+        assert!(
+            futures::FutureExt::now_or_never(progress.notified()).is_some(),
+            "the reply was noted"
+        );
+        assert_eq!(
+            guard.take().expect("entry")[0].missing,
+            Vec::<String>::new()
+        );
+    }
+
+    #[test]
+    fn a_roll_call_takes_any_reply_as_a_live_responder_and_others_refuse_a_presence() {
+        let pending = Pending::new();
+        let roll_call = pending.register_roll_call(id(1)).expect("open");
+        let refused = AnyReply::Single(Reply {
+            consumer: "v1".into(),
+            outcome: Outcome::Error {
+                code: "invalid_request".into(),
+                message: "expected a string \"name\"".into(),
+            },
+        });
+        assert_eq!(pending.deliver(id(1), refused), Delivered::Taken);
+        assert_eq!(
+            pending.deliver(id(1), AnyReply::Present("hello".into())),
+            Delivered::Taken
+        );
+        let live: Vec<_> = roll_call.guard.take().expect("entry")[0]
+            .replies
+            .iter()
+            .map(|r| r.consumer.clone())
+            .collect();
+        assert_eq!(live, ["v1", "hello"]);
+
+        let _call = pending
+            .register(id(2), &Until::All(expect()), 1)
+            .expect("open");
+        assert_eq!(
+            pending.deliver(id(2), AnyReply::Present("hello".into())),
+            Delivered::Mismatched
+        );
     }
 }

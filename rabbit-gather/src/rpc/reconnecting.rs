@@ -27,10 +27,12 @@ use backon::{BackoffBuilder, ExponentialBuilder};
 use tokio::{sync::watch, time::Instant};
 use tokio_util::{sync::CancellationToken, task::TaskTracker};
 
-use super::{CorrelationId, Counters, Gathered, RpcClient, RpcError, Stats};
+use serde::{Serialize, de::DeserializeOwned};
+
+use super::{CorrelationId, Counters, Gathered, RpcClient, RpcError, Stats, Until};
 use crate::{
     Settings,
-    protocol::{self, Name},
+    protocol::{self, Contract, Json},
     report::one_line,
 };
 
@@ -67,6 +69,7 @@ pub struct ReconnectingClient {
 #[derive(Debug)]
 struct Shared {
     settings: Settings,
+    contract: Contract,
     /// The client calls use; `None` while reconnecting and once closed.
     current: watch::Sender<Option<Arc<RpcClient>>>,
     /// Shared by every connection this client makes.
@@ -84,26 +87,43 @@ struct Shared {
 }
 
 impl ReconnectingClient {
-    /// The largest batch body this client sends: the smaller of
-    /// [`MAX_BATCH_BYTES`](protocol::MAX_BATCH_BYTES) and the broker's
-    /// (`amqp.max_message_size`).
+    /// The largest batch body this client sends: the smaller of the
+    /// contract's limit and the broker's (`amqp.max_message_size`).
     #[must_use]
     pub fn max_batch_bytes(&self) -> usize {
-        protocol::max_batch_bytes(self.shared.settings.amqp.max_message_size)
+        protocol::max_batch_bytes(
+            &self.shared.contract,
+            self.shared.settings.amqp.max_message_size,
+        )
     }
 
-    /// Connects the first client.
+    /// The contract this client encodes requests and decodes replies with.
+    #[must_use]
+    pub fn contract(&self) -> &Contract {
+        &self.shared.contract
+    }
+
+    /// Connects the first client, on the envelope's default [`Contract`].
     ///
     /// # Errors
     /// As [`RpcClient::connect`]: the first connection is not retried, so a
     /// wrong URL or an unreachable broker fails at once.
     pub async fn connect(settings: &Settings) -> Result<Self, RpcError> {
+        Self::connect_with(settings, Contract::DEFAULT).await
+    }
+
+    /// [`connect`](Self::connect) for a route whose services use `contract`.
+    ///
+    /// # Errors
+    /// As [`connect`](Self::connect).
+    pub async fn connect_with(settings: &Settings, contract: Contract) -> Result<Self, RpcError> {
         let counters = Arc::new(Counters::default());
-        let client = RpcClient::connect_counting(settings, Arc::clone(&counters)).await?;
+        let client = RpcClient::connect_counting(settings, contract, Arc::clone(&counters)).await?;
         let (current, _) = watch::channel(Some(Arc::new(client)));
         Ok(Self {
             shared: Arc::new(Shared {
                 settings: settings.clone(),
+                contract,
                 current,
                 counters,
                 retries: AtomicU64::new(0),
@@ -127,45 +147,86 @@ impl ReconnectingClient {
     /// As [`RpcClient::call`]; [`RpcError::ConnectionLost`] or
     /// [`RpcError::Nacked`] once the retries are used up, when the deadline
     /// passes with no connection, or once the client is closed.
-    pub async fn call(
+    pub async fn call<Q, R>(
         &self,
-        name: &Name,
-        expect: &[String],
+        request: &Q,
+        until: impl Into<Until>,
         timeout: Duration,
         retries: u32,
-    ) -> Result<Gathered, RpcError> {
+    ) -> Result<Gathered<R>, RpcError>
+    where
+        Q: Serialize + ?Sized,
+        R: DeserializeOwned,
+    {
+        let item = Json::encode(request)
+            .map_err(|e| RpcError::InvalidBatch(protocol::BatchError::Encode(e.to_string())))?;
+        let until = until.into();
         let mut gathered = self
-            .call_batch(std::slice::from_ref(name), expect, timeout, retries)
+            .call_json(std::slice::from_ref(&item), &until, timeout, retries)
             .await?;
-        Ok(gathered.pop().unwrap_or_else(|| Gathered::empty(expect)))
+        Ok(gathered
+            .pop()
+            .unwrap_or_else(|| Gathered::empty(until.expected()))
+            .decode())
     }
 
     /// [`RpcClient::call_batch`] with the reconnection, deadline and
     /// retries of [`call`](Self::call): a batch is resent whole, keeping
-    /// its correlation id, so each name still gets exactly one result (a
-    /// consumer answering both attempts is counted as a duplicate).
+    /// its correlation id, so each request still gets exactly one result (a
+    /// responder answering both attempts is counted as a duplicate).
     ///
     /// # Errors
     /// [`RpcError::InvalidBatch`] at once, before anything is sent or any
     /// connection awaited; else as [`call`](Self::call).
-    pub async fn call_batch(
+    pub async fn call_batch<Q, R>(
         &self,
-        names: &[Name],
-        expect: &[String],
+        requests: &[Q],
+        until: impl Into<Until>,
+        timeout: Duration,
+        retries: u32,
+    ) -> Result<Vec<Gathered<R>>, RpcError>
+    where
+        Q: Serialize,
+        R: DeserializeOwned,
+    {
+        let items = requests
+            .iter()
+            .map(|request| {
+                Json::encode(request).map_err(|e| {
+                    RpcError::InvalidBatch(protocol::BatchError::Encode(e.to_string()))
+                })
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let gathered = self
+            .call_json(&items, &until.into(), timeout, retries)
+            .await?;
+        Ok(gathered.into_iter().map(Gathered::decode).collect())
+    }
+
+    /// [`call_batch`](Self::call_batch) of requests already encoded, the
+    /// answers left as JSON.
+    ///
+    /// # Errors
+    /// As [`call_batch`](Self::call_batch).
+    pub async fn call_json(
+        &self,
+        items: &[Json],
+        until: &Until,
         timeout: Duration,
         retries: u32,
     ) -> Result<Vec<Gathered>, RpcError> {
-        protocol::check_batch_within(names, self.shared.settings.amqp.max_message_size)?;
+        protocol::check_batch_within(
+            &self.shared.contract,
+            items,
+            self.shared.settings.amqp.max_message_size,
+        )?;
         let deadline = Instant::now() + timeout;
         let correlation_id = CorrelationId::new();
         let mut attempt = 0;
         loop {
             let client = self.connected(deadline).await?;
             let left = deadline.saturating_duration_since(Instant::now());
-            match client
-                .call_batch_with_id(correlation_id, names, expect, left)
-                .await
-            {
+            match client.call_json(correlation_id, items, until, left).await {
                 Err(RpcError::ConnectionLost(cause)) => {
                     self.shared.lost(&client);
                     if attempt >= retries || Instant::now() >= deadline {
@@ -231,6 +292,27 @@ impl ReconnectingClient {
                 _ = current.changed() => {}
             }
         }
+    }
+
+    /// The responders live now, as [`RpcClient::responders`] says, on the
+    /// current connection (waited for until `timeout` when a reconnection
+    /// is under way).
+    ///
+    /// # Errors
+    /// As [`RpcClient::responders`].
+    pub async fn responders(
+        &self,
+        timeout: Duration,
+        stall: Duration,
+    ) -> Result<Vec<String>, RpcError> {
+        let deadline = Instant::now() + timeout;
+        let client = self.connected(deadline).await?;
+        let left = deadline.saturating_duration_since(Instant::now());
+        let live = client.responders(left, stall).await;
+        if let Err(RpcError::ConnectionLost(_)) = &live {
+            self.shared.lost(&client);
+        }
+        live
     }
 
     /// Counters over every connection this client has used.
@@ -377,7 +459,13 @@ impl Shared {
         let mut attempt: u64 = 0;
         loop {
             attempt += 1;
-            match RpcClient::connect_counting(&self.settings, Arc::clone(&self.counters)).await {
+            match RpcClient::connect_counting(
+                &self.settings,
+                self.contract,
+                Arc::clone(&self.counters),
+            )
+            .await
+            {
                 Ok(client) => return client,
                 Err(error) => {
                     let delay = backoff.next().unwrap_or(RECONNECT_MAX_DELAY);

@@ -34,7 +34,7 @@ use super::{
     publisher::{Message, PublishError, Publisher},
 };
 use crate::protocol::{
-    self, BatchReply, InvalidRequest, Name, NameError, Outcome, Reply, Request, ReturnAddress,
+    self, BatchReply, InvalidRequest, Json, Outcome, Reply, Request, ReturnAddress,
     names::{
         DEAD_KEY, EXPIRATION_HEADER, FAILURES_HEADER, INTERNAL_ERROR, QUEUE_HEADER, REASON_HEADER,
         REQUEST_FAILED, RETRY_WAIT_KEY,
@@ -85,36 +85,28 @@ impl Job<'_> {
             &job.delivery.properties,
             &job.delivery.data,
             &shared.policy,
+            &shared.contract,
             SystemTime::now(),
             shared.settings.consumer.clock_skew,
         );
         match decided {
             Plan::Answer {
-                request: Request::Single(name),
+                request: Request::Single(request),
                 reply_to,
                 timing,
             } => {
                 let (context, cancel_at) = job.context(&timing);
-                let handled = handle_contained(&*shared.handler, name, context, cancel_at).await;
+                let handled =
+                    handle_contained(&*shared.handler, &request, context, cancel_at).await;
                 job.settle(handled, reply_to, timing).await
             }
             Plan::Answer {
-                request: Request::Batch(names),
+                request: Request::Batch(items),
                 reply_to,
                 timing,
-            } => Box::pin(job.answer_batch(names, reply_to, timing)).await,
-            Plan::Refuse { why, reply_to } => {
-                ServiceCounters::add(&shared.counters.invalid);
-                tracing::warn!(reason = %why, queue = %shared.queue, "invalid request; dead-lettering it");
-                if let Some(address) = reply_to {
-                    let outcome = Outcome::Error {
-                        code: why.code().to_owned(),
-                        message: why.to_string(),
-                    };
-                    Box::pin(job.error_reply(&address, outcome)).await?;
-                }
-                job.reject().await
-            }
+            } => Box::pin(job.answer_batch(items, reply_to, timing)).await,
+            Plan::RollCall { reply_to } => Box::pin(job.answer_roll_call(reply_to)).await,
+            Plan::Refuse { why, reply_to } => Box::pin(job.refuse(&why, reply_to)).await,
             Plan::Forbidden(why) => {
                 ServiceCounters::add(&shared.counters.forbidden_reply_to);
                 tracing::warn!(reason = %why, queue = %shared.queue, "refusing to reply; dead-lettering the request");
@@ -192,7 +184,7 @@ impl Job<'_> {
     /// deadline dead-letters the whole batch, unanswered, as in v1.
     async fn answer_batch(
         self,
-        names: Vec<Result<Name, NameError>>,
+        items: Vec<Json>,
         reply_to: Option<ReturnAddress>,
         timing: Timing,
     ) -> Result<(), ServiceError> {
@@ -202,34 +194,30 @@ impl Job<'_> {
         // A retry handles again only the names that failed: the others'
         // results came in the retry copy.
         let done = if timing.failures > 0 {
-            protocol::decode_done(&self.delivery.data, names.len())
+            protocol::decode_done(&shared.contract, &self.delivery.data, items.len())
         } else {
             None
         }
         .unwrap_or_default();
-        let mut results = Vec::with_capacity(names.len());
+        let mut results = Vec::with_capacity(items.len());
         // Indexes of names whose handler failed transiently, and the first
         // such error; the first permanent failure.
         let mut transient: (Vec<usize>, Option<String>) = (Vec::new(), None);
         let mut permanent = None;
-        for (index, name) in names.into_iter().enumerate() {
+        for (index, item) in items.iter().enumerate() {
             if let Some(Some(outcome)) = done.get(index) {
                 results.push(outcome.clone());
                 continue;
             }
-            let name = match name {
-                Ok(name) => name,
-                Err(why) => {
-                    let why = InvalidRequest::Name(why);
+            match handle_contained(&*shared.handler, item, context.clone(), cancel_at).await {
+                Handled::Answer(answer) => results.push(Outcome::Ok(answer)),
+                Handled::Invalid(why) => {
+                    let why = InvalidRequest::Payload(why);
                     results.push(Outcome::Error {
                         code: why.code().to_owned(),
                         message: why.to_string(),
                     });
-                    continue;
                 }
-            };
-            match handle_contained(&*shared.handler, name, context.clone(), cancel_at).await {
-                Handled::Greeting(greeting) => results.push(Outcome::Greeting(greeting)),
                 Handled::Failed(error) if error.retry == Retry::Permanent => {
                     permanent.get_or_insert_with(|| error.message.clone());
                     results.push(Outcome::Error {
@@ -263,22 +251,18 @@ impl Job<'_> {
             }
             let mut job = self;
             job.retry_body = protocol::encode_retry_batch(
+                &shared.contract,
                 &job.delivery.data,
                 &known,
                 shared.settings.amqp.max_message_size,
             );
             return Box::pin(job.give_up_or_retry(None, timing, failures, error)).await;
         }
-        let greeted = results
-            .iter()
-            .filter(|r| matches!(r, Outcome::Greeting(_)))
-            .count();
-        ServiceCounters::add_n(&shared.counters.handled, greeted);
+        let answered = results.iter().filter_map(Outcome::ok);
+        ServiceCounters::add_n(&shared.counters.handled, answered.clone().count());
         ServiceCounters::add_n(&shared.counters.batch_names, results.len());
-        for result in &results {
-            if let Outcome::Greeting(greeting) = result {
-                (shared.printer)(greeting);
-            }
+        if let Some(printer) = &shared.printer {
+            answered.for_each(|answer| printer(answer));
         }
         let failed_for_good = match (&transient.1, &permanent) {
             (Some(error), _) => Some(format!(
@@ -329,9 +313,11 @@ impl Job<'_> {
     ) -> Result<(), ServiceError> {
         let shared = self.shared;
         match handled {
-            Handled::Greeting(greeting) => {
+            Handled::Answer(answer) => {
                 ServiceCounters::add(&shared.counters.handled);
-                (shared.printer)(&greeting);
+                if let Some(printer) = &shared.printer {
+                    printer(&answer);
+                }
                 let counted = |&(): &()| {
                     ServiceCounters::add(&shared.counters.ok);
                     tracing::debug!("answered");
@@ -340,7 +326,7 @@ impl Job<'_> {
                     return self.ack().await.inspect(counted);
                 };
                 match self
-                    .reply(&address, Answer::Single(Outcome::Greeting(greeting)))
+                    .reply(&address, Answer::Single(Outcome::Ok(answer)))
                     .await
                 {
                     Ok(()) => self.ack().await.inspect(counted),
@@ -364,6 +350,9 @@ impl Job<'_> {
                     }
                     Err(Undelivered::Lost(error)) => Err(error),
                 }
+            }
+            Handled::Invalid(why) => {
+                Box::pin(self.refuse(&InvalidRequest::Payload(why), reply_to)).await
             }
             Handled::Failed(error) if error.retry == Retry::Permanent => {
                 let reason = format!("handler refused the request: {}", error.message);
@@ -430,14 +419,18 @@ impl Job<'_> {
         let limit = self.shared.settings.amqp.max_message_size;
         // Never larger than the broker accepts: a batch's answer in parts,
         // an answer too large even alone replaced by an error (contract v1.2).
+        let contract = &self.shared.contract;
         let bodies = match answer {
-            Answer::Single(outcome) => vec![Reply { consumer, outcome }.encode_within(limit)],
+            Answer::Single(outcome) => {
+                vec![Reply { consumer, outcome }.encode_within(contract, limit)]
+            }
             Answer::Batch(results) => BatchReply {
                 consumer,
                 offset: None,
                 results,
             }
-            .encode_within(limit),
+            .encode_within(contract, limit),
+            Answer::Present => vec![protocol::encode_presence(&consumer)],
         };
         for body in &bodies {
             self.reply_part(address, body).await?;
@@ -486,6 +479,41 @@ impl Job<'_> {
             Err(PublishError::Nacked) => Err(Undelivered::Nacked),
             Err(PublishError::Lost(error)) => Err(Undelivered::Lost(error)),
         }
+    }
+
+    /// Refuses an invalid request: an error reply when it can be answered,
+    /// then a dead letter (by the broker, with a reject).
+    async fn refuse(
+        self,
+        why: &InvalidRequest,
+        reply_to: Option<ReturnAddress>,
+    ) -> Result<(), ServiceError> {
+        ServiceCounters::add(&self.shared.counters.invalid);
+        tracing::warn!(reason = %why, queue = %self.shared.queue, "invalid request; dead-lettering it");
+        if let Some(address) = reply_to {
+            let outcome = Outcome::Error {
+                code: why.code().to_owned(),
+                message: why.to_string(),
+            };
+            self.error_reply(&address, outcome).await?;
+        }
+        self.reject().await
+    }
+
+    /// Answers a roll call with this responder's name, then acks it: a
+    /// roll call is never handled, retried or dead-lettered.
+    async fn answer_roll_call(self, reply_to: Option<ReturnAddress>) -> Result<(), ServiceError> {
+        if let Some(address) = &reply_to {
+            match self.reply(address, Answer::Present).await {
+                Ok(()) | Err(Undelivered::Gone | Undelivered::Nacked) => {}
+                Err(Undelivered::Refused(why)) => {
+                    tracing::warn!(reason = %why, "roll-call answer not delivered");
+                }
+                Err(Undelivered::Lost(error)) => return Err(error),
+            }
+        }
+        tracing::debug!("answered a roll call");
+        self.ack().await
     }
 
     /// An error reply before the request is dead-lettered anyway: only a lost
@@ -681,10 +709,12 @@ impl Job<'_> {
     }
 }
 
-/// What a reply carries: one outcome (v1), or one per name of a batch.
+/// What a reply carries: one outcome (v1), one per item of a batch, or
+/// the responder's name alone (to a roll call).
 enum Answer {
     Single(Outcome),
     Batch(Vec<Outcome>),
+    Present,
 }
 
 /// Why a reply did not reach the broker.

@@ -1,20 +1,24 @@
-//! What a consumer does with a valid name. The default [`Greeter`] answers
-//! `W NAME`; embedders and tests plug in their own [`Handler`], an async
-//! function of the name and a [`Context`] (deadline, correlation id, attempt),
-//! so a handler that calls a database or another service never blocks the
-//! runtime. A handler that fails says whether retrying may help
+//! What a service does with a request: its [`Handler`], an async function
+//! of the typed request and a [`Context`] (deadline, correlation id, attempt),
+//! returning the typed answer, so a handler that calls a database or another
+//! service never blocks the runtime. Greetings' [`Greeter`] answers `W NAME`. A handler that fails says whether retrying may help
 //! ([`HandlerError::transient`]) or not ([`HandlerError::permanent`]); one
 //! that panics is contained and counts as a transient failure.
 
 use std::{
     any::Any,
+    marker::PhantomData,
     panic::AssertUnwindSafe,
     time::{Duration, SystemTime},
 };
 
 use futures::{FutureExt, future::BoxFuture};
+use serde::{Serialize, de::DeserializeOwned};
 
-use crate::{protocol::Name, topology::Word};
+use crate::{
+    protocol::{Json, Name},
+    topology::Word,
+};
 
 /// What a handler knows about the request besides the name.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -88,71 +92,103 @@ impl HandlerError {
     }
 }
 
-/// Turns a valid name into the consumer's greeting.
+/// Answers one request of type `Q` with a reply of type `R`: the code an
+/// application writes. Both are any serde types, carried as JSON.
 ///
 /// Implement it with an `async fn`, or pass a closure
-/// `|name: Name, cx: Context| async move { ... }`.
-pub trait Handler: Send + Sync + 'static {
-    /// The greeting for `name`.
+/// `|request: Q, cx: Context| async move { ... }`.
+pub trait Handler<Q, R>: Send + Sync + 'static {
+    /// The answer to `request`.
     ///
     /// # Errors
     /// [`HandlerError`]: transient failures are retried after a growing
     /// delay, permanent ones dead-lettered at once.
     fn handle(
         &self,
-        name: Name,
+        request: Q,
         context: Context,
-    ) -> impl Future<Output = Result<String, HandlerError>> + Send;
+    ) -> impl Future<Output = Result<R, HandlerError>> + Send;
 }
 
-/// The default handler: `hello Ada`.
+/// Greetings' handler: `hello Ada`.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Greeter;
 
-impl Handler for Greeter {
+impl Handler<Name, String> for Greeter {
     async fn handle(&self, name: Name, context: Context) -> Result<String, HandlerError> {
         Ok(format!("{} {name}", context.word))
     }
 }
 
-impl<F, Fut> Handler for F
+impl<F, Fut, Q, R> Handler<Q, R> for F
 where
-    F: Fn(Name, Context) -> Fut + Send + Sync + 'static,
-    Fut: Future<Output = Result<String, HandlerError>> + Send,
+    F: Fn(Q, Context) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = Result<R, HandlerError>> + Send,
 {
     fn handle(
         &self,
-        name: Name,
+        request: Q,
         context: Context,
-    ) -> impl Future<Output = Result<String, HandlerError>> + Send {
-        self(name, context)
+    ) -> impl Future<Output = Result<R, HandlerError>> + Send {
+        self(request, context)
     }
 }
 
-/// [`Handler`] made object-safe, so the service can hold any handler.
+/// A [`Handler`] with its types erased: JSON in, JSON out, so the runtime
+/// holds any handler.
 pub(crate) trait DynHandler: Send + Sync {
-    fn handle_boxed(
-        &self,
-        name: Name,
-        context: Context,
-    ) -> BoxFuture<'_, Result<String, HandlerError>>;
+    /// Decodes `request`, runs the handler and encodes its answer.
+    fn handle_json<'a>(&'a self, request: &Json, context: Context) -> BoxFuture<'a, Handled>;
 }
 
-impl<H: Handler> DynHandler for H {
-    fn handle_boxed(
-        &self,
-        name: Name,
-        context: Context,
-    ) -> BoxFuture<'_, Result<String, HandlerError>> {
-        Box::pin(self.handle(name, context))
+/// A handler with the types it decodes and encodes.
+pub(crate) struct Typed<H, Q, R> {
+    handler: H,
+    types: PhantomData<fn(Q) -> R>,
+}
+
+impl<H, Q, R> Typed<H, Q, R> {
+    pub(crate) fn new(handler: H) -> Self {
+        Self {
+            handler,
+            types: PhantomData,
+        }
+    }
+}
+
+impl<H, Q, R> DynHandler for Typed<H, Q, R>
+where
+    H: Handler<Q, R>,
+    Q: DeserializeOwned + Send + 'static,
+    R: Serialize + Send + 'static,
+{
+    fn handle_json<'a>(&'a self, request: &Json, context: Context) -> BoxFuture<'a, Handled> {
+        let request = match request.decode::<Q>() {
+            Ok(request) => request,
+            Err(why) => return Box::pin(std::future::ready(Handled::Invalid(why))),
+        };
+        let run = self.handler.handle(request, context);
+        Box::pin(async move {
+            match run.await {
+                Ok(answer) => match Json::encode(&answer) {
+                    Ok(json) => Handled::Answer(json),
+                    Err(error) => Handled::Failed(HandlerError::permanent(format!(
+                        "the answer cannot be encoded as JSON: {error}"
+                    ))),
+                },
+                Err(error) => Handled::Failed(error),
+            }
+        })
     }
 }
 
 /// How one handler run ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum Handled {
-    /// The greeting.
-    Greeting(String),
+    /// The answer, encoded.
+    Answer(Json),
+    /// The request did not decode as the handler's type: why.
+    Invalid(String),
     /// The handler failed (a panic counts as a transient failure).
     Failed(HandlerError),
     /// Still running at its deadline (plus the clock skew): cancelled.
@@ -164,11 +200,13 @@ pub(crate) enum Handled {
 /// `cancel_at` (the caller's deadline plus the tolerated clock skew).
 pub(crate) async fn handle_contained(
     handler: &dyn DynHandler,
-    name: Name,
+    request: &Json,
     context: Context,
     cancel_at: Option<SystemTime>,
 ) -> Handled {
-    let run = AssertUnwindSafe(handler.handle_boxed(name, context)).catch_unwind();
+    // A panic while decoding or starting the handler is contained too.
+    let run =
+        AssertUnwindSafe(async move { handler.handle_json(request, context).await }).catch_unwind();
     let result = match cancel_at {
         Some(at) => {
             let left = at.duration_since(SystemTime::now()).unwrap_or_default();
@@ -180,8 +218,7 @@ pub(crate) async fn handle_contained(
         None => run.await,
     };
     match result {
-        Ok(Ok(greeting)) => Handled::Greeting(greeting),
-        Ok(Err(error)) => Handled::Failed(error),
+        Ok(handled) => handled,
         Err(panic) => Handled::Failed(HandlerError::transient(format!(
             "handler panicked: {}",
             panic_message(&*panic)
@@ -211,15 +248,23 @@ mod tests {
         }
     }
 
-    fn ada() -> Name {
-        Name::parse("Ada").expect("valid")
+    fn ada() -> Json {
+        Json::encode("Ada").expect("encodes")
+    }
+
+    fn typed<Q, R>(handler: impl Handler<Q, R>) -> impl DynHandler
+    where
+        Q: DeserializeOwned + Send + 'static,
+        R: Serialize + Send + 'static,
+    {
+        Typed::new(handler)
     }
 
     #[tokio::test]
     async fn the_greeter_greets_and_a_panic_becomes_a_transient_error_with_its_message() {
         assert_eq!(
-            handle_contained(&Greeter, ada(), context(), None).await,
-            Handled::Greeting("hello Ada".into())
+            handle_contained(&typed(Greeter), &ada(), context(), None).await,
+            Handled::Answer(Json::encode("hello Ada").expect("encodes"))
         );
         let panicking = |_: Name, _: Context| async move {
             if true {
@@ -228,7 +273,7 @@ mod tests {
             Ok::<_, HandlerError>(String::new())
         };
         assert_eq!(
-            handle_contained(&panicking, ada(), context(), None).await,
+            handle_contained(&typed(panicking), &ada(), context(), None).await,
             Handled::Failed(HandlerError::transient("handler panicked: boom 42"))
         );
     }
@@ -242,7 +287,7 @@ mod tests {
             )))
         };
         assert_eq!(
-            handle_contained(&refusing, ada(), context(), None).await,
+            handle_contained(&typed(refusing), &ada(), context(), None).await,
             Handled::Failed(HandlerError::permanent("Ada on attempt 1 of Some(\"c1\")"))
         );
     }
@@ -252,8 +297,22 @@ mod tests {
         let stuck = |_: Name, _: Context| std::future::pending::<Result<String, HandlerError>>();
         let at = SystemTime::now() + Duration::from_millis(100);
         assert_eq!(
-            handle_contained(&stuck, ada(), context(), Some(at)).await,
+            handle_contained(&typed(stuck), &ada(), context(), Some(at)).await,
             Handled::TimedOut
+        );
+    }
+
+    #[tokio::test]
+    async fn a_request_that_does_not_decode_as_the_handlers_type_is_invalid() {
+        let invalid = Json::encode(&5).expect("encodes");
+        assert_eq!(
+            handle_contained(&typed(Greeter), &invalid, context(), None).await,
+            Handled::Invalid("invalid type: integer `5`, expected a string".to_owned())
+        );
+        let empty = Json::encode("").expect("encodes");
+        assert_eq!(
+            handle_contained(&typed(Greeter), &empty, context(), None).await,
+            Handled::Invalid("name is empty".to_owned())
         );
     }
 }

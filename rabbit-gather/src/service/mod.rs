@@ -37,6 +37,7 @@ use lapin::{
     ErrorKind,
     protocol::{AMQPErrorKind, AMQPHardError, AMQPSoftError},
 };
+use serde::{Serialize, de::DeserializeOwned};
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
@@ -47,10 +48,10 @@ pub use health::{Health, Phase};
 use crate::{
     Settings,
     amqp::ConnectError,
-    protocol::ReplyToPolicy,
+    protocol::{Contract, Json, ReplyToPolicy},
     topology::{Topology, Word},
 };
-use handler::DynHandler;
+use handler::{DynHandler, Typed};
 use session::Session;
 
 /// First reconnection delay; it doubles up to half of [`MAX_BACKOFF`], and a
@@ -152,8 +153,9 @@ pub(crate) fn broker(doing: &'static str) -> impl FnOnce(lapin::Error) -> Servic
     move |source| ServiceError::Broker { doing, source }
 }
 
-/// Where a service writes its `W NAME` lines (stdout unless replaced).
-pub type Printer = Arc<dyn Fn(&str) + Send + Sync>;
+/// Where a service writes a line per answer (greetings' `W NAME` lines on
+/// stdout; none unless set).
+type Printer = Arc<dyn Fn(&Json) + Send + Sync>;
 
 /// What every session of one service shares.
 pub(crate) struct Shared {
@@ -166,16 +168,19 @@ pub(crate) struct Shared {
     retry_exchange: String,
     reply_exchange: String,
     policy: ReplyToPolicy,
+    /// The envelope's fields and limits.
+    contract: Contract,
     handler: Arc<dyn DynHandler>,
-    printer: Printer,
+    printer: Option<Printer>,
     counters: Arc<ServiceCounters>,
     health: Arc<Health>,
     /// Requests handed back to their queue because a copy failed.
     returns: returns::Returns,
 }
 
-/// A consumer service for one word. Build it, optionally replace its handler
-/// or printer, then [`run`](Self::run) it.
+/// A service answering requests for one responder name (its word) on one
+/// route (`topology.prefix`): build it with its handler, then
+/// [`run`](Self::run) it.
 pub struct ConsumerService {
     shared: Shared,
     sessions: watch::Sender<u64>,
@@ -192,9 +197,15 @@ impl std::fmt::Debug for ConsumerService {
 }
 
 impl ConsumerService {
-    /// A service answering for `word` with the [`Greeter`], printing to stdout.
+    /// A service answering for `word` with `handler`, on the envelope's
+    /// default [`Contract`]. Requests that do not decode as `Q` get an
+    /// `invalid_request` error; answers are encoded from `R`.
     #[must_use]
-    pub fn new(settings: &Settings, word: Word) -> Self {
+    pub fn new<Q, R>(settings: &Settings, word: Word, handler: impl Handler<Q, R>) -> Self
+    where
+        Q: DeserializeOwned + Send + 'static,
+        R: Serialize + Send + 'static,
+    {
         let topology = Topology::from_settings(&settings.topology)
             .with_delivery_limit(settings.consumer.max_failures);
         Self {
@@ -211,8 +222,9 @@ impl ConsumerService {
                 settings: settings.clone(),
                 word,
                 topology,
-                handler: Arc::new(Greeter),
-                printer: Arc::new(print_line),
+                contract: Contract::DEFAULT,
+                handler: Arc::new(Typed::new(handler)),
+                printer: None,
                 counters: Arc::default(),
                 health: Arc::default(),
                 returns: returns::Returns::default(),
@@ -222,18 +234,52 @@ impl ConsumerService {
         }
     }
 
-    /// Replaces the handler that turns a name into a greeting.
+    /// Greetings' service for `word`: the [`Greeter`] on
+    /// [`Contract::GREETINGS`], printing each greeting on stdout.
     #[must_use]
-    pub fn with_handler(mut self, handler: impl Handler) -> Self {
+    pub fn greetings(settings: &Settings, word: Word) -> Self {
+        Self::new(settings, word, Greeter)
+            .with_contract(Contract::GREETINGS)
+            .with_printer(print_line)
+    }
+
+    /// Replaces the handler, keeping the contract.
+    #[must_use]
+    pub fn with_handler<Q, R>(mut self, handler: impl Handler<Q, R>) -> Self
+    where
+        Q: DeserializeOwned + Send + 'static,
+        R: Serialize + Send + 'static,
+    {
         // Stored type-erased: `Handler` returns `impl Future`.
-        self.shared.handler = Arc::new(handler);
+        self.shared.handler = Arc::new(Typed::new(handler));
         self
     }
 
-    /// Sends the `W NAME` lines to `printer` instead of stdout.
+    /// Uses `contract`'s fields and limits (the clients of the route must
+    /// use the same).
+    ///
+    /// # Panics
+    /// When `contract` is not [valid](Contract::validate): it is written in
+    /// code, so that is a programming error.
+    #[must_use]
+    pub fn with_contract(mut self, contract: Contract) -> Self {
+        if let Err(why) = contract.validate() {
+            panic!("{why}");
+        }
+        self.shared.contract = contract;
+        self
+    }
+
+    /// Calls `printer` with each answer (a JSON string's text, or the JSON of
+    /// any other answer), once handled and before it is sent.
     #[must_use]
     pub fn with_printer(mut self, printer: impl Fn(&str) + Send + Sync + 'static) -> Self {
-        self.shared.printer = Arc::new(printer);
+        self.shared.printer = Some(Arc::new(move |answer: &Json| {
+            match answer.decode::<String>() {
+                Ok(text) => printer(&text),
+                Err(_) => printer(answer.as_str()),
+            }
+        }));
         self
     }
 
@@ -389,7 +435,7 @@ fn print_line(line: &str) {
     }
 }
 
-/// Runs a consumer service for `word` until `shutdown`.
+/// Runs greetings' service for `word` until `shutdown`.
 ///
 /// # Errors
 /// As [`ConsumerService::run`].
@@ -398,5 +444,7 @@ pub async fn run(
     word: Word,
     shutdown: CancellationToken,
 ) -> Result<(), ServiceError> {
-    ConsumerService::new(settings, word).run(shutdown).await
+    ConsumerService::greetings(settings, word)
+        .run(shutdown)
+        .await
 }

@@ -11,7 +11,7 @@ use lapin::{
 };
 
 use crate::protocol::{
-    self, ForbiddenReplyTo, InvalidRequest, ReplyToPolicy, Request, ReturnAddress,
+    self, Contract, ForbiddenReplyTo, InvalidRequest, ReplyToPolicy, Request, ReturnAddress,
     names::{DELIVERY_COUNT_HEADER, EXPIRATION_HEADER, FAILURES_HEADER},
 };
 
@@ -25,6 +25,9 @@ pub(crate) enum Plan {
         reply_to: Option<ReturnAddress>,
         timing: Timing,
     },
+    /// A roll call: answer with the responder's name (if it can be
+    /// answered), then ack.
+    RollCall { reply_to: Option<ReturnAddress> },
     /// An invalid body: an error reply if possible, then dead-letter.
     Refuse {
         why: InvalidRequest,
@@ -52,6 +55,7 @@ pub(crate) fn plan(
     properties: &BasicProperties,
     body: &[u8],
     policy: &ReplyToPolicy,
+    contract: &Contract,
     now: SystemTime,
     clock_skew: Duration,
 ) -> Plan {
@@ -81,7 +85,17 @@ pub(crate) fn plan(
             reply_to,
         };
     }
-    match protocol::decode_request(body) {
+    if protocol::is_roll_call(properties) {
+        return Plan::RollCall { reply_to };
+    }
+    if !protocol::is_json(properties) {
+        let kind = properties.content_type().as_ref().map(ToString::to_string);
+        return Plan::Refuse {
+            why: InvalidRequest::ContentType(kind.unwrap_or_default()),
+            reply_to,
+        };
+    }
+    match protocol::decode_request(contract, body) {
         Ok(request) => Plan::Answer {
             request,
             reply_to,
@@ -157,7 +171,14 @@ mod tests {
     const SKEW: Duration = Duration::from_secs(30);
 
     fn plan(properties: &BasicProperties, body: &[u8], policy: &ReplyToPolicy) -> Plan {
-        super::plan(properties, body, policy, SystemTime::now(), SKEW)
+        super::plan(
+            properties,
+            body,
+            policy,
+            &Contract::GREETINGS,
+            SystemTime::now(),
+            SKEW,
+        )
     }
 
     fn unix_now() -> u64 {
@@ -192,7 +213,7 @@ mod tests {
         assert_eq!(
             p,
             Plan::Answer {
-                request: Request::Single(crate::protocol::Name::parse("Ada").expect("valid")),
+                request: Request::Single(crate::protocol::Json::encode("Ada").expect("encodes")),
                 reply_to: Some(ReturnAddress {
                     reply_to: "amq.gen-abc".into(),
                     correlation_id: "c1".into()
@@ -245,7 +266,14 @@ mod tests {
             .with_timestamp(sent)
             .with_expiration("5000".into());
         let strict = |p: &BasicProperties| {
-            super::plan(p, br#"{"name":"Ada"}"#, &policy(), now, Duration::ZERO)
+            super::plan(
+                p,
+                br#"{"name":"Ada"}"#,
+                &policy(),
+                &Contract::GREETINGS,
+                now,
+                Duration::ZERO,
+            )
         };
         assert!(matches!(strict(&p), Plan::Expired { .. }));
         let fresh = p.clone().with_expiration("11000".into());
@@ -331,5 +359,36 @@ mod tests {
             let p = plan(&props(Some("greetings.hello"), Some("c1")), body, &policy());
             assert!(matches!(p, Plan::Forbidden(_)), "{p:?}");
         }
+    }
+
+    #[test]
+    fn a_roll_call_is_answered_whatever_its_body_and_content_type() {
+        let p = props(Some("amq.gen-abc"), Some("c1"))
+            .with_type(crate::protocol::names::ROLL_CALL_TYPE.into())
+            .with_content_type("text/plain".into());
+        assert!(matches!(
+            plan(&p, b"", &policy()),
+            Plan::RollCall { reply_to: Some(_) }
+        ));
+        let forbidden = p.with_reply_to("greetings.hello".into());
+        assert!(matches!(
+            plan(&forbidden, b"", &policy()),
+            Plan::Forbidden(_)
+        ));
+    }
+
+    #[test]
+    fn a_content_type_other_than_json_is_refused_and_json_with_parameters_is_not() {
+        let body = br#"{"name":"Ada"}"#;
+        let text = props(Some("amq.gen-abc"), Some("c1")).with_content_type("text/plain".into());
+        assert!(matches!(
+            plan(&text, body, &policy()),
+            Plan::Refuse {
+                why: InvalidRequest::ContentType(_),
+                reply_to: Some(_)
+            }
+        ));
+        let json = props(None, None).with_content_type("Application/JSON; charset=utf-8".into());
+        assert!(matches!(plan(&json, body, &policy()), Plan::Answer { .. }));
     }
 }
