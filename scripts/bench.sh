@@ -9,13 +9,16 @@
 #   2. the batching lane: producer stdin names/s at --batch 1,10,100,1000,
 #      one-name-in-flight latency at --batch 1 vs 100 (3 alternating pairs),
 #      and memory over 1,000,000 names;
-#   3. the latency/throughput sweep of the system and ceiling lanes.
+#   3. the latency/throughput sweep of the system and ceiling lanes;
+#   4. the stock example (a second application of the library): 2 warehouses
+#      in process, 20,000 calls with Until::All and 1,000 with Until::Live.
 #
 # Tables go to stdout and target/bench/report.txt, plots to target/bench/.
 #
 #   scripts/bench.sh                       # everything above (about 15 min on 2 cores)
 #   scripts/bench.sh --batching            # one `bench` run with these flags instead
 #                                          # (see target/release/bench --help)
+#   scripts/bench.sh stock -n 2000         # only the stock lane (bench stock --help)
 set -euo pipefail
 PROG=bench
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -54,5 +57,8 @@ report="$root/target/bench/report.txt"
     echo
     echo "## 3. latency against throughput"
     "$bench" --spawn-consumers --baseline --plot "$root/target/bench/latency.svg"
+    echo
+    echo "## 4. stock example: in-process warehouses, Until::All and Until::Live"
+    "$bench" stock
 } 2>&1 | tee "$report"
 say "report in $report; plots in $root/target/bench/"

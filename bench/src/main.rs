@@ -7,6 +7,7 @@
 //! bench --spawn-consumers --baseline --plot latency.svg
 //! bench --memory                               # bytes per request in flight
 //! bench --spawn-consumers --batching --batch-plot batching.svg
+//! bench stock --warehouses 2 -n 20000          # the stock example, in process
 //! ```
 
 mod batching;
@@ -18,6 +19,7 @@ mod peers;
 mod plot;
 mod procs;
 mod report;
+mod stock;
 
 use std::{alloc::System, process::ExitCode, time::Duration};
 
@@ -145,6 +147,9 @@ enum Mode {
         #[arg(long)]
         amqp_url: String,
     },
+    /// The stock example: in-process warehouses, calls with Until::All and
+    /// Until::Live (see bench/src/stock.rs).
+    Stock(stock::StockArgs),
 }
 
 #[tokio::main]
@@ -169,6 +174,9 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     }) = &cli.mode
     {
         return echo::respond(amqp_url, queue, *prefetch, *concurrency).await;
+    }
+    if let Some(Mode::Stock(args)) = &cli.mode {
+        return stock::run(cli.shared.load()?, args, cli.json).await;
     }
     let mut settings = cli.shared.load()?;
     // The bench owns (and deletes afterwards) the queues under a private

@@ -43,6 +43,9 @@ pub struct Observed {
     pub health: Arc<Health>,
     /// The service's counters.
     pub counters: Arc<ServiceCounters>,
+    /// The route it answers on, `topology.prefix` (the `route` label of
+    /// every metric).
+    pub route: String,
     /// The word it answers for (the `word` label of every metric).
     pub word: String,
 }
@@ -107,7 +110,11 @@ async fn metrics(State(observed): State<Arc<Observed>>) -> impl IntoResponse {
 pub fn metrics_text(observed: &Observed) -> Result<String, std::fmt::Error> {
     let mut registry = Registry::with_prefix_and_labels(
         "greetings",
-        [("word".into(), observed.word.clone().into())].into_iter(),
+        [
+            ("route".into(), observed.route.clone().into()),
+            ("word".into(), observed.word.clone().into()),
+        ]
+        .into_iter(),
     );
     registry.register_collector(Box::new(ServiceCollector(observed.clone())));
     let mut text = String::new();
@@ -314,18 +321,23 @@ mod tests {
     }
 
     #[test]
-    fn metrics_name_every_outcome_with_the_word_label() {
+    fn metrics_name_every_outcome_with_the_route_and_word_labels() {
         let observed = Observed {
             health: Arc::default(),
             counters: Arc::default(),
+            route: "greetings".to_owned(),
             word: "hello".to_owned(),
         };
         let text = metrics_text(&observed).expect("encode");
         for outcome in OUTCOMES {
-            let line =
-                format!("greetings_requests_total{{word=\"hello\",outcome=\"{outcome}\"}} 0");
+            let line = format!(
+                "greetings_requests_total{{route=\"greetings\",word=\"hello\",outcome=\"{outcome}\"}} 0"
+            );
             assert!(text.contains(&line), "{line} missing in:\n{text}");
         }
-        assert!(text.contains("greetings_ready{word=\"hello\"} 0"), "{text}");
+        assert!(
+            text.contains("greetings_ready{route=\"greetings\",word=\"hello\"} 0"),
+            "{text}"
+        );
     }
 }

@@ -150,6 +150,7 @@ pub async fn serve(
         let observed = http::Observed {
             health: service.health(),
             counters: service.counters(),
+            route: settings.topology.prefix.clone(),
             word: service.word().to_string(),
         };
         tokio::spawn(http::serve(listener, observed, stop_http.clone()))

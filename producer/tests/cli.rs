@@ -34,7 +34,7 @@ fn help_documents_every_exit_code() {
         "2  bad usage",
         "3  incomplete",
         "4  broker",
-        "5  no queue",
+        "5  no consumer is running",
     ] {
         assert!(help.contains(code), "missing {code:?} in:\n{help}");
     }

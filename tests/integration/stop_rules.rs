@@ -201,7 +201,10 @@ async fn the_producer_lists_the_live_words_and_gathers_from_all_of_them() {
 
     let listed = run_producer(&app, &["--responders"], None).await;
     assert_eq!(listed.code, 0, "{listed:?}");
-    assert_eq!(listed.stdout, "hello\n", "bonjour's queue is bound, but it is not live");
+    assert_eq!(
+        listed.stdout, "hello\n",
+        "bonjour's queue is bound, but it is not live"
+    );
     let run = run_producer(&app, &["--expect", "all", "Ada"], None).await;
     assert_eq!(
         (run.code, run.stdout.as_str()),

@@ -93,9 +93,7 @@ where
     for item in chunk {
         match item {
             Ok(request) => {
-                encoded.push(Json::encode(&request).map_err(|e| {
-                    RpcError::InvalidBatch(protocol::BatchError::Encode(e.to_string()))
-                }));
+                encoded.push(super::encode_item(&request));
                 requests.push(request);
                 order.push(None);
             }

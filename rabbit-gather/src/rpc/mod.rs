@@ -244,7 +244,7 @@ impl RpcClient {
     {
         let item = encode_item(request)?;
         let until = until.into();
-        let mut gathered = self
+        let gathered = self
             .call_json(
                 CorrelationId::new(),
                 std::slice::from_ref(&item),
@@ -252,10 +252,7 @@ impl RpcClient {
                 timeout,
             )
             .await?;
-        Ok(gathered
-            .pop()
-            .unwrap_or_else(|| Gathered::empty(until.expected()))
-            .decode())
+        Ok(only_decoded(gathered, &until))
     }
 
     /// Sends `requests` in one message (a batch; one request alone is sent
@@ -278,10 +275,7 @@ impl RpcClient {
         Q: Serialize,
         R: DeserializeOwned,
     {
-        let items = requests
-            .iter()
-            .map(encode_item)
-            .collect::<Result<Vec<_>, _>>()?;
+        let items = encode_items(requests)?;
         let gathered = self
             .call_json(CorrelationId::new(), &items, &until.into(), timeout)
             .await?;
@@ -482,9 +476,25 @@ impl RpcClient {
 }
 
 /// Encodes one request.
-fn encode_item<Q: Serialize + ?Sized>(request: &Q) -> Result<Json, RpcError> {
+pub(crate) fn encode_item<Q: Serialize + ?Sized>(request: &Q) -> Result<Json, RpcError> {
     Json::encode(request)
         .map_err(|e| RpcError::InvalidBatch(protocol::BatchError::Encode(e.to_string())))
+}
+
+/// Encodes every request of a batch.
+pub(crate) fn encode_items<Q: Serialize>(requests: &[Q]) -> Result<Vec<Json>, RpcError> {
+    requests.iter().map(encode_item).collect()
+}
+
+/// The one result of a single call, its answers decoded.
+pub(crate) fn only_decoded<R: DeserializeOwned>(
+    mut gathered: Vec<Gathered>,
+    until: &Until,
+) -> Gathered<R> {
+    gathered
+        .pop()
+        .unwrap_or_else(|| Gathered::empty(until.expected()))
+        .decode()
 }
 
 /// Longest [`RpcClient::close`] waits for the broker.
@@ -581,6 +591,11 @@ fn route(delivery: &Delivery, contract: &Contract, pending: &Pending, counters: 
         tracing::warn!("dropped a reply without correlation_id");
         return;
     };
+    if !protocol::is_json(&delivery.properties) {
+        counters.malformed.fetch_add(1, Ordering::Relaxed);
+        tracing::warn!(%correlation_id, "dropped a reply whose content_type is not JSON");
+        return;
+    }
     let reply = match protocol::decode_reply(contract, &delivery.data) {
         Ok(reply) => reply,
         Err(error) => {

@@ -158,16 +158,12 @@ impl ReconnectingClient {
         Q: Serialize + ?Sized,
         R: DeserializeOwned,
     {
-        let item = Json::encode(request)
-            .map_err(|e| RpcError::InvalidBatch(protocol::BatchError::Encode(e.to_string())))?;
+        let item = super::encode_item(request)?;
         let until = until.into();
-        let mut gathered = self
+        let gathered = self
             .call_json(std::slice::from_ref(&item), &until, timeout, retries)
             .await?;
-        Ok(gathered
-            .pop()
-            .unwrap_or_else(|| Gathered::empty(until.expected()))
-            .decode())
+        Ok(super::only_decoded(gathered, &until))
     }
 
     /// [`RpcClient::call_batch`] with the reconnection, deadline and
@@ -189,14 +185,7 @@ impl ReconnectingClient {
         Q: Serialize,
         R: DeserializeOwned,
     {
-        let items = requests
-            .iter()
-            .map(|request| {
-                Json::encode(request).map_err(|e| {
-                    RpcError::InvalidBatch(protocol::BatchError::Encode(e.to_string()))
-                })
-            })
-            .collect::<Result<Vec<_>, _>>()?;
+        let items = super::encode_items(requests)?;
         let gathered = self
             .call_json(&items, &until.into(), timeout, retries)
             .await?;
