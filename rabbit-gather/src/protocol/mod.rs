@@ -11,6 +11,7 @@
 //! in other languages.
 
 mod contract;
+mod fields;
 mod name;
 pub mod names;
 mod properties;

@@ -6,10 +6,7 @@ use std::borrow::Cow;
 
 use serde::{Deserialize, Serialize};
 
-use super::{
-    Contract, Json, names,
-    request::{Fields, present, write_str},
-};
+use super::{Contract, Json, fields::Fields, names, request::write_str};
 
 /// What one responder answered to one request.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -150,7 +147,7 @@ pub(super) fn decode_result(
 ) -> Result<Outcome, MalformedReply> {
     // `error: null` counts as absent (clients that write empty optional
     // fields send it); an answer may be `null` (a unit value).
-    match (fields.get(contract.reply_field), present(fields, "error")) {
+    match (fields.get(contract.reply_field), fields.present("error")) {
         (Some(answer), None) => Ok(Outcome::Ok(Json::from_raw(answer))),
         (None, Some(error)) => {
             let ErrorWire { code, message } = serde_json::from_str(error.get())
@@ -344,8 +341,8 @@ pub fn decode_reply(contract: &Contract, body: &[u8]) -> Result<AnyReply, Malfor
         .and_then(|c| {
             serde_json::from_str(c.get()).map_err(|e| MalformedReply(format!("\"consumer\": {e}")))
         })?;
-    let answer = fields.contains_key(contract.reply_field) || present(&fields, "error").is_some();
-    match (answer, present(&fields, "results")) {
+    let answer = fields.get(contract.reply_field).is_some() || fields.present("error").is_some();
+    match (answer, fields.present("results")) {
         (true, None) => Ok(AnyReply::Single(Reply {
             consumer,
             outcome: decode_result(contract, &fields)?,
@@ -353,7 +350,8 @@ pub fn decode_reply(contract: &Contract, body: &[u8]) -> Result<AnyReply, Malfor
         (false, Some(results)) => {
             let results: Vec<Fields<'_>> = serde_json::from_str(results.get())
                 .map_err(|e| MalformedReply(format!("\"results\": {e}")))?;
-            let offset = present(&fields, "offset")
+            let offset = fields
+                .present("offset")
                 .map(|o| serde_json::from_str(o.get()))
                 .transpose()
                 .map_err(|e| MalformedReply(format!("\"offset\": {e}")))?;

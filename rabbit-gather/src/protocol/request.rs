@@ -2,12 +2,11 @@
 //! (`{"<batch_field>": [...]}`), encoded by clients and decoded, never
 //! trusting a byte of it, by services.
 
-use std::{borrow::Cow, collections::HashMap};
-
 use serde_json::value::RawValue;
 
 use super::{
     Contract, Json, NotUtf8, Outcome,
+    fields::Fields,
     reply::{decode_result, write_result},
 };
 
@@ -210,9 +209,6 @@ pub fn item_bytes(item: &Json) -> usize {
     item.as_str().len() + 1
 }
 
-/// A body's top-level object, its values kept as text.
-pub(super) type Fields<'a> = HashMap<Cow<'a, str>, &'a RawValue>;
-
 /// Decodes a request body, in either form. Never panics, whatever the
 /// bytes.
 ///
@@ -259,7 +255,7 @@ pub fn decode_request(contract: &Contract, body: &[u8]) -> Result<Request, Inval
     // empty optional fields send it; a request may be `null` (a unit value).
     match (
         fields.get(contract.request_field),
-        present(&fields, contract.batch_field),
+        fields.present(contract.batch_field),
     ) {
         (Some(request), None) => {
             if body.len() > contract.max_request_bytes {
@@ -298,14 +294,6 @@ pub fn decode_request(contract: &Contract, body: &[u8]) -> Result<Request, Inval
             contract.request_field, contract.batch_field
         )))),
     }
-}
-
-/// The value of `field`, unless it is absent or `null`.
-pub(super) fn present<'a>(fields: &Fields<'a>, field: &str) -> Option<&'a RawValue> {
-    fields
-        .get(field)
-        .copied()
-        .filter(|value| value.get() != "null")
 }
 
 /// The results carried in a batch retry copy's body (field `done`), one per

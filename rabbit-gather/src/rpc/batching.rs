@@ -87,25 +87,28 @@ where
 {
     let started = Instant::now();
     let mut requests = Vec::with_capacity(chunk.len());
-    let mut encoded = Vec::with_capacity(chunk.len());
+    let mut items = Vec::with_capacity(chunk.len());
+    // Per request, in order: why it could not be encoded, if it could not
+    // (it fails alone; the others go).
+    let mut unencoded = Vec::with_capacity(chunk.len());
     // `None` where a request goes, else the item passed through.
     let mut order = Vec::with_capacity(chunk.len());
     for item in chunk {
         match item {
             Ok(request) => {
-                encoded.push(super::encode_item(&request));
+                match super::encode_item(&request) {
+                    Ok(json) => {
+                        items.push(json);
+                        unencoded.push(None);
+                    }
+                    Err(error) => unencoded.push(Some(error)),
+                }
                 requests.push(request);
                 order.push(None);
             }
             Err(error) => order.push(Some(error)),
         }
     }
-    // A request that does not encode fails alone; the others go.
-    let items: Vec<Json> = encoded
-        .iter()
-        .filter_map(|e| e.as_ref().ok())
-        .cloned()
-        .collect();
     let groups = within_byte_limit(
         &items,
         client.contract().batch_overhead(),
@@ -129,11 +132,11 @@ where
         }
     }
     let mut results = results.into_iter();
-    let results = encoded.into_iter().map(|encoded| match encoded {
-        Ok(_) => results
+    let results = unencoded.into_iter().map(|unencoded| match unencoded {
+        None => results
             .next()
             .unwrap_or(Err(RpcError::ConnectionLost(None))),
-        Err(error) => Err(error),
+        Some(error) => Err(error),
     });
     let mut called = requests
         .into_iter()
