@@ -7,7 +7,7 @@ publish to each reply, to its publisher confirm and to the end of the call
 (median and p90, in microseconds), and in how many calls every reply was in
 before the confirm. A call ends without waiting for the confirm once every
 expected reply is in, so its confirm event is missing then (its future was
-dropped). The first 20 calls are skipped as warm-up. README, Performance.
+dropped). The first 20 calls are skipped as warm-up. docs/performance.md.
 """
 
 import datetime
