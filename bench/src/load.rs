@@ -59,11 +59,7 @@ pub(crate) async fn closed(
     concurrency: usize,
     timeout: Duration,
 ) -> anyhow::Result<Run> {
-    stream::iter(0..warmup)
-        .map(|i| lane.call(i, timeout))
-        .buffer_unordered(concurrency)
-        .for_each(|_| async {})
-        .await;
+    warm_up(lane, warmup, concurrency, timeout).await;
     let mut run = Run::new()?;
     let started = Instant::now();
     let mut results = stream::iter(warmup..warmup + requests)
@@ -91,11 +87,7 @@ pub(crate) async fn open(
     max_in_flight: usize,
 ) -> anyhow::Result<Run> {
     anyhow::ensure!(rate > 0.0, "--rate must be positive");
-    stream::iter(0..warmup)
-        .map(|i| lane.call(i, timeout))
-        .buffer_unordered(16)
-        .for_each(|_| async {})
-        .await;
+    warm_up(lane, warmup, 16, timeout).await;
     let mut run = Run::new()?;
     let interval = Duration::from_secs_f64(1.0 / rate);
     let started = tokio::time::Instant::now();
@@ -112,4 +104,14 @@ pub(crate) async fn open(
     }
     run.elapsed = started.elapsed();
     Ok(run)
+}
+
+/// Sends `warmup` unmeasured requests, `in_flight` at a time; their outcomes
+/// do not count.
+async fn warm_up(lane: &Lane, warmup: u64, in_flight: usize, timeout: Duration) {
+    stream::iter(0..warmup)
+        .map(|i| lane.call(i, timeout))
+        .buffer_unordered(in_flight)
+        .for_each(|_| async {})
+        .await;
 }

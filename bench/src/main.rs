@@ -27,7 +27,7 @@ use clap::{Parser, Subcommand};
 use lanes::{Deployment, Lane};
 use procs::Children;
 use rabbit_gather::{Settings, cli::SharedArgs, duration};
-use report::{Row, Usage};
+use report::{Row, UsageMeter};
 use stats_alloc::{INSTRUMENTED_SYSTEM, StatsAlloc};
 
 /// Counts allocations, for the exact heap cost of a request in flight.
@@ -237,12 +237,7 @@ impl Bench<'_> {
     }
 
     fn emit(&self, row: &Row) -> anyhow::Result<()> {
-        if self.cli.json {
-            println!("{}", serde_json::to_string(row)?);
-        } else {
-            println!("{}", report::line(row));
-        }
-        Ok(())
+        report::emit(row, self.cli.json)
     }
 
     async fn start(&self, lane: &str, deployment: Deployment) -> anyhow::Result<(Lane, Children)> {
@@ -262,13 +257,7 @@ impl Bench<'_> {
         deployment: Deployment,
         in_flight: usize,
     ) -> anyhow::Result<Row> {
-        let broker = procs::broker_pid();
-        let me = std::process::id();
-        let before = (
-            procs::cpu_seconds(me).unwrap_or(0.0),
-            children.cpu_seconds(),
-            broker.and_then(procs::cpu_seconds),
-        );
+        let meter = UsageMeter::start(children);
         let run = match self.cli.rate {
             Some(rate) => {
                 load::open(
@@ -292,16 +281,7 @@ impl Bench<'_> {
                 .await?
             }
         };
-        let usage = Usage {
-            bench_cpu_s: procs::cpu_seconds(me).unwrap_or(0.0) - before.0,
-            consumers_cpu_s: children.cpu_seconds() - before.1,
-            broker_cpu_s: broker
-                .and_then(procs::cpu_seconds)
-                .zip(before.2)
-                .map(|(a, b)| a - b),
-            bench_peak_rss_kib: procs::status_kib(me, "VmHWM").unwrap_or(0),
-            consumers_peak_rss_kib: children.peak_rss_kib(),
-        };
+        let usage = meter.usage(children);
         Ok(Row::new(
             name,
             deployment,
@@ -492,7 +472,8 @@ impl Bench<'_> {
                 "names/s from producer stdin vs --batch ({} requests in flight, prefetch {})",
                 self.cli.concurrency, self.cli.prefetch
             );
-            batching::write_plot(path, &title, &runs)?;
+            let points: Vec<_> = runs.iter().map(|b| (b.batch, b.names_per_s)).collect();
+            plot::write_batching_plot(path, &title, &points)?;
             eprintln!("bench: wrote {}", path.display());
         }
         Ok(())
@@ -578,7 +559,7 @@ impl Bench<'_> {
             "greetings RPC: latency vs throughput (prefetch {}, consumer concurrency {}, {} replica(s) per word)",
             deployment.prefetch, deployment.concurrency, deployment.replicas
         );
-        plot::write_plot(path, &title, &system, &ceiling)?;
+        plot::write_latency_plot(path, &title, &system, &ceiling)?;
         eprintln!("bench: wrote {}", path.display());
         Ok(())
     }

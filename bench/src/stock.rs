@@ -29,8 +29,8 @@ use tokio::task::JoinHandle;
 use crate::{
     lanes::Deployment,
     load::Run,
-    procs,
-    report::{self, Row, Usage},
+    procs::Children,
+    report::{self, Row, UsageMeter},
 };
 
 /// Flags of `bench stock`.
@@ -185,7 +185,7 @@ async fn measure(
             .await
         })
         .await?;
-        emit(&all_row, json)?;
+        report::emit(&all_row, json)?;
         let live_row = timed("stk-live", deployment, args.in_flight, &client, async {
             closed(
                 &client,
@@ -198,7 +198,7 @@ async fn measure(
             .await
         })
         .await?;
-        emit(&live_row, json)?;
+        report::emit(&live_row, json)?;
         anyhow::Ok((all_row, live_row))
     }
     .await;
@@ -287,37 +287,16 @@ async fn timed(
     client: &RpcClient,
     run: impl Future<Output = anyhow::Result<Run>>,
 ) -> anyhow::Result<Row> {
-    let me = std::process::id();
-    let broker = procs::broker_pid();
-    let before = (
-        procs::cpu_seconds(me).unwrap_or(0.0),
-        broker.and_then(procs::cpu_seconds),
-        client.stats().duplicates,
-    );
+    // The warehouses run in this process: no consumer processes to count.
+    let consumers = Children::default();
+    let meter = UsageMeter::start(&consumers);
+    let duplicates_before = client.stats().duplicates;
     let run = run.await?;
-    let usage = Usage {
-        bench_cpu_s: procs::cpu_seconds(me).unwrap_or(0.0) - before.0,
-        consumers_cpu_s: 0.0,
-        broker_cpu_s: broker
-            .and_then(procs::cpu_seconds)
-            .zip(before.1)
-            .map(|(after, before)| after - before),
-        bench_peak_rss_kib: procs::status_kib(me, "VmHWM").unwrap_or(0),
-        consumers_peak_rss_kib: 0,
-    };
-    let duplicates = client.stats().duplicates - before.2;
+    let usage = meter.usage(&consumers);
+    let duplicates = client.stats().duplicates - duplicates_before;
     Ok(Row::new(
         lane, deployment, in_flight, 0.0, &run, duplicates, usage,
     ))
-}
-
-fn emit(row: &Row, json: bool) -> anyhow::Result<()> {
-    if json {
-        println!("{}", serde_json::to_string(row)?);
-    } else {
-        println!("{}", report::line(row));
-    }
-    Ok(())
 }
 
 /// Deletes the route's queues and exchanges.
