@@ -11,11 +11,11 @@ use anyhow::Context as _;
 pub(super) const LOG_KEY_POINTS: usize = 30;
 
 /// A log-axis range around `values`: from the power of ten at or below the
-/// smallest divided by `margin`, to the largest times `margin`. The start must
-/// be a power of ten, as plotters places a log axis's ticks from the first
-/// power of ten in range. Values that are not positive are ignored; with none
-/// left the range is 1 to 10.
-pub(super) fn log_range(values: impl Iterator<Item = f64>, margin: f64) -> (f64, f64) {
+/// smallest divided by `below`, to the largest times `above` (room for labels
+/// beside the extreme markers). The start must be a power of ten, as plotters
+/// places a log axis's ticks from the first power of ten in range. Values that
+/// are not positive are ignored; with none left the range is 1 to 10.
+pub(super) fn log_range(values: impl Iterator<Item = f64>, below: f64, above: f64) -> (f64, f64) {
     let (lo, hi) = values
         .filter(|v| v.is_finite() && *v > 0.0)
         .fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), v| {
@@ -24,10 +24,10 @@ pub(super) fn log_range(values: impl Iterator<Item = f64>, margin: f64) -> (f64,
     if !lo.is_finite() {
         return (1.0, 10.0);
     }
-    let decade = 10f64.powf((lo / margin).log10().floor());
+    let decade = 10f64.powf((lo / below).log10().floor());
     // A hair below the power of ten, so that rounding in plotters' own
     // logarithm cannot skip the first decade's ticks.
-    (decade * (1.0 - 1e-9), hi * margin)
+    (decade * (1.0 - 1e-9), hi * above)
 }
 
 /// The label of a log-axis tick: the value (see [`format_number`]) when it is
@@ -104,14 +104,12 @@ mod tests {
                 "{a}..{b} != {c}..{d}"
             );
         };
-        close(log_range([0.6, 80.0].into_iter(), 1.5), (0.1, 120.0));
-        assert!(log_range([0.6].into_iter(), 1.5).0 < 0.1);
-        close(log_range([2.0, 30.0].into_iter(), 1.5), (1.0, 45.0));
-        close(log_range([1.2].into_iter(), 1.5), (0.1, 1.8));
-        close(
-            log_range([0.0, -1.0, f64::NAN].into_iter(), 1.5),
-            (1.0, 10.0),
-        );
+        close(log_range([0.6, 80.0].into_iter(), 1.3, 1.5), (0.1, 120.0));
+        assert!(log_range([0.6].into_iter(), 1.3, 1.5).0 < 0.1);
+        close(log_range([1.37, 30.0].into_iter(), 1.3, 1.5), (1.0, 45.0));
+        close(log_range([1.2].into_iter(), 1.3, 1.5), (0.1, 1.8));
+        let nothing = [0.0, -1.0, f64::NAN].into_iter();
+        close(log_range(nothing, 1.3, 1.5), (1.0, 10.0));
     }
 
     #[test]

@@ -28,7 +28,7 @@ pub(crate) fn write_plot(path: &Path, title: &str, points: &[(usize, f64)]) -> a
         .max(1.0)
         / 1.4;
     let x_hi = points.iter().map(|p| p.0).fold(1.0, f64::max) * 1.4;
-    let (y_lo, y_hi) = axis::log_range(points.iter().map(|p| p.1), 2.0);
+    let (y_lo, y_hi) = axis::log_range(points.iter().map(|p| p.1), 1.3, 1.6);
     let mut svg = String::new();
     {
         let root = SVGBackend::with_string(&mut svg, (900, 560)).into_drawing_area();

@@ -134,6 +134,7 @@ fn render(title: &str, system: &[PlotPoint], baseline: &[PlotPoint]) -> anyhow::
     // Room above the highest marker and below the lowest for their labels.
     let (y_lo, y_hi) = axis::log_range(
         all().flat_map(|p| PERCENTILES.map(|pct| latency_ms((pct.get)(p)))),
+        1.3,
         1.6,
     );
 
