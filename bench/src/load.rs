@@ -19,7 +19,12 @@ pub(crate) struct Run {
 }
 
 impl Run {
-    fn new() -> anyhow::Result<Self> {
+    /// An empty run, its histogram ready for latencies up to two minutes.
+    ///
+    /// # Errors
+    ///
+    /// Fails only if the histogram's bounds are invalid.
+    pub(crate) fn new() -> anyhow::Result<Self> {
         Ok(Self {
             latency_us: Histogram::new_with_bounds(1, 120_000_000, 3)?,
             elapsed: Duration::ZERO,
@@ -29,7 +34,9 @@ impl Run {
         })
     }
 
-    fn record(&mut self, latency: Duration, outcome: &anyhow::Result<bool>) {
+    /// Counts one request: its latency, and whether every responder answered
+    /// (`Ok(true)`), some did not (`Ok(false)`) or the call failed.
+    pub(crate) fn record(&mut self, latency: Duration, outcome: &anyhow::Result<bool>) {
         let us = u64::try_from(latency.as_micros())
             .unwrap_or(u64::MAX)
             .max(1);

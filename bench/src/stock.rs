@@ -14,7 +14,6 @@ use std::{
 use ::stock::{StockLevel, StockQuery, Warehouse, total};
 use anyhow::Context as _;
 use futures::{StreamExt, stream};
-use hdrhistogram::Histogram;
 use lapin::{Connection, ConnectionProperties, options::QueueDeleteOptions};
 use rabbit_gather::{
     Settings, duration,
@@ -237,13 +236,7 @@ async fn closed(
     timeout: Duration,
 ) -> anyhow::Result<Run> {
     let query = StockQuery::new(ITEM)?;
-    let mut run = Run {
-        latency_us: Histogram::new_with_bounds(1, 120_000_000, 3)?,
-        elapsed: Duration::ZERO,
-        complete: 0,
-        lost: 0,
-        errors: 0,
-    };
+    let mut run = Run::new()?;
     let started = Instant::now();
     let mut results = stream::iter(0..calls)
         .map(|_| async {
@@ -253,27 +246,13 @@ async fn closed(
         })
         .buffer_unordered(in_flight);
     while let Some((latency, called)) = results.next().await {
-        let us = u64::try_from(latency.as_micros())
-            .unwrap_or(u64::MAX)
-            .max(1);
-        run.latency_us.saturating_record(us);
-        match called {
-            Ok(gathered) => {
-                let total = total(&gathered);
-                if total.is_complete()
-                    && total.units == expected.units
-                    && total.answered.len() == expected.warehouses
-                {
-                    run.complete += 1;
-                } else {
-                    run.lost += 1;
-                }
-            }
-            Err(error) => {
-                run.errors += 1;
-                tracing::warn!(%error, "call failed");
-            }
-        }
+        let complete = called.map(|gathered| {
+            let total = total(&gathered);
+            total.is_complete()
+                && total.units == expected.units
+                && total.answered.len() == expected.warehouses
+        });
+        run.record(latency, &complete.map_err(anyhow::Error::from));
     }
     run.elapsed = started.elapsed();
     Ok(run)
