@@ -24,7 +24,7 @@ mod stock;
 use std::{alloc::System, process::ExitCode, time::Duration};
 
 use clap::{Parser, Subcommand};
-use lanes::{Deployment, Lane};
+use lanes::{Deployment, Lane, ResponderArgs};
 use procs::Children;
 use rabbit_gather::{Settings, cli::SharedArgs, duration};
 use report::{Row, UsageMeter};
@@ -68,12 +68,8 @@ struct Cli {
     /// Per-call deadline.
     #[arg(long, value_parser = duration::parse, default_value = "10s")]
     timeout: Duration,
-    /// Consumer prefetch (spawned consumers and echo responders).
-    #[arg(long, default_value_t = 1)]
-    prefetch: u16,
-    /// Deliveries each consumer handles at once [default: the prefetch].
-    #[arg(long)]
-    consumer_concurrency: Option<u16>,
+    #[command(flatten)]
+    responders: ResponderArgs,
     /// Consumer processes per word.
     #[arg(long, default_value_t = 1)]
     replicas: u16,
@@ -221,11 +217,7 @@ impl Bench<'_> {
     fn deployment(&self, prefetch: u16, replicas: u16) -> Deployment {
         Deployment {
             prefetch,
-            concurrency: self
-                .cli
-                .consumer_concurrency
-                .unwrap_or(prefetch)
-                .min(prefetch),
+            concurrency: self.cli.responders.concurrency_at(prefetch),
             replicas,
         }
     }
@@ -312,7 +304,7 @@ impl Bench<'_> {
     /// The system lane, and with --baseline the ceiling lane, alternating
     /// A B A B; prints the ratio of each pair and their median.
     async fn compare(&self) -> anyhow::Result<()> {
-        let deployment = self.deployment(self.cli.prefetch, self.cli.replicas);
+        let deployment = self.deployment(self.cli.responders.prefetch, self.cli.replicas);
         self.header();
         if !self.cli.baseline {
             self.once("system", deployment, self.cli.concurrency)
@@ -397,7 +389,7 @@ impl Bench<'_> {
     /// The batching lane (see [`batching`]): bulk runs per batch size, the
     /// one-in-flight latency pairs, the memory run and the plot.
     async fn batching(&self) -> anyhow::Result<()> {
-        let deployment = self.deployment(self.cli.prefetch, self.cli.replicas);
+        let deployment = self.deployment(self.cli.responders.prefetch, self.cli.replicas);
         let (lane, children) = self.start("system", deployment).await?;
         let result = self.batching_runs(&children).await;
         lane.close().await;
@@ -470,7 +462,7 @@ impl Bench<'_> {
         if let Some(path) = &self.cli.batch_plot {
             let title = format!(
                 "names/s from producer stdin vs --batch ({} requests in flight, prefetch {})",
-                self.cli.concurrency, self.cli.prefetch
+                self.cli.concurrency, self.cli.responders.prefetch
             );
             let points: Vec<_> = runs.iter().map(|b| (b.batch, b.names_per_s)).collect();
             plot::write_batching_plot(path, &title, &points)?;
@@ -537,7 +529,7 @@ impl Bench<'_> {
     /// Latency against throughput over --plot-concurrency, both lanes if
     /// --baseline.
     async fn plot(&self, path: &std::path::Path) -> anyhow::Result<()> {
-        let deployment = self.deployment(self.cli.prefetch, self.cli.replicas);
+        let deployment = self.deployment(self.cli.responders.prefetch, self.cli.replicas);
         self.header();
         let mut system = Vec::new();
         let mut ceiling = Vec::new();

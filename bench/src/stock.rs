@@ -26,7 +26,7 @@ use secrecy::ExposeSecret;
 use tokio::task::JoinHandle;
 
 use crate::{
-    lanes::Deployment,
+    lanes::{Deployment, ResponderArgs},
     load::Run,
     procs::Children,
     report::{self, Row, UsageMeter},
@@ -54,12 +54,8 @@ pub(crate) struct StockArgs {
     /// Per-call deadline.
     #[arg(long, value_parser = duration::parse, default_value = "10s")]
     timeout: Duration,
-    /// Each warehouse's prefetch.
-    #[arg(long, default_value_t = 1)]
-    prefetch: u16,
-    /// Deliveries each warehouse handles at once [default: the prefetch].
-    #[arg(long)]
-    consumer_concurrency: Option<u16>,
+    #[command(flatten)]
+    responders: ResponderArgs,
     /// Transient requests (delivery mode 1).
     #[arg(long)]
     transient: bool,
@@ -77,11 +73,8 @@ pub(crate) async fn run(
     anyhow::ensure!(args.warehouses > 0, "--warehouses must be at least 1");
     settings.topology.prefix = format!("stock.bench.{}", std::process::id());
     settings.rpc.persistent = !args.transient;
-    settings.consumer.prefetch = args.prefetch;
-    settings.consumer.concurrency = args
-        .consumer_concurrency
-        .unwrap_or(args.prefetch)
-        .min(args.prefetch);
+    settings.consumer.prefetch = args.responders.prefetch;
+    settings.consumer.concurrency = args.responders.concurrency_at(args.responders.prefetch);
     settings.validate()?;
     let names = (1..=args.warehouses)
         .map(|i| Word::parse(&format!("wh{i}")))
