@@ -5,14 +5,12 @@
 //! consumers' memory over a long run.
 
 use std::{
-    path::Path,
     process::Stdio,
     time::{Duration, Instant},
 };
 
 use anyhow::{Context, bail};
 use hdrhistogram::Histogram;
-use plotters::prelude::*;
 use rabbit_gather::Settings;
 use secrecy::ExposeSecret;
 use serde::Serialize;
@@ -102,15 +100,15 @@ pub(crate) async fn bulk(
         lines += 1;
         if lines == at_10 || lines == at_95 {
             let sample = (
-                procs::status_kib(pid, "VmRSS").unwrap_or(0),
-                consumers.largest_kib("VmRSS"),
+                procs::memory(pid).map_or(0, |m| m.rss_kib),
+                consumers.largest_rss_kib(),
             );
             samples[usize::from(lines == at_95)] = sample;
         }
         if lines == total {
             // Read before the process exits and /proc forgets it.
             cpu = procs::cpu_seconds(pid).unwrap_or(0.0);
-            peak = procs::status_kib(pid, "VmHWM").unwrap_or(0);
+            peak = procs::memory(pid).map_or(0, |m| m.peak_rss_kib);
         }
     }
     let elapsed = started.elapsed();
@@ -200,54 +198,4 @@ pub(crate) fn line(b: &Bulk) -> String {
         mb(b.consumers_rss_kib_at_10),
         mb(b.consumers_rss_kib_at_95),
     )
-}
-
-/// Draws names per second against the batch size (both axes logarithmic).
-pub(crate) fn write_plot(path: &Path, title: &str, runs: &[Bulk]) -> anyhow::Result<()> {
-    anyhow::ensure!(!runs.is_empty(), "nothing to plot");
-    let points: Vec<(f64, f64)> = runs
-        .iter()
-        .map(|b| (b.batch as f64, b.names_per_s))
-        .collect();
-    let x_max = points.iter().map(|p| p.0).fold(1.0, f64::max) * 2.0;
-    let y_min = points.iter().map(|p| p.1).fold(f64::MAX, f64::min) / 2.0;
-    let y_max = points.iter().map(|p| p.1).fold(1.0, f64::max) * 2.0;
-    let mut svg = String::new();
-    {
-        let root = SVGBackend::with_string(&mut svg, (900, 560)).into_drawing_area();
-        root.fill(&WHITE)?;
-        let mut chart = ChartBuilder::on(&root)
-            .caption(title, ("sans-serif", 18))
-            .margin(20)
-            .x_label_area_size(50)
-            .y_label_area_size(80)
-            .build_cartesian_2d(
-                (0.7..x_max).log_scale(),
-                (y_min.max(1.0)..y_max).log_scale(),
-            )?;
-        chart
-            .configure_mesh()
-            .x_desc("names per request (--batch)")
-            .y_desc("names per second")
-            .x_label_formatter(&|v| format!("{v:.0}"))
-            .y_label_formatter(&|v| format!("{v:.0}"))
-            .draw()?;
-        chart.draw_series(LineSeries::new(
-            points.iter().copied(),
-            BLUE.stroke_width(2),
-        ))?;
-        chart.draw_series(points.iter().map(|&p| Circle::new(p, 5, BLUE.filled())))?;
-        chart.draw_series(points.iter().map(|&(x, y)| {
-            Text::new(
-                format!("{y:.0}/s"),
-                (x, y * 1.15),
-                ("sans-serif", 14).into_font(),
-            )
-        }))?;
-        root.present()?;
-    }
-    let partial = path.with_extension("svg.tmp");
-    std::fs::write(&partial, svg).with_context(|| format!("writing {}", partial.display()))?;
-    std::fs::rename(&partial, path).with_context(|| format!("writing {}", path.display()))?;
-    Ok(())
 }

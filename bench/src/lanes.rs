@@ -31,6 +31,27 @@ pub(crate) struct Deployment {
     pub(crate) replicas: u16,
 }
 
+/// How each responder takes deliveries: the flags `bench` and `bench stock`
+/// share.
+#[derive(Debug, Clone, Copy, clap::Args)]
+pub(crate) struct ResponderArgs {
+    /// Prefetch of each responder (consumer process, echo responder or
+    /// warehouse).
+    #[arg(long, default_value_t = 1)]
+    pub(crate) prefetch: u16,
+    /// Deliveries each responder handles at once [default: the prefetch].
+    #[arg(long)]
+    pub(crate) consumer_concurrency: Option<u16>,
+}
+
+impl ResponderArgs {
+    /// Deliveries handled at once at `prefetch`: the flag's value, never more
+    /// than the prefetch (no more can be delivered at once).
+    pub(crate) fn concurrency_at(&self, prefetch: u16) -> u16 {
+        self.consumer_concurrency.unwrap_or(prefetch).min(prefetch)
+    }
+}
+
 /// A lane ready to take calls.
 pub(crate) enum Lane {
     System {
@@ -229,4 +250,20 @@ pub(crate) async fn clean_up(settings: &Settings, system: bool) -> anyhow::Resul
     }
     let _ = connection.close(200, "cleaned".into()).await;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn responder_concurrency_defaults_to_the_prefetch_and_never_exceeds_it() {
+        let args = |consumer_concurrency| ResponderArgs {
+            prefetch: 8,
+            consumer_concurrency,
+        };
+        assert_eq!(args(None).concurrency_at(32), 32);
+        assert_eq!(args(Some(4)).concurrency_at(32), 4);
+        assert_eq!(args(Some(64)).concurrency_at(32), 32);
+    }
 }

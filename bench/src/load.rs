@@ -19,7 +19,12 @@ pub(crate) struct Run {
 }
 
 impl Run {
-    fn new() -> anyhow::Result<Self> {
+    /// An empty run, its histogram ready for latencies up to two minutes.
+    ///
+    /// # Errors
+    ///
+    /// Fails only if the histogram's bounds are invalid.
+    pub(crate) fn new() -> anyhow::Result<Self> {
         Ok(Self {
             latency_us: Histogram::new_with_bounds(1, 120_000_000, 3)?,
             elapsed: Duration::ZERO,
@@ -29,7 +34,9 @@ impl Run {
         })
     }
 
-    fn record(&mut self, latency: Duration, outcome: &anyhow::Result<bool>) {
+    /// Counts one request: its latency, and whether every responder answered
+    /// (`Ok(true)`), some did not (`Ok(false)`) or the call failed.
+    pub(crate) fn record(&mut self, latency: Duration, outcome: &anyhow::Result<bool>) {
         let us = u64::try_from(latency.as_micros())
             .unwrap_or(u64::MAX)
             .max(1);
@@ -59,11 +66,7 @@ pub(crate) async fn closed(
     concurrency: usize,
     timeout: Duration,
 ) -> anyhow::Result<Run> {
-    stream::iter(0..warmup)
-        .map(|i| lane.call(i, timeout))
-        .buffer_unordered(concurrency)
-        .for_each(|_| async {})
-        .await;
+    warm_up(lane, warmup, concurrency, timeout).await;
     let mut run = Run::new()?;
     let started = Instant::now();
     let mut results = stream::iter(warmup..warmup + requests)
@@ -91,11 +94,7 @@ pub(crate) async fn open(
     max_in_flight: usize,
 ) -> anyhow::Result<Run> {
     anyhow::ensure!(rate > 0.0, "--rate must be positive");
-    stream::iter(0..warmup)
-        .map(|i| lane.call(i, timeout))
-        .buffer_unordered(16)
-        .for_each(|_| async {})
-        .await;
+    warm_up(lane, warmup, 16, timeout).await;
     let mut run = Run::new()?;
     let interval = Duration::from_secs_f64(1.0 / rate);
     let started = tokio::time::Instant::now();
@@ -112,4 +111,14 @@ pub(crate) async fn open(
     }
     run.elapsed = started.elapsed();
     Ok(run)
+}
+
+/// Sends `warmup` unmeasured requests, `in_flight` at a time; their outcomes
+/// do not count.
+async fn warm_up(lane: &Lane, warmup: u64, in_flight: usize, timeout: Duration) {
+    stream::iter(0..warmup)
+        .map(|i| lane.call(i, timeout))
+        .buffer_unordered(in_flight)
+        .for_each(|_| async {})
+        .await;
 }

@@ -24,10 +24,10 @@ mod stock;
 use std::{alloc::System, process::ExitCode, time::Duration};
 
 use clap::{Parser, Subcommand};
-use lanes::{Deployment, Lane};
+use lanes::{Deployment, Lane, ResponderArgs};
 use procs::Children;
 use rabbit_gather::{Settings, cli::SharedArgs, duration};
-use report::{Row, Usage};
+use report::{Row, UsageMeter};
 use stats_alloc::{INSTRUMENTED_SYSTEM, StatsAlloc};
 
 /// Counts allocations, for the exact heap cost of a request in flight.
@@ -68,12 +68,8 @@ struct Cli {
     /// Per-call deadline.
     #[arg(long, value_parser = duration::parse, default_value = "10s")]
     timeout: Duration,
-    /// Consumer prefetch (spawned consumers and echo responders).
-    #[arg(long, default_value_t = 1)]
-    prefetch: u16,
-    /// Deliveries each consumer handles at once [default: the prefetch].
-    #[arg(long)]
-    consumer_concurrency: Option<u16>,
+    #[command(flatten)]
+    responders: ResponderArgs,
     /// Consumer processes per word.
     #[arg(long, default_value_t = 1)]
     replicas: u16,
@@ -221,11 +217,7 @@ impl Bench<'_> {
     fn deployment(&self, prefetch: u16, replicas: u16) -> Deployment {
         Deployment {
             prefetch,
-            concurrency: self
-                .cli
-                .consumer_concurrency
-                .unwrap_or(prefetch)
-                .min(prefetch),
+            concurrency: self.cli.responders.concurrency_at(prefetch),
             replicas,
         }
     }
@@ -237,12 +229,7 @@ impl Bench<'_> {
     }
 
     fn emit(&self, row: &Row) -> anyhow::Result<()> {
-        if self.cli.json {
-            println!("{}", serde_json::to_string(row)?);
-        } else {
-            println!("{}", report::line(row));
-        }
-        Ok(())
+        report::emit(row, self.cli.json)
     }
 
     async fn start(&self, lane: &str, deployment: Deployment) -> anyhow::Result<(Lane, Children)> {
@@ -262,13 +249,7 @@ impl Bench<'_> {
         deployment: Deployment,
         in_flight: usize,
     ) -> anyhow::Result<Row> {
-        let broker = procs::broker_pid();
-        let me = std::process::id();
-        let before = (
-            procs::cpu_seconds(me).unwrap_or(0.0),
-            children.cpu_seconds(),
-            broker.and_then(procs::cpu_seconds),
-        );
+        let meter = UsageMeter::start(children);
         let run = match self.cli.rate {
             Some(rate) => {
                 load::open(
@@ -292,16 +273,7 @@ impl Bench<'_> {
                 .await?
             }
         };
-        let usage = Usage {
-            bench_cpu_s: procs::cpu_seconds(me).unwrap_or(0.0) - before.0,
-            consumers_cpu_s: children.cpu_seconds() - before.1,
-            broker_cpu_s: broker
-                .and_then(procs::cpu_seconds)
-                .zip(before.2)
-                .map(|(a, b)| a - b),
-            bench_peak_rss_kib: procs::status_kib(me, "VmHWM").unwrap_or(0),
-            consumers_peak_rss_kib: children.peak_rss_kib(),
-        };
+        let usage = meter.usage(children);
         Ok(Row::new(
             name,
             deployment,
@@ -332,7 +304,7 @@ impl Bench<'_> {
     /// The system lane, and with --baseline the ceiling lane, alternating
     /// A B A B; prints the ratio of each pair and their median.
     async fn compare(&self) -> anyhow::Result<()> {
-        let deployment = self.deployment(self.cli.prefetch, self.cli.replicas);
+        let deployment = self.deployment(self.cli.responders.prefetch, self.cli.replicas);
         self.header();
         if !self.cli.baseline {
             self.once("system", deployment, self.cli.concurrency)
@@ -417,7 +389,7 @@ impl Bench<'_> {
     /// The batching lane (see [`batching`]): bulk runs per batch size, the
     /// one-in-flight latency pairs, the memory run and the plot.
     async fn batching(&self) -> anyhow::Result<()> {
-        let deployment = self.deployment(self.cli.prefetch, self.cli.replicas);
+        let deployment = self.deployment(self.cli.responders.prefetch, self.cli.replicas);
         let (lane, children) = self.start("system", deployment).await?;
         let result = self.batching_runs(&children).await;
         lane.close().await;
@@ -490,9 +462,10 @@ impl Bench<'_> {
         if let Some(path) = &self.cli.batch_plot {
             let title = format!(
                 "names/s from producer stdin vs --batch ({} requests in flight, prefetch {})",
-                self.cli.concurrency, self.cli.prefetch
+                self.cli.concurrency, self.cli.responders.prefetch
             );
-            batching::write_plot(path, &title, &runs)?;
+            let points: Vec<_> = runs.iter().map(|b| (b.batch, b.names_per_s)).collect();
+            plot::write_batching_plot(path, &title, &points)?;
             eprintln!("bench: wrote {}", path.display());
         }
         Ok(())
@@ -556,7 +529,7 @@ impl Bench<'_> {
     /// Latency against throughput over --plot-concurrency, both lanes if
     /// --baseline.
     async fn plot(&self, path: &std::path::Path) -> anyhow::Result<()> {
-        let deployment = self.deployment(self.cli.prefetch, self.cli.replicas);
+        let deployment = self.deployment(self.cli.responders.prefetch, self.cli.replicas);
         self.header();
         let mut system = Vec::new();
         let mut ceiling = Vec::new();
@@ -578,7 +551,7 @@ impl Bench<'_> {
             "greetings RPC: latency vs throughput (prefetch {}, consumer concurrency {}, {} replica(s) per word)",
             deployment.prefetch, deployment.concurrency, deployment.replicas
         );
-        plot::write_plot(path, &title, &system, &ceiling)?;
+        plot::write_latency_plot(path, &title, &system, &ceiling)?;
         eprintln!("bench: wrote {}", path.display());
         Ok(())
     }

@@ -56,7 +56,7 @@ pub(crate) async fn per_request(settings: &Settings) -> anyhow::Result<()> {
     let mut tasks = vec![hold(0)];
     wait_confirmed(&connection, &queue, 1).await?;
     let (rss_one, heap_one) = (
-        procs::status_kib(me, "VmRSS").unwrap_or(0),
+        procs::memory(me).map_or(0, |m| m.rss_kib),
         crate::live_heap_bytes(),
     );
     for batch in (1..HELD).collect::<Vec<_>>().chunks(BATCH) {
@@ -68,7 +68,7 @@ pub(crate) async fn per_request(settings: &Settings) -> anyhow::Result<()> {
         "expected {HELD} calls in flight"
     );
     let (rss_many, heap_many) = (
-        procs::status_kib(me, "VmRSS").unwrap_or(0),
+        procs::memory(me).map_or(0, |m| m.rss_kib),
         crate::live_heap_bytes(),
     );
     let per = |one: u64, many: u64| many.saturating_sub(one) as f64 / (HELD - 1) as f64;

@@ -3,7 +3,11 @@
 
 use serde::Serialize;
 
-use crate::{lanes::Deployment, load::Run};
+use crate::{
+    lanes::Deployment,
+    load::Run,
+    procs::{self, Children},
+};
 
 /// One measured run of one lane.
 #[derive(Debug, Clone, Serialize)]
@@ -39,6 +43,43 @@ pub(crate) struct Usage {
     pub(crate) broker_cpu_s: Option<f64>,
     pub(crate) bench_peak_rss_kib: u64,
     pub(crate) consumers_peak_rss_kib: u64,
+}
+
+/// CPU counters read before a run, to take the run's [`Usage`] from after it.
+pub(crate) struct UsageMeter {
+    broker: Option<u32>,
+    bench_cpu_s: f64,
+    consumers_cpu_s: f64,
+    broker_cpu_s: Option<f64>,
+}
+
+impl UsageMeter {
+    /// Reads this process's, the `consumers`' and the broker's CPU time now.
+    pub(crate) fn start(consumers: &Children) -> Self {
+        let broker = procs::broker_pid();
+        Self {
+            broker,
+            bench_cpu_s: procs::cpu_seconds(std::process::id()).unwrap_or(0.0),
+            consumers_cpu_s: consumers.cpu_seconds(),
+            broker_cpu_s: broker.and_then(procs::cpu_seconds),
+        }
+    }
+
+    /// The CPU time used since [`UsageMeter::start`], and the peak memory so far.
+    pub(crate) fn usage(&self, consumers: &Children) -> Usage {
+        let me = std::process::id();
+        Usage {
+            bench_cpu_s: procs::cpu_seconds(me).unwrap_or(0.0) - self.bench_cpu_s,
+            consumers_cpu_s: consumers.cpu_seconds() - self.consumers_cpu_s,
+            broker_cpu_s: self
+                .broker
+                .and_then(procs::cpu_seconds)
+                .zip(self.broker_cpu_s)
+                .map(|(after, before)| after - before),
+            bench_peak_rss_kib: procs::memory(me).map_or(0, |m| m.peak_rss_kib),
+            consumers_peak_rss_kib: consumers.peak_rss_kib(),
+        }
+    }
 }
 
 impl Row {
@@ -123,6 +164,20 @@ pub(crate) fn line(r: &Row) -> String {
         r.bench_peak_rss_kib as f64 / 1024.0,
         r.consumers_peak_rss_kib as f64 / 1024.0,
     )
+}
+
+/// Prints a row as a JSON line or as a table line.
+///
+/// # Errors
+///
+/// Fails if the row cannot be serialised.
+pub(crate) fn emit(row: &Row, json: bool) -> anyhow::Result<()> {
+    if json {
+        println!("{}", serde_json::to_string(row)?);
+    } else {
+        println!("{}", line(row));
+    }
+    Ok(())
 }
 
 /// Median of a non-empty list.

@@ -14,7 +14,6 @@ use std::{
 use ::stock::{StockLevel, StockQuery, Warehouse, total};
 use anyhow::Context as _;
 use futures::{StreamExt, stream};
-use hdrhistogram::Histogram;
 use lapin::{Connection, ConnectionProperties, options::QueueDeleteOptions};
 use rabbit_gather::{
     Settings, duration,
@@ -27,10 +26,10 @@ use secrecy::ExposeSecret;
 use tokio::task::JoinHandle;
 
 use crate::{
-    lanes::Deployment,
+    lanes::{Deployment, ResponderArgs},
     load::Run,
-    procs,
-    report::{self, Row, Usage},
+    procs::Children,
+    report::{self, Row, UsageMeter},
 };
 
 /// Flags of `bench stock`.
@@ -55,12 +54,8 @@ pub(crate) struct StockArgs {
     /// Per-call deadline.
     #[arg(long, value_parser = duration::parse, default_value = "10s")]
     timeout: Duration,
-    /// Each warehouse's prefetch.
-    #[arg(long, default_value_t = 1)]
-    prefetch: u16,
-    /// Deliveries each warehouse handles at once [default: the prefetch].
-    #[arg(long)]
-    consumer_concurrency: Option<u16>,
+    #[command(flatten)]
+    responders: ResponderArgs,
     /// Transient requests (delivery mode 1).
     #[arg(long)]
     transient: bool,
@@ -78,11 +73,8 @@ pub(crate) async fn run(
     anyhow::ensure!(args.warehouses > 0, "--warehouses must be at least 1");
     settings.topology.prefix = format!("stock.bench.{}", std::process::id());
     settings.rpc.persistent = !args.transient;
-    settings.consumer.prefetch = args.prefetch;
-    settings.consumer.concurrency = args
-        .consumer_concurrency
-        .unwrap_or(args.prefetch)
-        .min(args.prefetch);
+    settings.consumer.prefetch = args.responders.prefetch;
+    settings.consumer.concurrency = args.responders.concurrency_at(args.responders.prefetch);
     settings.validate()?;
     let names = (1..=args.warehouses)
         .map(|i| Word::parse(&format!("wh{i}")))
@@ -185,7 +177,7 @@ async fn measure(
             .await
         })
         .await?;
-        emit(&all_row, json)?;
+        report::emit(&all_row, json)?;
         let live_row = timed("stk-live", deployment, args.in_flight, &client, async {
             closed(
                 &client,
@@ -198,7 +190,7 @@ async fn measure(
             .await
         })
         .await?;
-        emit(&live_row, json)?;
+        report::emit(&live_row, json)?;
         anyhow::Ok((all_row, live_row))
     }
     .await;
@@ -237,13 +229,7 @@ async fn closed(
     timeout: Duration,
 ) -> anyhow::Result<Run> {
     let query = StockQuery::new(ITEM)?;
-    let mut run = Run {
-        latency_us: Histogram::new_with_bounds(1, 120_000_000, 3)?,
-        elapsed: Duration::ZERO,
-        complete: 0,
-        lost: 0,
-        errors: 0,
-    };
+    let mut run = Run::new()?;
     let started = Instant::now();
     let mut results = stream::iter(0..calls)
         .map(|_| async {
@@ -253,27 +239,13 @@ async fn closed(
         })
         .buffer_unordered(in_flight);
     while let Some((latency, called)) = results.next().await {
-        let us = u64::try_from(latency.as_micros())
-            .unwrap_or(u64::MAX)
-            .max(1);
-        run.latency_us.saturating_record(us);
-        match called {
-            Ok(gathered) => {
-                let total = total(&gathered);
-                if total.is_complete()
-                    && total.units == expected.units
-                    && total.answered.len() == expected.warehouses
-                {
-                    run.complete += 1;
-                } else {
-                    run.lost += 1;
-                }
-            }
-            Err(error) => {
-                run.errors += 1;
-                tracing::warn!(%error, "call failed");
-            }
-        }
+        let complete = called.map(|gathered| {
+            let total = total(&gathered);
+            total.is_complete()
+                && total.units == expected.units
+                && total.answered.len() == expected.warehouses
+        });
+        run.record(latency, &complete.map_err(anyhow::Error::from));
     }
     run.elapsed = started.elapsed();
     Ok(run)
@@ -287,37 +259,16 @@ async fn timed(
     client: &RpcClient,
     run: impl Future<Output = anyhow::Result<Run>>,
 ) -> anyhow::Result<Row> {
-    let me = std::process::id();
-    let broker = procs::broker_pid();
-    let before = (
-        procs::cpu_seconds(me).unwrap_or(0.0),
-        broker.and_then(procs::cpu_seconds),
-        client.stats().duplicates,
-    );
+    // The warehouses run in this process: no consumer processes to count.
+    let consumers = Children::default();
+    let meter = UsageMeter::start(&consumers);
+    let duplicates_before = client.stats().duplicates;
     let run = run.await?;
-    let usage = Usage {
-        bench_cpu_s: procs::cpu_seconds(me).unwrap_or(0.0) - before.0,
-        consumers_cpu_s: 0.0,
-        broker_cpu_s: broker
-            .and_then(procs::cpu_seconds)
-            .zip(before.1)
-            .map(|(after, before)| after - before),
-        bench_peak_rss_kib: procs::status_kib(me, "VmHWM").unwrap_or(0),
-        consumers_peak_rss_kib: 0,
-    };
-    let duplicates = client.stats().duplicates - before.2;
+    let usage = meter.usage(&consumers);
+    let duplicates = client.stats().duplicates - duplicates_before;
     Ok(Row::new(
         lane, deployment, in_flight, 0.0, &run, duplicates, usage,
     ))
-}
-
-fn emit(row: &Row, json: bool) -> anyhow::Result<()> {
-    if json {
-        println!("{}", serde_json::to_string(row)?);
-    } else {
-        println!("{}", report::line(row));
-    }
-    Ok(())
 }
 
 /// Deletes the route's queues and exchanges.
