@@ -15,9 +15,14 @@ cd "$root"
 
 require_cargo
 "$root/scripts/ensure-rabbitmq.sh"
-say "building the programs (the first build on a new machine takes a few minutes)"
-cargo build --workspace --bins
 bin="$(cargo_target_dir "$root")/debug"
+# Only the two programs this runs, not the whole workspace.
+if [[ -x "$bin/producer" && -x "$bin/consumer" ]]; then
+    say "building the programs (only what changed since the last build)"
+else
+    say "building the programs for the first time: this takes a few minutes"
+fi
+cargo build --bins -p greetings-producer -p greetings-consumer
 logs="$root/target/run"
 mkdir -p "$logs"
 

@@ -5,6 +5,7 @@
 //! `gated-consumer` test binary).
 
 pub mod http;
+pub mod stopped;
 
 use std::{net::SocketAddr, process::ExitCode, time::Duration};
 
@@ -35,10 +36,17 @@ pub mod exit {
 /// Answers greeting requests for one word: `consumer hello` prints and replies
 /// `hello <NAME>` for every request published to the greetings exchange.
 #[derive(Debug, Parser)]
-#[command(version, about)]
+#[command(
+    version,
+    about,
+    // The word is required except with --probe, which clap alone would
+    // show as an optional `[WORD]`.
+    override_usage = "consumer [OPTIONS] <WORD>\n       consumer --probe <URL>",
+    after_help = EXIT_CODES
+)]
 pub struct Cli {
     /// The greeting word this service answers with (hello, goodbye, bonjour...).
-    #[arg(required_unless_present = "probe")]
+    #[arg(required = true, value_name = "WORD")]
     pub word: Option<String>,
     /// Config file, broker URL and prefix.
     #[command(flatten)]
@@ -62,9 +70,18 @@ pub struct Cli {
     /// Health-check mode: GET URL (e.g. http://127.0.0.1:9090/readyz), print
     /// the answer, exit 0 on 200 and 1 otherwise. For container health
     /// checks in an image without curl.
-    #[arg(long, value_name = "URL", conflicts_with = "word")]
+    #[arg(long, value_name = "URL", exclusive = true)]
     pub probe: Option<String>,
 }
+
+/// The exit codes of [`exit`], as `consumer --help` lists them.
+const EXIT_CODES: &str = "\
+Exit codes:
+  0  stopped by SIGINT or SIGTERM (after finishing the messages in hand)
+  1  any other failure (with --probe: the endpoint is not ready or unreachable)
+  2  bad usage: flags, configuration, word, or an --http-addr that cannot be bound
+  4  the broker refused the service for good: credentials, permissions, or a queue or
+     exchange that exists with other arguments (an unreachable broker is retried, never an exit)";
 
 /// How long `--probe` waits for an answer.
 pub const PROBE_TIMEOUT: Duration = Duration::from_secs(3);
@@ -125,17 +142,24 @@ pub async fn serve(
     let (settings, word) = match loaded {
         Ok(loaded) => loaded,
         Err(error) => {
-            tracing::error!("{}", rabbit_gather::report::one_line(error.as_ref()));
+            eprintln!(
+                "consumer: {}",
+                rabbit_gather::report::one_line(error.as_ref())
+            );
             return ExitCode::from(exit::USAGE);
         }
     };
     let service = customize(service::ConsumerService::greetings(&settings, word));
+    let word = service.word().to_string();
+    let counters = service.counters();
+    let sessions = service.sessions();
     let endpoint = match settings.consumer.http_addr {
         Some(addr) => match http::bind(addr).await {
             Ok(listener) => Some(listener),
             Err(error) => {
-                tracing::error!(
-                    "cannot serve HTTP on {addr} (--http-addr, consumer.http_addr): {error}"
+                eprintln!(
+                    "consumer: cannot serve HTTP on {addr} (--http-addr, consumer.http_addr): \
+                     {error}"
                 );
                 return ExitCode::from(exit::USAGE);
             }
@@ -162,14 +186,15 @@ pub async fn serve(
     {
         tracing::warn!(%error, "the HTTP endpoint failed");
     }
+    // A service that never consumed has nothing to count; its error says why.
+    if *sessions.borrow() > 0 {
+        eprintln!("{}", stopped::line(&word, &counters.snapshot()));
+    }
     match result {
         Ok(()) => ExitCode::from(exit::OK),
         Err(error) => {
             let code = exit_code(&error);
-            tracing::error!(
-                "consumer stopped: {}",
-                rabbit_gather::report::one_line(&error)
-            );
+            eprintln!("consumer: {}", rabbit_gather::report::one_line(&error));
             code
         }
     }

@@ -4,11 +4,13 @@
 //! `main.rs` only parses flags, builds the input and maps the [`Summary`] to an
 //! exit code; tests call [`run`] directly.
 
+pub mod attached;
 pub mod cli;
 pub mod dead_letters;
 pub mod input;
 mod latency;
 pub mod output;
+pub mod progress;
 
 use std::{
     io::{self, Write},
@@ -176,10 +178,37 @@ pub async fn run<O: Write, E: Write>(
     sinks: &mut Sinks<O, E>,
     shutdown: CancellationToken,
 ) -> Result<Summary, ProducerError> {
-    let client = ReconnectingClient::connect_with(settings, Contract::GREETINGS).await?;
-    let result = match expected(&client, settings).await {
-        Ok(expect) => call_all(&client, settings, &expect, names, format, sinks, shutdown).await,
-        Err(error) => Err(error),
+    // Words named in `rpc.expect` are checked for a consumer while the
+    // client connects; those of a roll call (`all`) are live by definition.
+    let named = settings.rpc.expect != [EXPECT_ALL];
+    let (client, unattached) = tokio::join!(
+        ReconnectingClient::connect_with(settings, Contract::GREETINGS),
+        async {
+            if named {
+                attached::unattached(settings, &settings.rpc.expect).await
+            } else {
+                Vec::new()
+            }
+        }
+    );
+    let client = client?;
+    let warned = sinks.progress.suspend(|| {
+        unattached
+            .iter()
+            .try_for_each(|u| writeln!(sinks.err, "producer: {}", u.warning()))
+    });
+    let unattached: Vec<String> = unattached.into_iter().map(|u| u.word).collect();
+    let result = match (warned, expected(&client, settings).await) {
+        (Err(error), _) => Err(error.into()),
+        (Ok(()), Ok(expect)) => {
+            let expected = output::Expected {
+                words: &expect,
+                timeout: settings.rpc.timeout,
+                unattached: &unattached,
+            };
+            call_all(&client, settings, &expected, names, format, sinks, shutdown).await
+        }
+        (Ok(()), Err(error)) => Err(error),
     };
     let stats = client.stats();
     client.close().await;
@@ -280,7 +309,7 @@ pub async fn print_responders<O: Write>(
 async fn call_all<O: Write, E: Write>(
     client: &ReconnectingClient,
     settings: &Settings,
-    expect: &[String],
+    expected: &output::Expected<'_>,
     names: Names,
     format: Format,
     sinks: &mut Sinks<O, E>,
@@ -291,6 +320,7 @@ async fn call_all<O: Write, E: Write>(
         shutdown.cancelled().await;
         interrupted.store(true, Ordering::Relaxed);
     };
+    let expect = expected.words;
     let options = CallOptions {
         until: Until::All(expect.to_vec()),
         timeout: settings.rpc.timeout,
@@ -298,12 +328,15 @@ async fn call_all<O: Write, E: Write>(
         batch: settings.rpc.batch,
         concurrency: settings.rpc.concurrency,
     };
-    let timeout = options.timeout;
     let mut results = rpc::call_each(client, names.take_until(Box::pin(stop)), &options);
 
     let mut summary = Summary::default();
     let mut timings = latency::Recorder::new();
-    while let Some(item) = results.next().await {
+    let mut paced = progress::Paced::new();
+    let result: Result<(), ProducerError> = loop {
+        let Some(item) = results.next().await else {
+            break Ok(());
+        };
         sinks.progress.inc(1);
         let Called {
             request: name,
@@ -313,9 +346,12 @@ async fn call_all<O: Write, E: Write>(
             Ok(called) => called,
             Err(invalid) => {
                 summary.invalid += 1;
-                sinks
-                    .progress
-                    .suspend(|| writeln!(sinks.err, "producer: {invalid}"))?;
+                let Sinks { out, err, progress } = sinks;
+                if let Err(e) = paced.write(progress, out, err, |_, err| {
+                    writeln!(err, "producer: {invalid}")
+                }) {
+                    break Err(e.into());
+                }
                 continue;
             }
         };
@@ -327,10 +363,14 @@ async fn call_all<O: Write, E: Write>(
                 summary.incomplete += 1;
                 summary.overloaded += 1;
                 let Sinks { out, err, progress } = sinks;
-                progress.suspend(|| output::write_overloaded(out, err, format, &name, expect))?;
+                if let Err(e) = paced.write(progress, out, err, |mut out, mut err| {
+                    output::write_overloaded(&mut out, &mut err, format, &name, expect)
+                }) {
+                    break Err(e.into());
+                }
                 continue;
             }
-            Err(fatal) => return Err(fatal.into()),
+            Err(fatal) => break Err(fatal.into()),
         };
         if gathered.is_complete() {
             summary.complete += 1;
@@ -345,10 +385,16 @@ async fn call_all<O: Write, E: Write>(
             summary.error_replies += 1;
         }
         let Sinks { out, err, progress } = sinks;
-        progress.suspend(|| {
-            output::write_result(out, err, format, &name, expect, timeout, &gathered)
-        })?;
-    }
+        if let Err(e) = paced.write(progress, out, err, |mut out, mut err| {
+            output::write_result(&mut out, &mut err, format, &name, expected, &gathered)
+        }) {
+            break Err(e.into());
+        }
+    };
+    // What was collected for the names done is shown, even before an error.
+    let Sinks { out, err, progress } = sinks;
+    paced.flush(progress, out, err)?;
+    result?;
     summary.interrupted = interrupted.load(Ordering::Relaxed);
     summary.latency = timings.latency();
     Ok(summary)

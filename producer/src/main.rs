@@ -1,11 +1,11 @@
 //! `producer [OPTIONS] [NAME]...`: greets names through every consumer.
 
-use std::{io::IsTerminal, process::ExitCode, time::Duration};
+use std::{io::IsTerminal, process::ExitCode};
 
 use clap::Parser;
 use futures::{StreamExt, stream};
-use indicatif::{ProgressBar, ProgressStyle};
-use producer::{Cli, Format, Names, Sinks, exit, input};
+use indicatif::{ProgressBar, ProgressDrawTarget};
+use producer::{Cli, Format, Names, Sinks, exit, input, progress};
 use rabbit_gather::report::one_line;
 
 /// Below this many names a progress bar is noise.
@@ -97,17 +97,5 @@ fn progress_bar(count: Option<usize>) -> ProgressBar {
     if !std::io::stderr().is_terminal() || !long {
         return ProgressBar::hidden();
     }
-    let bar = match count {
-        Some(n) => ProgressBar::new(n as u64).with_style(
-            ProgressStyle::with_template("{bar:40} {pos}/{len} names {per_sec} eta {eta}")
-                .unwrap_or_else(|_| ProgressStyle::default_bar()),
-        ),
-        None => ProgressBar::new_spinner().with_style(
-            ProgressStyle::with_template("{spinner} {pos} names {per_sec}")
-                .unwrap_or_else(|_| ProgressStyle::default_spinner()),
-        ),
-    };
-    let bar = bar.with_finish(indicatif::ProgressFinish::AndClear);
-    bar.enable_steady_tick(Duration::from_millis(200));
-    bar
+    progress::bar(count, ProgressDrawTarget::stderr_with_hz(progress::DRAW_HZ))
 }

@@ -22,6 +22,19 @@ pub enum Format {
     Json,
 }
 
+/// What each name of a run waits for.
+#[derive(Debug, Clone, Copy)]
+pub struct Expected<'a> {
+    /// The consumers' words, in output order.
+    pub words: &'a [String],
+    /// The deadline of each name.
+    pub timeout: Duration,
+    /// Those of `words` with no consumer attached to their queue at the
+    /// start of the run (see [`crate::attached`]): their missing replies
+    /// say so.
+    pub unattached: &'a [String],
+}
+
 /// Writes the result for one name: to `out` what the user asked for, to `err`
 /// what went wrong (missing consumers, error replies).
 ///
@@ -32,10 +45,10 @@ pub fn write_result(
     err: &mut impl io::Write,
     format: Format,
     name: &Name,
-    expect: &[String],
-    timeout: Duration,
+    expected: &Expected<'_>,
     gathered: &Gathered<String>,
 ) -> io::Result<()> {
+    let expect = expected.words;
     // Expected consumers first, in `expect` order, then any others in arrival order.
     let ordered = expect
         .iter()
@@ -59,11 +72,16 @@ pub fn write_result(
         }
     }
     for word in &gathered.missing {
+        let hint = if expected.unattached.contains(word) {
+            format!(" (no {word} consumer was attached at the start)")
+        } else {
+            String::new()
+        };
         writeln!(
             err,
-            "producer: no reply from {word} for {:?} within {}",
+            "producer: no reply from {word} for {:?} within {}{hint}",
             name.as_str(),
-            humanize(timeout)
+            humanize(expected.timeout)
         )?;
     }
     match format {
@@ -228,19 +246,23 @@ mod tests {
     }
 
     fn render(format: Format, gathered: &Gathered<String>) -> (String, String) {
+        render_with(format, gathered, &[])
+    }
+
+    fn render_with(
+        format: Format,
+        gathered: &Gathered<String>,
+        unattached: &[String],
+    ) -> (String, String) {
         let (mut out, mut err) = (Vec::new(), Vec::new());
         let expect = ["hello".to_owned(), "goodbye".to_owned()];
         let name = Name::parse("Ada").expect("valid");
-        write_result(
-            &mut out,
-            &mut err,
-            format,
-            &name,
-            &expect,
-            Duration::from_millis(2500),
-            gathered,
-        )
-        .expect("write to Vec");
+        let expected = Expected {
+            words: &expect,
+            timeout: Duration::from_millis(2500),
+            unattached,
+        };
+        write_result(&mut out, &mut err, format, &name, &expected, gathered).expect("write to Vec");
         (
             String::from_utf8(out).expect("utf8"),
             String::from_utf8(err).expect("utf8"),
@@ -285,6 +307,22 @@ mod tests {
             err,
             "producer: hello refused \"Ada\": invalid_request: nope\n\
              producer: no reply from goodbye for \"Ada\" within 2500ms\n"
+        );
+    }
+
+    #[test]
+    fn a_missing_reply_from_a_word_with_no_consumer_attached_says_so() {
+        let g = Gathered {
+            replies: vec![reply("hello", Outcome::Ok("hello Ada".into()))],
+            missing: vec!["goodbye".into()],
+            duplicates: 0,
+        };
+        let (out, err) = render_with(Format::Text, &g, &["goodbye".to_owned()]);
+        assert_eq!(out, "hello Ada\n");
+        assert_eq!(
+            err,
+            "producer: no reply from goodbye for \"Ada\" within 2500ms \
+             (no goodbye consumer was attached at the start)\n"
         );
     }
 
