@@ -171,7 +171,7 @@ pub fn redacted(uri: &AMQPUri) -> String {
 
 /// Opens a connection named `name` (shown in the management UI) to one of
 /// the configured addresses: tried in this process's shuffled order
-/// ([`address_order`]) from where its last connection succeeded, each within
+/// (`address_order`) from where its last connection succeeded, each within
 /// [`CONNECT_TIMEOUT`]; the log line names the address it is on.
 ///
 /// # Errors

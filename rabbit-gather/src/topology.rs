@@ -198,7 +198,7 @@ impl Topology {
     }
 
     /// Makes sure the request exchange exists (what a producer needs):
-    /// used as it is when it does (see [`ensure_exchange`]).
+    /// used as it is when it does (see `ensure_exchange`).
     ///
     /// # Errors
     /// The broker's refusal, e.g. no exchange and no permission to declare it.

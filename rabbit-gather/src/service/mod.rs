@@ -5,7 +5,7 @@
 //! acked only after its reply has been confirmed by the broker, so a crash at
 //! any point leaves it to be redelivered, never lost.
 //!
-//! The service is a supervisor loop around [`session::Session`]s: when the
+//! The service is a supervisor loop around sessions (`session.rs`): when the
 //! connection or a channel drops (broker restart, network cut, channel closed
 //! by the broker) the session ends, and a new one is opened after a capped
 //! exponential backoff with jitter, re-declaring the topology. The service
