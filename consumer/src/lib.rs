@@ -226,12 +226,7 @@ async fn probe(url: &str) -> ExitCode {
 #[must_use]
 pub fn exit_code(error: &ServiceError) -> ExitCode {
     ExitCode::from(match error {
-        ServiceError::Connect(
-            rabbit_gather::amqp::ConnectError::InvalidUrl(_)
-            | rabbit_gather::amqp::ConnectError::TlsFile { .. }
-            | rabbit_gather::amqp::ConnectError::PasswordFile { .. }
-            | rabbit_gather::amqp::ConnectError::TlsWithoutAmqps,
-        ) => exit::USAGE,
+        ServiceError::Connect(e) if e.is_configuration() => exit::USAGE,
         ServiceError::Connect(_)
         | ServiceError::ConsumerEnded
         | ServiceError::Broker { .. }

@@ -99,13 +99,8 @@ impl DeadLettersError {
     #[must_use]
     pub fn exit_code(&self) -> u8 {
         match self {
-            Self::NotConfirmed { .. }
-            | Self::Connect(
-                ConnectError::InvalidUrl(_)
-                | ConnectError::TlsFile { .. }
-                | ConnectError::PasswordFile { .. }
-                | ConnectError::TlsWithoutAmqps,
-            ) => exit::USAGE,
+            Self::NotConfirmed { .. } => exit::USAGE,
+            Self::Connect(e) if e.is_configuration() => exit::USAGE,
             Self::Connect(_) | Self::Broker { .. } => exit::BROKER,
             Self::MissingQueue { .. } | Self::MissingExchange { .. } => exit::NO_ROUTE,
             Self::Output(_) => exit::FAILURE,

@@ -22,7 +22,6 @@ use indicatif::ProgressBar;
 use rabbit_gather::shutdown::CancellationToken;
 use rabbit_gather::{
     Settings,
-    amqp::ConnectError,
     protocol::{Contract, Name, Outcome},
     rpc::{self, CallOptions, Called, ReconnectingClient, RpcError, Stats, Until},
 };
@@ -134,12 +133,7 @@ impl ProducerError {
     #[must_use]
     pub fn exit_code(&self) -> u8 {
         match self {
-            Self::Rpc(RpcError::Connect(
-                ConnectError::InvalidUrl(_)
-                | ConnectError::TlsFile { .. }
-                | ConnectError::PasswordFile { .. }
-                | ConnectError::TlsWithoutAmqps,
-            )) => exit::USAGE,
+            Self::Rpc(e) if e.is_configuration() => exit::USAGE,
             Self::Rpc(RpcError::NoRoute { .. }) | Self::NoResponders(_) => exit::NO_ROUTE,
             Self::Rpc(e) if e.is_connection_error() => exit::BROKER,
             Self::Rpc(_) | Self::Output(_) => exit::FAILURE,

@@ -67,6 +67,23 @@ pub enum ConnectError {
     },
 }
 
+impl ConnectError {
+    /// The settings are wrong (a URL that does not parse, a TLS or password
+    /// file that cannot be read, TLS files for a plain `amqp://` URL): no
+    /// retry can fix it, and the binaries report it as a usage error. The
+    /// others (unreachable, timed out) are the broker's.
+    #[must_use]
+    pub fn is_configuration(&self) -> bool {
+        match self {
+            Self::InvalidUrl(_)
+            | Self::TlsFile { .. }
+            | Self::PasswordFile { .. }
+            | Self::TlsWithoutAmqps => true,
+            Self::Unreachable { .. } | Self::TimedOut { .. } => false,
+        }
+    }
+}
+
 /// Parses the configured URL (the first of a list), adds the configured
 /// heartbeat unless the URL sets one itself, and the password from
 /// `password_file` when set.
@@ -154,7 +171,7 @@ pub fn redacted(uri: &AMQPUri) -> String {
 
 /// Opens a connection named `name` (shown in the management UI) to one of
 /// the configured addresses: tried in this process's shuffled order
-/// ([`address_order`]) from where its last connection succeeded, each within
+/// (`address_order`) from where its last connection succeeded, each within
 /// [`CONNECT_TIMEOUT`]; the log line names the address it is on.
 ///
 /// # Errors
@@ -259,6 +276,42 @@ pub fn tls_config(uri: &AMQPUri, settings: &TlsSettings) -> Result<OwnedTLSConfi
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_errors_in_the_settings_are_configuration_errors() {
+        let unreadable = || Arc::new(std::io::Error::from(std::io::ErrorKind::NotFound));
+        for error in [
+            ConnectError::InvalidUrl("no scheme".into()),
+            ConnectError::TlsFile {
+                path: "ca.pem".into(),
+                source: unreadable(),
+            },
+            ConnectError::PasswordFile {
+                path: "password".into(),
+                source: unreadable(),
+            },
+            ConnectError::TlsWithoutAmqps,
+        ] {
+            assert!(error.is_configuration(), "{error}");
+        }
+        let timed_out = ConnectError::TimedOut {
+            url: "amqp://127.0.0.1:5672".into(),
+        };
+        assert!(!timed_out.is_configuration(), "{timed_out}");
+    }
+
+    #[tokio::test]
+    async fn an_unreachable_broker_is_no_configuration_error() {
+        let amqp = settings("amqp://guest:guest@127.0.0.1:1/%2f");
+        let error = connect(&amqp, "is-configuration-test")
+            .await
+            .expect_err("nothing listens on port 1");
+        assert!(
+            matches!(error, ConnectError::Unreachable { .. }),
+            "{error:?}"
+        );
+        assert!(!error.is_configuration(), "{error}");
+    }
 
     fn settings(url: &str) -> AmqpSettings {
         AmqpSettings {

@@ -108,15 +108,19 @@
 //! - [`settings`]: configuration, with defaults ([`Settings::default`]) and
 //!   layering (file, environment);
 //! - [`amqp`], [`topology`]: connections and the exchanges and queues;
+//! - [`timing`], [`backoff`]: the bounds the client and the service share
+//!   on waiting for the broker, and the reconnection backoff;
 //! - [`shutdown`], [`trace`], [`report`]: signals, W3C trace context, error
 //!   lines;
 //! - `cli` and `telemetry` (cargo features of the same names): the
 //!   binaries' shared flags and log setup, left out of an embedder's build.
 
 pub mod amqp;
+pub mod backoff;
 #[cfg(feature = "cli")]
 pub mod cli;
 pub mod duration;
+mod naming;
 pub mod protocol;
 pub mod report;
 pub mod rpc;
@@ -125,6 +129,7 @@ pub mod settings;
 pub mod shutdown;
 #[cfg(feature = "telemetry")]
 pub mod telemetry;
+pub mod timing;
 pub mod topology;
 pub mod trace;
 

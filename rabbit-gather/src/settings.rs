@@ -19,7 +19,7 @@ use config::{Config, Environment, File};
 use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 
-use crate::{duration, topology::Word};
+use crate::{duration, naming::Word};
 
 /// Default of `amqp.url`: a broker on this host, as RabbitMQ's `guest` user
 /// (which RabbitMQ admits only from localhost).
@@ -431,7 +431,7 @@ impl Settings {
                 self.topology.prefix
             ));
         }
-        if !crate::topology::is_valid_prefix(&self.topology.prefix) {
+        if !crate::naming::is_valid_prefix(&self.topology.prefix) {
             return invalid(format!(
                 "topology.prefix {:?} must be 1-100 characters of letters, digits, '.', '-' or '_'",
                 self.topology.prefix

@@ -3,8 +3,9 @@
 
 /// Every live warehouse answered with a level.
 pub const OK: u8 = 0;
-/// Anything else: bad flags or item name, a warehouse answering with an
-/// error, no live warehouse at all, a refused request.
+/// Anything else: bad flags or item name (a broker URL that does not parse,
+/// an unreadable TLS or password file included), a warehouse answering with
+/// an error, no live warehouse at all, a refused request.
 pub const FAILURE: u8 = 1;
 /// The broker is unreachable, or the connection to it was lost.
 pub const UNREACHABLE: u8 = 2;

@@ -9,10 +9,19 @@
 //! This module is the only place where protocol types meet `BasicProperties`;
 //! the README's "Wire contract" section documents the same rules for clients
 //! in other languages.
+//!
+//! Files: `request.rs` (request bodies, single and batch), `reply.rs` (reply
+//! bodies), `properties.rs` (the AMQP properties of both), `reply_to.rs`
+//! (where a reply may go), `contract.rs` ([`Contract`] and its limits),
+//! `json.rs` ([`Json`]), `fields.rs` (reading an envelope's fields),
+//! `greeting_name.rs` (greetings' [`Name`]), [`names`] (the wire contract's
+//! error codes, headers and routing keys), `utf8.rs`. This file only
+//! declares and re-exports.
 
 mod contract;
 mod fields;
-mod name;
+mod greeting_name;
+mod json;
 pub mod names;
 mod properties;
 mod reply;
@@ -20,10 +29,13 @@ mod reply_to;
 mod request;
 mod utf8;
 
-pub use contract::{Contract, Json};
-pub use name::{MAX_NAME_CHARS, Name, NameError};
+pub use contract::{
+    Contract, MAX_BATCH_BYTES, MAX_BATCH_NAMES, MAX_REQUEST_BYTES, MIN_MESSAGE_SIZE,
+};
+pub use greeting_name::{MAX_NAME_CHARS, Name, NameError};
+pub use json::Json;
 pub use properties::{
-    ReturnAddress, is_json, is_roll_call, reply_properties, request_properties,
+    CONTENT_TYPE, ReturnAddress, is_json, is_roll_call, reply_properties, request_properties,
     roll_call_properties,
 };
 pub use reply::{
@@ -38,21 +50,6 @@ pub use request::{
     max_batch_bytes,
 };
 pub use utf8::{NotUtf8, not_utf8};
-
-/// Content type of every request and reply body.
-pub const CONTENT_TYPE: &str = "application/json";
-
-/// Largest greetings single-name request body a service accepts, in bytes.
-pub const MAX_REQUEST_BYTES: usize = Contract::GREETINGS.max_request_bytes;
-/// Most items in one batch request, in greetings and by default.
-pub const MAX_BATCH_NAMES: usize = Contract::GREETINGS.max_batch_items;
-/// Largest batch request body a service accepts, in greetings and by
-/// default, in bytes.
-pub const MAX_BATCH_BYTES: usize = Contract::GREETINGS.max_batch_bytes;
-
-/// The smallest `amqp.max_message_size` the services accept: a greetings
-/// single request (at most 4 KiB) and any error reply fit, with room.
-pub const MIN_MESSAGE_SIZE: usize = 8 * 1024;
 
 #[cfg(test)]
 mod tests;

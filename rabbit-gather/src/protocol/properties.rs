@@ -5,7 +5,10 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use lapin::BasicProperties;
 
-use super::{CONTENT_TYPE, names::ROLL_CALL_TYPE};
+use super::names::ROLL_CALL_TYPE;
+
+/// Content type of every request and reply body.
+pub const CONTENT_TYPE: &str = "application/json";
 
 /// Properties of a request: JSON, correlated, answerable, timestamped, and
 /// expiring after `timeout` so that nobody processes a request nobody awaits.

@@ -6,7 +6,12 @@ use std::borrow::Cow;
 
 use serde::{Deserialize, Serialize};
 
-use super::{Contract, Json, fields::Fields, names, request::write_str};
+use super::{
+    contract::Contract,
+    fields::Fields,
+    json::{Json, write_str},
+    names,
+};
 
 /// What one responder answered to one request.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -243,7 +248,7 @@ impl BatchReply {
     /// naming the `offset` of its first result. An answer too large even
     /// alone in a part is replaced by a
     /// [`REPLY_TOO_LARGE`](names::REPLY_TOO_LARGE) error. `limit` is at
-    /// least [`MIN_MESSAGE_SIZE`](super::MIN_MESSAGE_SIZE).
+    /// least [`MIN_MESSAGE_SIZE`](super::contract::MIN_MESSAGE_SIZE).
     #[must_use]
     pub fn encode_within(&self, contract: &Contract, limit: usize) -> Vec<Vec<u8>> {
         let whole = self.encode(contract);

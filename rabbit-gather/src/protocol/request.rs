@@ -4,14 +4,15 @@
 
 use serde_json::value::RawValue;
 
-use super::{
-    Contract, Json, NotUtf8, Outcome,
-    fields::Fields,
-    reply::{decode_result, write_result},
-};
-
 /// Error code of a request the service could not understand (bad body).
 pub use super::names::INVALID_REQUEST;
+use super::{
+    contract::Contract,
+    fields::Fields,
+    json::{Json, write_str},
+    reply::{Outcome, decode_result, write_result},
+    utf8::NotUtf8,
+};
 
 /// A decoded request: one item, or a batch of them. Each item is decoded to
 /// the service's request type only when it is handled, so that one bad item
@@ -110,12 +111,6 @@ pub enum BatchError {
     /// A request could not be encoded as JSON.
     #[error("a request cannot be encoded as JSON: {0}")]
     Encode(String),
-}
-
-/// Appends `text` as a JSON string.
-pub(super) fn write_str(out: &mut Vec<u8>, text: &str) {
-    // Writing a string to a Vec cannot fail.
-    let _infallible = serde_json::to_writer(&mut *out, text);
 }
 
 /// Encodes the body of a single request.

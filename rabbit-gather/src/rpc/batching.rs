@@ -17,7 +17,10 @@ use tokio::time::Instant;
 
 use serde::{Serialize, de::DeserializeOwned};
 
-use super::{Gathered, ReconnectingClient, RpcError, Until};
+use super::{
+    error::RpcError, gathered::Gathered, reconnecting::ReconnectingClient, typed::encode_item,
+    until::Until,
+};
 use crate::protocol::{self, Json};
 
 /// How [`call_each`] sends requests.
@@ -96,7 +99,7 @@ where
     for item in chunk {
         match item {
             Ok(request) => {
-                match super::encode_item(&request) {
+                match encode_item(&request) {
                     Ok(json) => {
                         items.push(json);
                         unencoded.push(None);

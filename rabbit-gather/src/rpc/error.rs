@@ -43,4 +43,28 @@ impl RpcError {
             Self::Connect(_) | Self::Setup(_) | Self::ConnectionLost(_)
         )
     }
+
+    /// The settings are wrong ([`ConnectError::is_configuration`]): a
+    /// usage error, which no retry can fix.
+    #[must_use]
+    pub fn is_configuration(&self) -> bool {
+        matches!(self, Self::Connect(error) if error.is_configuration())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_a_connect_error_in_the_settings_is_a_configuration_error() {
+        assert!(RpcError::Connect(ConnectError::TlsWithoutAmqps).is_configuration());
+        let timed_out = RpcError::Connect(ConnectError::TimedOut {
+            url: "amqp://127.0.0.1:5672".into(),
+        });
+        assert!(!timed_out.is_configuration());
+        assert!(timed_out.is_connection_error());
+        assert!(!RpcError::Nacked.is_configuration());
+        assert!(!RpcError::ConnectionLost(None).is_configuration());
+    }
 }

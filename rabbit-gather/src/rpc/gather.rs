@@ -10,7 +10,7 @@ use std::{sync::Arc, time::Duration};
 use futures::future::OptionFuture;
 use tokio::{sync::Notify, time::Instant};
 
-use super::{Gathered, RpcError, pending::Registered};
+use super::{error::RpcError, gathered::Gathered, pending::Registered};
 
 /// Waits for `publish` (the request and its confirm) and for the call to
 /// complete (`woken`), side by side, until `deadline` in all; with a
@@ -90,8 +90,9 @@ mod tests {
     use crate::{
         protocol::{AnyReply, Json, Outcome, Reply},
         rpc::{
-            CorrelationId, Until,
+            correlation::CorrelationId,
             pending::{Delivered, Pending},
+            until::Until,
         },
     };
 

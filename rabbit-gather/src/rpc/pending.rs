@@ -15,7 +15,7 @@ use std::{
 
 use tokio::sync::{Notify, oneshot};
 
-use super::{CorrelationId, Gathered, RpcError, Until};
+use super::{correlation::CorrelationId, error::RpcError, gathered::Gathered, until::Until};
 use crate::protocol::{AnyReply, BatchReply, Json, Outcome, Reply};
 
 /// What became of a reply handed to [`Pending::deliver`].

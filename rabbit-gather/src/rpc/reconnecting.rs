@@ -23,25 +23,26 @@ use std::{
     time::Duration,
 };
 
-use backon::{BackoffBuilder, ExponentialBuilder};
 use tokio::{sync::watch, time::Instant};
 use tokio_util::{sync::CancellationToken, task::TaskTracker};
 
 use serde::{Serialize, de::DeserializeOwned};
 
-use super::{CorrelationId, Counters, Gathered, RpcClient, RpcError, Stats, Until};
+use super::{
+    client::RpcClient,
+    correlation::CorrelationId,
+    error::RpcError,
+    gathered::Gathered,
+    stats::{Counters, Stats},
+    typed::{encode_item, encode_items, only_decoded},
+    until::Until,
+};
 use crate::{
-    Settings,
+    backoff::{CLIENT_RECONNECT_MAX_DELAY, ReconnectBackoff},
     protocol::{self, Contract, Json},
     report::one_line,
+    settings::Settings,
 };
-
-/// First wait between two reconnection attempts; it doubles up to half of
-/// [`RECONNECT_MAX_DELAY`], and a random jitter of up to as much again is
-/// added to each wait.
-pub const RECONNECT_MIN_DELAY: Duration = Duration::from_millis(100);
-/// Longest wait between two reconnection attempts, jitter included.
-pub const RECONNECT_MAX_DELAY: Duration = Duration::from_secs(2);
 
 /// Pause before resending a request the broker nacked (on a new
 /// connection), within the call's deadline.
@@ -158,12 +159,12 @@ impl ReconnectingClient {
         Q: Serialize + ?Sized,
         R: DeserializeOwned,
     {
-        let item = super::encode_item(request)?;
+        let item = encode_item(request)?;
         let until = until.into();
         let gathered = self
             .call_json(std::slice::from_ref(&item), &until, timeout, retries)
             .await?;
-        Ok(super::only_decoded(gathered, &until))
+        Ok(only_decoded(gathered, &until))
     }
 
     /// [`RpcClient::call_batch`] with the reconnection, deadline and
@@ -185,7 +186,7 @@ impl ReconnectingClient {
         Q: Serialize,
         R: DeserializeOwned,
     {
-        let items = super::encode_items(requests)?;
+        let items = encode_items(requests)?;
         let gathered = self
             .call_json(&items, &until.into(), timeout, retries)
             .await?;
@@ -335,7 +336,7 @@ impl ReconnectingClient {
         self.shared.closed.cancel();
         self.shared.reconnector.close();
         // Bounded: the task stops connecting at once, and closing the lost
-        // connection is bounded by `CLOSE_TIMEOUT`.
+        // connection is bounded by `CLIENT_CLOSE_TIMEOUT`.
         self.shared.reconnector.wait().await;
         if let Some(client) = self.shared.current.send_replace(None) {
             client.close().await;
@@ -438,13 +439,7 @@ impl Shared {
     /// Connects, waiting a capped exponential backoff with jitter between
     /// attempts, for as long as it takes.
     async fn connect_with_backoff(&self) -> RpcClient {
-        let mut backoff = ExponentialBuilder::default()
-            .with_min_delay(RECONNECT_MIN_DELAY)
-            // backon's jitter adds up to 100% of the delay: cap at half.
-            .with_max_delay(RECONNECT_MAX_DELAY / 2)
-            .with_jitter()
-            .without_max_times()
-            .build();
+        let mut backoff = ReconnectBackoff::new(CLIENT_RECONNECT_MAX_DELAY);
         let mut attempt: u64 = 0;
         loop {
             attempt += 1;
@@ -457,7 +452,7 @@ impl Shared {
             {
                 Ok(client) => return client,
                 Err(error) => {
-                    let delay = backoff.next().unwrap_or(RECONNECT_MAX_DELAY);
+                    let delay = backoff.next().unwrap_or(CLIENT_RECONNECT_MAX_DELAY);
                     tracing::debug!(
                         error = %error, error.chain = ?error, attempt,
                         retry_in_ms = delay.as_millis(),

@@ -27,11 +27,12 @@ use lapin::{
 use tracing::Instrument;
 
 use super::{
-    ServiceError, Shared, broker,
     counters::ServiceCounters,
+    error::{ServiceError, broker},
     handler::{Context, Handled, Retry, handle_contained},
     plan::{self, Plan, Timing},
     publisher::{Message, PublishError, Publisher},
+    shared::Shared,
 };
 use crate::protocol::{
     self, BatchReply, InvalidRequest, Json, Outcome, Reply, Request, ReturnAddress,

@@ -30,8 +30,12 @@ use lapin::{
 };
 use tokio::sync::RwLock;
 
-use super::{ServiceError, broker, counters::ServiceCounters};
-use crate::{amqp, settings::AmqpSettings};
+use super::{
+    counters::ServiceCounters,
+    error::{ServiceError, broker},
+    liveness::closed,
+};
+use crate::{amqp, settings::AmqpSettings, timing::SERVICE_CLOSE_TIMEOUT};
 
 /// Waits before each new attempt of a nacked publish: four attempts in all,
 /// 0.7 s of waiting at most.
@@ -151,7 +155,7 @@ impl Publisher {
             let result = tokio::select! {
                 biased;
                 result = publishing => result,
-                () = super::closed(|| link.channel.status().connected()) => {
+                () = closed(|| link.channel.status().connected()) => {
                     link.in_flight.fetch_sub(1, Ordering::SeqCst);
                     self.retire(&link);
                     return Err(PublishError::Lost(ServiceError::ConnectionClosed {
@@ -279,7 +283,7 @@ impl Link {
         })
     }
 
-    /// Closes the link, giving up after [`CLOSE_TIMEOUT`](super::CLOSE_TIMEOUT)
+    /// Closes the link, giving up after [`SERVICE_CLOSE_TIMEOUT`]
     /// (a blocked or lost connection never answers).
     async fn close(&self) {
         let closing = async {
@@ -290,7 +294,7 @@ impl Link {
                 tracing::debug!(%error, "closing the publishing connection");
             }
         };
-        if tokio::time::timeout(super::CLOSE_TIMEOUT, closing)
+        if tokio::time::timeout(SERVICE_CLOSE_TIMEOUT, closing)
             .await
             .is_err()
         {

@@ -3,7 +3,7 @@
 //! (replies and copies, on a connection of its own that a memory alarm may
 //! block), declares the topology, runs the delivery loop, and closes
 //! everything. What happens to one delivery is in `delivery.rs`. A session
-//! ends on shutdown or when the broker goes away; the supervisor in `mod.rs`
+//! ends on shutdown or when the broker goes away; the supervisor in `runtime.rs`
 //! then opens a new one.
 
 use std::sync::Arc;
@@ -17,10 +17,17 @@ use lapin::{
 use tokio_util::sync::CancellationToken;
 
 use super::{
-    CLOSE_TIMEOUT, PROBE_INTERVAL, PROBE_TIMEOUT, Phase, ServiceError, Shared, broker, delivery,
+    delivery,
+    error::{ServiceError, broker},
+    health::Phase,
+    liveness::closed,
     publisher::Publisher,
+    shared::Shared,
 };
-use crate::amqp;
+use crate::{
+    amqp,
+    timing::{LIVENESS_PROBE_INTERVAL, LIVENESS_PROBE_TIMEOUT, SERVICE_CLOSE_TIMEOUT},
+};
 
 pub(crate) struct Session {
     connection: Connection,
@@ -157,7 +164,10 @@ impl Session {
         };
         // A lost connection (or one lapin lost without saying so) never
         // answers: closing must not hold up the next session.
-        if tokio::time::timeout(CLOSE_TIMEOUT, closing).await.is_err() {
+        if tokio::time::timeout(SERVICE_CLOSE_TIMEOUT, closing)
+            .await
+            .is_err()
+        {
             tracing::warn!(queue = %shared.queue, "the broker did not answer the close in time; dropping the connections");
         }
         result
@@ -166,11 +176,11 @@ impl Session {
 
 /// Resolves when the consuming connection is gone: lapin reports it closed
 /// (checked every [`LIVENESS_CHECK`]), or a round trip on it fails or gets
-/// no answer (every [`PROBE_INTERVAL`], within [`PROBE_TIMEOUT`]). Each check
+/// no answer (every [`LIVENESS_PROBE_INTERVAL`], within [`LIVENESS_PROBE_TIMEOUT`]). Each check
 /// also copies the publishing connection's blocked state to the service's
-/// [`Health`](super::Health).
+/// [`Health`](super::health::Health).
 ///
-/// [`LIVENESS_CHECK`]: super::LIVENESS_CHECK
+/// [`LIVENESS_CHECK`]: super::liveness::LIVENESS_CHECK
 async fn watch_connection(
     connection: &Connection,
     channel: &Channel,
@@ -178,18 +188,18 @@ async fn watch_connection(
     publisher: &Publisher,
 ) -> ServiceError {
     let prefetch = shared.settings.consumer.prefetch;
-    let closed = super::closed(|| {
+    let closed = closed(|| {
         shared.health.set_blocked(publisher.blocked());
         connection.status().connected() && channel.status().connected()
     });
     let probe = async {
-        let mut every = tokio::time::interval(PROBE_INTERVAL);
+        let mut every = tokio::time::interval(LIVENESS_PROBE_INTERVAL);
         every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         every.tick().await;
         loop {
             every.tick().await;
             let answered = tokio::time::timeout(
-                PROBE_TIMEOUT,
+                LIVENESS_PROBE_TIMEOUT,
                 channel.basic_qos(prefetch, BasicQosOptions::default()),
             )
             .await;

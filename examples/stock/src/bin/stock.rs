@@ -147,6 +147,12 @@ fn failed(error: &RpcError, route: &str) -> u8 {
             eprintln!("stock: no warehouse serves route {route:?} (no queue is bound to it)");
             exit::FAILURE
         }
+        // A wrong URL or an unreadable TLS or password file is a bad flag,
+        // not a broker that is down.
+        error if error.is_configuration() => {
+            eprintln!("stock: {}", one_line(error));
+            exit::FAILURE
+        }
         error if error.is_connection_error() => {
             eprintln!("stock: {}", one_line(error));
             exit::UNREACHABLE
