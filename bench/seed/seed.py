@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """The Python seed design: the same scatter-gather RPC as this project,
-written plainly on aio-pika, as a peer lane of the benchmark (README,
-Performance). `bench --peers seed-py` runs it; `scripts/bench.sh` installs
+written plainly on aio-pika, as a peer lane of the benchmark (docs/performance.md).
+Run with `bench --peers seed-py`; `scripts/bench.sh` installs
 its requirements into .venv-bench.
 
 Guarantees, the same as the Rust system's at its defaults:

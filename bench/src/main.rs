@@ -45,7 +45,7 @@ fn live_heap_bytes() -> u64 {
     .unwrap_or(u64::MAX)
 }
 
-/// Benchmarks the greetings RPC system (see README, Performance).
+/// Benchmarks the greetings RPC system (see docs/performance.md).
 #[derive(Debug, Parser)]
 #[command(version, about)]
 struct Cli {

@@ -84,7 +84,7 @@ Exit codes:
      exchange that exists with other arguments (an unreachable broker is retried, never an exit)";
 
 /// How long `--probe` waits for an answer.
-pub const PROBE_TIMEOUT: Duration = Duration::from_secs(3);
+pub const HEALTH_PROBE_TIMEOUT: Duration = Duration::from_secs(3);
 
 impl Cli {
     /// Loads the layered settings and applies the flags on top.
@@ -202,7 +202,7 @@ pub async fn serve(
 
 /// `consumer --probe URL`: exit 0 on a 200, 1 otherwise, the answer on stdout.
 async fn probe(url: &str) -> ExitCode {
-    match http::probe(url, PROBE_TIMEOUT).await {
+    match http::probe(url, HEALTH_PROBE_TIMEOUT).await {
         Ok((200, body)) => {
             print!("{body}");
             ExitCode::from(exit::OK)

@@ -1,5 +1,5 @@
 //! The `dead-letters` binary's logic: list, replay and purge the letters in
-//! `<prefix>.dead` (README, "Dead letters").
+//! `<prefix>.dead` (docs/operations.md, "Dead letters").
 //!
 //! `src/bin/dead-letters.rs` only parses flags and maps the result to an exit
 //! code; tests call [`run`] directly or run the binary.
@@ -11,7 +11,7 @@ mod list;
 pub mod replay;
 pub mod text;
 
-use std::{io::Write, time::Duration};
+use std::io::Write;
 
 use lapin::{
     Channel, Connection, ExchangeKind,
@@ -42,9 +42,6 @@ pub mod exit {
     /// kept).
     pub const NO_ROUTE: u8 = crate::exit::NO_ROUTE;
 }
-
-/// Longest the final close waits for the broker.
-const CLOSE_TIMEOUT: Duration = Duration::from_secs(1);
 
 /// Why a command could not do its work.
 #[derive(Debug, thiserror::Error)]
@@ -177,7 +174,11 @@ pub async fn run<O: Write, E: Write>(
         }
     }
     .await;
-    let _ = tokio::time::timeout(CLOSE_TIMEOUT, connection.close(200, "done".into())).await;
+    let _ = tokio::time::timeout(
+        rabbit_gather::timing::CLIENT_CLOSE_TIMEOUT,
+        connection.close(200, "done".into()),
+    )
+    .await;
     result
 }
 

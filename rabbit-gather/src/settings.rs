@@ -7,7 +7,7 @@
 //! a doc shows): [`Settings::default()`] is a working configuration for a
 //! local broker, and [`Settings::load`] fills every key that the file and
 //! the environment leave out from it. Every setting, with its environment
-//! variable, is listed in the README.
+//! variable, is listed in docs/operations.md (Configuration).
 
 use std::{
     collections::HashMap,

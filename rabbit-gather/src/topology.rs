@@ -1,5 +1,5 @@
 //! Exchange and queue names derived from the configured prefix, and their
-//! idempotent declaration (wire contract v1, point 2).
+//! idempotent declaration (docs/wire-contract.md, "Topology").
 //!
 //! ```text
 //! <prefix>              fanout, durable   requests
@@ -40,7 +40,7 @@
 //! The bounds (`x-expires`, `x-max-length`, `x-message-ttl`) are
 //! best-effort on a queue that already exists without them or with other
 //! values: RabbitMQ refuses to redeclare a queue with other arguments, so the
-//! service then uses the queue as it is and logs how to migrate it (README,
+//! service then uses the queue as it is and logs how to migrate it (docs/operations.md,
 //! "Migrating queues"). Any other argument must match.
 
 use std::time::Duration;
@@ -357,7 +357,7 @@ impl Topology {
                     "the queue dead-letters through {} (declared by an older version); its \
                      letters are replayed to every word, not to this one alone. To migrate: \
                      stop its consumers, let it drain, delete it and start them again \
-                     (README, Migrating queues)",
+                     (docs/operations.md, Migrating queues)",
                     self.dead_letter_exchange()
                 );
                 declare_queue(
@@ -405,7 +405,7 @@ impl Topology {
         // retries waiting in it (issue 17). A lease renewed by passive
         // declares works on classic queues only (quorum queues count only a
         // consumer as use). A retired word's retry queue stays, empty, until
-        // an operator deletes it (README, retiring a word).
+        // an operator deletes it (docs/operations.md, Migrating queues, retiring a word).
         let retry_queue = self.retry_queue(word);
         declare_queue(
             connection,
@@ -497,7 +497,7 @@ async fn declare_queue(
                 "the queue exists with other arguments than this topology (another queue type, \
                  or other bounds). To migrate: stop its consumers, let it drain (or move its \
                  messages, e.g. with a shovel), delete it, and start the consumers with the new \
-                 settings; or keep its settings (README, Migrating queues)"
+                 settings; or keep its settings (docs/operations.md, Migrating queues)"
             );
             return Err(error);
         }
@@ -507,7 +507,7 @@ async fn declare_queue(
                 %error,
                 "queue exists with other bounds (x-expires, x-max-length or x-message-ttl); \
                  using it as it is. To apply the configured bounds, delete it once drained, or \
-                 set a policy (README, Migrating queues)"
+                 set a policy (docs/operations.md, Migrating queues)"
             );
         }
         Err(error) => return Err(error),

@@ -10,7 +10,7 @@
 /// [`request_field`](Self::request_field), or a batch of them as an array in
 /// [`batch_field`](Self::batch_field); a reply holds the responder's name in
 /// `consumer` and the answer in [`reply_field`](Self::reply_field), an
-/// `error`, or a batch's `results` (the README's wire contract).
+/// `error`, or a batch's `results` (docs/wire-contract.md).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Contract {
     /// The field of a single request.

@@ -7,7 +7,7 @@
 //! [`Name`] as its request), wire-compatible with contract v1 to v1.2.
 //!
 //! This module is the only place where protocol types meet `BasicProperties`;
-//! the README's "Wire contract" section documents the same rules for clients
+//! docs/wire-contract.md specifies the same rules for clients
 //! in other languages.
 //!
 //! Files: `request.rs` (request bodies, single and batch), `reply.rs` (reply

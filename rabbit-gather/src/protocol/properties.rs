@@ -51,7 +51,7 @@ pub struct ReturnAddress {
 
 impl ReturnAddress {
     /// `Some` when the request carries both `reply_to` and `correlation_id`;
-    /// `None` makes it a one-way request (contract point 6).
+    /// `None` makes it a one-way request (docs/wire-contract.md, "Request properties").
     #[must_use]
     pub fn from_properties(properties: &BasicProperties) -> Option<Self> {
         let non_empty = |s: &Option<lapin::types::ShortString>| {

@@ -1,4 +1,4 @@
-//! Which `reply_to` addresses a consumer will publish to (contract point 7),
+//! Which `reply_to` addresses a consumer will publish to (docs/wire-contract.md, "Allowed reply_to"),
 //! and how it reaches each.
 //!
 //! An unchecked `reply_to` would let anyone who can publish a request inject
@@ -14,7 +14,7 @@
 //! - **Direct reply-to** (`amq.rabbitmq.reply-to...`) and **server-named
 //!   queues** (`amq.gen-...`) are published through the default exchange.
 //!   A consumer in `exclusive` mode refuses them: its user needs no write
-//!   permission on the default exchange (README, Least privilege).
+//!   permission on the default exchange (docs/operations.md, Configuration: users and permissions).
 //!
 //! Direct reply-to tokens are checked for the one shape every RabbitMQ issues:
 //! `amq.rabbitmq.reply-to.<base64 pid>.<key>`, the pid being the standard,

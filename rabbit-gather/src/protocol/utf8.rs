@@ -1,4 +1,4 @@
-//! Short-string properties whose bytes were not UTF-8 (wire contract point 4).
+//! Short-string properties whose bytes were not UTF-8 (docs/wire-contract.md, "Invalid requests").
 //!
 //! RabbitMQ passes a publisher's bytes through unchecked. The frame parser
 //! (amq-protocol-types, patched: vendor/README.md) decodes bytes that are not

@@ -351,7 +351,7 @@ impl RpcClient {
             mandatory: true,
             ..BasicPublishOptions::default()
         };
-        // The trace-level events time a call's steps (README, Performance).
+        // The trace-level events time a call's steps (docs/performance.md).
         let confirmation = async {
             let confirm = self
                 .channel

@@ -247,7 +247,15 @@ impl ConsumerService {
         health.set(Phase::Stopped);
         let stats = self.shared.counters.snapshot();
         if connected_once {
-            tracing::info!(queue = %self.shared.queue, ?stats, "stopped");
+            tracing::info!(
+                queue = %self.shared.queue,
+                answered = stats.ok,
+                dead_lettered = stats.dead_lettered,
+                retries_scheduled = stats.retries_scheduled,
+                redeliveries = stats.redeliveries,
+                reconnects = stats.reconnects,
+                "stopped"
+            );
         } else {
             // Never connected: the caller reports why, in one line.
             tracing::debug!(queue = %self.shared.queue, "stopped before connecting");

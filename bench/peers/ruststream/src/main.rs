@@ -1,6 +1,6 @@
 //! `peer`: the greetings scatter-gather written on the `ruststream-lapin`
 //! framework (0.7.2, on lapin 4) with the framework's defaults, as a peer lane
-//! of the benchmark (`bench --peers ruststream`, README: Performance).
+//! of the benchmark (`bench --peers ruststream`, docs/performance.md).
 //!
 //! ```text
 //! peer respond --amqp-url URL --prefix P --word hello
