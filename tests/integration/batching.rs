@@ -23,13 +23,11 @@ use rabbit_gather::{
 use serde_json::{Value, json};
 use tokio::io::{AsyncBufReadExt, BufReader};
 
-use crate::{
-    helpers::{
-        EVENT_TIMEOUT, TestApp, TestHandler, answerable, kill_connection, reason, run_producer,
-        run_producer_with_stats, wait_until,
-    },
-    interop::python,
-    ledger::Ledger,
+use fixtures::python::python;
+use testkit::support::ledger::Ledger;
+use testkit::{
+    EVENT_TIMEOUT, TestApp, TestHandler, answerable, kill_connection, reason, run_producer,
+    run_producer_with_stats, wait_until,
 };
 
 fn names(prefix: &str, n: usize) -> Vec<Name> {

@@ -24,7 +24,7 @@ use rabbit_gather::{
 };
 use tokio::process::Command;
 
-use crate::helpers::{
+use testkit::{
     EVENT_TIMEOUT, Raw, TestApp, answerable, bin, declare_durable, greeting_reply, test_handler,
     wait_until,
 };

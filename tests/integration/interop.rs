@@ -3,52 +3,9 @@
 
 use std::{path::PathBuf, process::Stdio};
 
-use crate::helpers::TestApp;
+use fixtures::python::python;
 
-/// The Python interpreter with pika: `GREETINGS_PYTHON`, else the project's
-/// `.venv` made by `scripts/test.sh`.
-pub(crate) fn python() -> PathBuf {
-    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
-    let python = std::env::var_os("GREETINGS_PYTHON")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| root.join(".venv/bin/python"));
-    assert!(
-        python.exists(),
-        "{} is missing: run scripts/test.sh (it creates .venv with pika), \
-         or set GREETINGS_PYTHON to a python3 with `pip install -r examples/python/requirements.txt`",
-        python.display()
-    );
-    python
-}
-
-/// Runs `tests/support/<script>` with `args` under [`python`], failing the
-/// test unless it exits 0 within `timeout`; its stdout.
-pub(crate) async fn run_support_script(
-    script: &str,
-    args: &[&str],
-    timeout: std::time::Duration,
-) -> String {
-    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("support")
-        .join(script);
-    let output = tokio::process::Command::new(python())
-        .arg(path)
-        .args(args)
-        .stdin(Stdio::null())
-        .output();
-    let output = tokio::time::timeout(timeout, output)
-        .await
-        .unwrap_or_else(|_| panic!("{script} ends within {timeout:?}"))
-        .unwrap_or_else(|e| panic!("run {script}: {e}"));
-    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
-    assert_eq!(
-        output.status.code(),
-        Some(0),
-        "{script}: stdout:\n{stdout}\nstderr:\n{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    stdout
-}
+use testkit::TestApp;
 
 #[tokio::test]
 async fn a_python_client_following_the_contract_gets_both_replies() {

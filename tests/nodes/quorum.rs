@@ -5,10 +5,8 @@ use std::{process::Stdio, time::Duration};
 
 use rabbit_gather::settings::QueueType;
 
-use crate::{
-    helpers::{EVENT_TIMEOUT, TestApp, bin, call_ada, wait_until},
-    node::{PrivateNode, free_port},
-};
+use testkit::support::node::{PrivateNode, free_port};
+use testkit::{EVENT_TIMEOUT, TestApp, bin, call_ada, wait_until};
 
 /// `name type arguments` of every queue of the node, one line each.
 async fn queues(node: &PrivateNode) -> String {

@@ -3,6 +3,13 @@
 //! quorum queues, services spread over the nodes, and a node killed under
 //! load. The tests run one at a time (they kill nodes) and leave every node
 //! running.
+//!
+//! A target of its own, left out of a plain `cargo test`: `scripts/cluster.sh
+//! up`, then `cargo test -p greetings-tests --test cluster -- --test-threads 1`
+//! (scripts/test.sh does both).
+
+// A failed expectation is a failed test: panicking is the point here.
+#![allow(clippy::expect_used, clippy::unwrap_used)]
 
 use std::{
     path::PathBuf,
@@ -13,10 +20,8 @@ use std::{
 use rabbit_gather::settings::QueueType;
 use tokio::sync::Mutex;
 
-use crate::{
-    helpers::{TestApp, run_producer_with_stats, wait_until},
-    ledger::Ledger,
-};
+use testkit::support::ledger::Ledger;
+use testkit::{TestApp, run_producer_with_stats, wait_until};
 
 /// One test at a time on the cluster: they kill nodes.
 static ONE_AT_A_TIME: Mutex<()> = Mutex::const_new(());

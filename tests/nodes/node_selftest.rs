@@ -11,13 +11,13 @@ use lapin::{
     types::FieldTable,
 };
 
-use crate::node::PrivateNode;
+use testkit::support::node::PrivateNode;
 
 const QUEUE: &str = "selftest.durable";
 
 /// Ready messages of `QUEUE`, failing when it is missing.
 async fn durable_queue_messages(connection: &Connection) -> u32 {
-    crate::helpers::queue_counts(connection, QUEUE).await.0
+    testkit::queue_counts(connection, QUEUE).await.0
 }
 
 /// Waits for the next event matching `want` on `events`, at most 15 s.
