@@ -17,11 +17,15 @@ use std::{
     time::{Duration, Instant},
 };
 
+use rabbit_gather::Settings;
 use rabbit_gather::settings::QueueType;
-use tokio::sync::Mutex;
+use tokio::{
+    sync::{Mutex, MutexGuard},
+    task::JoinHandle,
+};
 
 use testkit::support::ledger::Ledger;
-use testkit::{TestApp, run_producer_with_stats, wait_until};
+use testkit::{ProducerRun, RunningConsumer, TestApp, run_producer_with_stats, wait_until};
 
 /// One test at a time on the cluster: they kill nodes.
 static ONE_AT_A_TIME: Mutex<()> = Mutex::const_new(());
@@ -140,11 +144,13 @@ async fn node_of_connection(nodes: &[(String, String)], ask: &str, name: &str) -
 /// work.
 #[tokio::test]
 async fn replicas_on_different_nodes_share_the_work() {
-    let _alone = ONE_AT_A_TIME.lock().await;
-    let nodes = nodes().await;
-    let app = TestApp::on(&nodes[0].1).await;
-    let mut settings = app.settings.clone();
-    settings.topology.queue_type = QueueType::Quorum;
+    let OnCluster {
+        _alone,
+        nodes,
+        app,
+        settings,
+        env,
+    } = OnCluster::new().await;
     let mut replicas = Vec::new();
     for (_, url) in &nodes {
         let mut on_node = settings.clone();
@@ -152,8 +158,6 @@ async fn replicas_on_different_nodes_share_the_work() {
         replicas.push(app.consumer_with("hello", &on_node, None).await);
     }
     let names = names(1000);
-    let mut env = app.env();
-    env.push(("AMQP_URL".to_owned(), urls(&nodes)));
     let run = run_producer_with_stats(
         env,
         ["--expect", "hello", "--timeout", "30s"]
@@ -162,10 +166,12 @@ async fn replicas_on_different_nodes_share_the_work() {
         Some(lines(&names)),
     )
     .await;
-    let handled: Vec<String> = replicas.iter().flat_map(|r| r.printed()).collect();
-    let ledger = Ledger::from_output(&names, &["hello"], &run.stdout)
-        .with_handled(handled.iter().map(String::as_str))
-        .with_duplicate_replies(run.duplicate_replies());
+    let ledger = ledger_of(
+        &names,
+        &["hello"],
+        &run,
+        &replicas.iter().collect::<Vec<_>>(),
+    );
     let split: Vec<String> = replicas
         .iter()
         .zip(&nodes)
@@ -184,6 +190,84 @@ async fn replicas_on_different_nodes_share_the_work() {
     }
 }
 
+/// One cluster test's world: the cluster to itself (the tests kill nodes),
+/// its nodes (name, URL), a test on the first node, settings for services on
+/// quorum queues that know every node, and the producer's environment aimed at
+/// every node.
+struct OnCluster {
+    _alone: MutexGuard<'static, ()>,
+    nodes: Vec<(String, String)>,
+    app: TestApp,
+    settings: Settings,
+    env: Vec<(String, String)>,
+}
+
+impl OnCluster {
+    async fn new() -> Self {
+        let alone = ONE_AT_A_TIME.lock().await;
+        let nodes = nodes().await;
+        let all = urls(&nodes);
+        let app = TestApp::on(&nodes[0].1).await;
+        let mut settings = app.settings.clone();
+        settings.topology.queue_type = QueueType::Quorum;
+        settings.amqp.url = all.clone().into();
+        let mut env = app.env();
+        env.push(("AMQP_URL".to_owned(), all));
+        Self {
+            _alone: alone,
+            nodes,
+            app,
+            settings,
+            env,
+        }
+    }
+}
+
+/// The producer's flags for a run that rides out a node's loss.
+const LONG_RUN: [&str; 6] = ["--retries", "10", "--timeout", "60s", "--concurrency", "64"];
+
+/// Starts a [`LONG_RUN`] of `names` in the background.
+fn spawn_long_run(env: &[(String, String)], names: &[String]) -> JoinHandle<ProducerRun> {
+    tokio::spawn(run_producer_with_stats(
+        env.to_vec(),
+        LONG_RUN.map(str::to_owned).to_vec(),
+        Some(lines(names)),
+    ))
+}
+
+/// Waits until `consumer` has answered `count` names.
+async fn under_way(consumer: &RunningConsumer, count: usize) {
+    wait_until("the run is well under way", || {
+        let done = consumer.printed().len();
+        async move { done >= count }
+    })
+    .await;
+}
+
+/// The ledger of `run`, with what `consumers` handled.
+fn ledger_of(
+    names: &[String],
+    words: &[&str],
+    run: &ProducerRun,
+    consumers: &[&RunningConsumer],
+) -> Ledger {
+    let handled: Vec<String> = consumers.iter().flat_map(|c| c.printed()).collect();
+    Ledger::from_output(names, words, &run.stdout)
+        .with_handled(handled.iter().map(String::as_str))
+        .with_duplicate_replies(run.duplicate_replies())
+}
+
+/// Waits until `scripts/cluster.sh status` shows every node running.
+async fn every_node_runs(what: &str) {
+    wait_until(what, || async {
+        cluster(&["status"])
+            .await
+            .lines()
+            .all(|l| l.ends_with("running"))
+    })
+    .await;
+}
+
 fn urls(nodes: &[(String, String)]) -> String {
     nodes
         .iter()
@@ -196,33 +280,21 @@ fn urls(nodes: &[(String, String)]) -> String {
 /// move to the other nodes, the queue elects a new leader, nothing is lost.
 #[tokio::test]
 async fn killing_the_leader_of_the_queue_mid_run_loses_nothing() {
-    let _alone = ONE_AT_A_TIME.lock().await;
-    let nodes = nodes().await;
-    let all = urls(&nodes);
-    let app = TestApp::on(&nodes[0].1).await;
-    let mut settings = app.settings.clone();
-    settings.topology.queue_type = QueueType::Quorum;
-    settings.amqp.url = all.clone().into();
+    let OnCluster {
+        _alone,
+        nodes,
+        app,
+        settings,
+        env,
+    } = OnCluster::new().await;
     let hello = app.consumer_with("hello", &settings, None).await;
     let goodbye = app.consumer_with("goodbye", &settings, None).await;
     let queue = format!("{}.hello", app.prefix);
     let leader = leader_of(&queue, &nodes[0].0).await;
 
     let names = names(5000);
-    let mut env = app.env();
-    env.push(("AMQP_URL".to_owned(), all.clone()));
-    let producer = tokio::spawn(run_producer_with_stats(
-        env,
-        ["--retries", "10", "--timeout", "60s", "--concurrency", "64"]
-            .map(str::to_owned)
-            .to_vec(),
-        Some(lines(&names)),
-    ));
-    wait_until("the run is well under way", || {
-        let done = hello.printed().len();
-        async move { done >= 1000 }
-    })
-    .await;
+    let producer = spawn_long_run(&env, &names);
+    under_way(&hello, 1000).await;
     let killed = Instant::now();
     let before = hello.printed().len();
     cluster(&["kill", &leader]).await;
@@ -242,13 +314,7 @@ async fn killing_the_leader_of_the_queue_mid_run_loses_nothing() {
     let new_leader = leader_of(&queue, &survivor.0).await;
     cluster(&["start", &leader]).await;
 
-    let handled: Vec<String> = [&hello, &goodbye]
-        .iter()
-        .flat_map(|c| c.printed())
-        .collect();
-    let ledger = Ledger::from_output(&names, &["hello", "goodbye"], &run.stdout)
-        .with_handled(handled.iter().map(String::as_str))
-        .with_duplicate_replies(run.duplicate_replies());
+    let ledger = ledger_of(&names, &["hello", "goodbye"], &run, &[&hello, &goodbye]);
     ledger.print("leader of the hello queue killed");
     println!(
         "leader {leader} killed after {before} hello answers; hello answered again {:.2} s \
@@ -262,13 +328,7 @@ async fn killing_the_leader_of_the_queue_mid_run_loses_nothing() {
     hello.stop().await;
     goodbye.stop().await;
     // Never leave a node down for the next test.
-    wait_until("every node runs again", || async {
-        cluster(&["status"])
-            .await
-            .lines()
-            .all(|l| l.ends_with("running"))
-    })
-    .await;
+    every_node_runs("every node runs again").await;
 }
 
 /// Two of three nodes down: the last one pauses (`pause_minority`), so calls
@@ -276,16 +336,14 @@ async fn killing_the_leader_of_the_queue_mid_run_loses_nothing() {
 /// success or a hang; once the nodes are back, a run completes.
 #[tokio::test]
 async fn two_nodes_down_fail_calls_clearly_and_a_run_completes_once_they_return() {
-    let _alone = ONE_AT_A_TIME.lock().await;
-    let nodes = nodes().await;
-    let all = urls(&nodes);
-    let app = TestApp::on(&nodes[0].1).await;
-    let mut settings = app.settings.clone();
-    settings.topology.queue_type = QueueType::Quorum;
-    settings.amqp.url = all.clone().into();
+    let OnCluster {
+        _alone,
+        nodes,
+        app,
+        settings,
+        env,
+    } = OnCluster::new().await;
     let hello = app.consumer_with("hello", &settings, None).await;
-    let mut env = app.env();
-    env.push(("AMQP_URL".to_owned(), all.clone()));
     let args = ["--expect", "hello", "--timeout", "5s", "--retries", "3"].map(str::to_owned);
 
     cluster(&["kill", &nodes[1].0]).await;
@@ -340,13 +398,13 @@ const UNAVAILABLE_BOUND: Duration = Duration::from_secs(10);
 /// healing the cluster is whole and a run completes.
 #[tokio::test]
 async fn a_node_cut_off_from_the_other_two_pauses_its_clients_move_and_nothing_is_lost() {
-    let _alone = ONE_AT_A_TIME.lock().await;
-    let nodes = nodes().await;
-    let all = urls(&nodes);
-    let app = TestApp::on(&nodes[0].1).await;
-    let mut settings = app.settings.clone();
-    settings.topology.queue_type = QueueType::Quorum;
-    settings.amqp.url = all.clone().into();
+    let OnCluster {
+        _alone,
+        nodes,
+        app,
+        settings,
+        env,
+    } = OnCluster::new().await;
     let hello = app.consumer_with("hello", &settings, None).await;
     let goodbye = app.consumer_with("goodbye", &settings, None).await;
     // Cut off the node the services are on, so that they must move.
@@ -359,19 +417,8 @@ async fn a_node_cut_off_from_the_other_two_pauses_its_clients_move_and_nothing_i
         .expect("another node");
 
     let names = names(3000);
-    let mut env = app.env();
-    env.push(("AMQP_URL".to_owned(), all.clone()));
-    let args = ["--retries", "10", "--timeout", "60s", "--concurrency", "64"].map(str::to_owned);
-    let producer = tokio::spawn(run_producer_with_stats(
-        env.clone(),
-        args.to_vec(),
-        Some(lines(&names)),
-    ));
-    wait_until("the run is well under way", || {
-        let done = hello.printed().len();
-        async move { done >= 500 }
-    })
-    .await;
+    let producer = spawn_long_run(&env, &names);
+    under_way(&hello, 500).await;
     let cut = Instant::now();
     cluster(&["partition", &minority]).await;
     let _heal = Healer(minority.clone());
@@ -381,24 +428,12 @@ async fn a_node_cut_off_from_the_other_two_pauses_its_clients_move_and_nothing_i
     let now_on = node_of_connection(&nodes, &majority, &consume).await;
     let run = producer.await.expect("producer task");
 
-    let handled: Vec<String> = [&hello, &goodbye]
-        .iter()
-        .flat_map(|c| c.printed())
-        .collect();
-    let ledger = Ledger::from_output(&names, &["hello", "goodbye"], &run.stdout)
-        .with_handled(handled.iter().map(String::as_str))
-        .with_duplicate_replies(run.duplicate_replies());
+    let ledger = ledger_of(&names, &["hello", "goodbye"], &run, &[&hello, &goodbye]);
     ledger.print("one node partitioned from the other two");
 
     let healing = Instant::now();
     cluster(&["heal", &minority]).await;
-    wait_until("the cluster is whole again", || async {
-        cluster(&["status"])
-            .await
-            .lines()
-            .all(|l| l.ends_with("running"))
-    })
-    .await;
+    every_node_runs("the cluster is whole again").await;
     let healed = healing.elapsed();
     let partitions = cli(
         "rabbitmqctl",
@@ -406,7 +441,12 @@ async fn a_node_cut_off_from_the_other_two_pauses_its_clients_move_and_nothing_i
         &["eval", "rabbit_node_monitor:partitions()."],
     )
     .await;
-    let after = run_producer_with_stats(env, args.to_vec(), Some(lines(&names[..200]))).await;
+    let after = run_producer_with_stats(
+        env,
+        LONG_RUN.map(str::to_owned).to_vec(),
+        Some(lines(&names[..200])),
+    )
+    .await;
     println!(
         "partition: {minority} cut off; the services moved to {now_on} within {:.2} s; \
          whole again {:.2} s after healing (partitions seen: {}); run after healing: exit {}",
