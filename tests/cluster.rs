@@ -144,13 +144,7 @@ async fn node_of_connection(nodes: &[(String, String)], ask: &str, name: &str) -
 /// work.
 #[tokio::test]
 async fn replicas_on_different_nodes_share_the_work() {
-    let OnCluster {
-        _alone,
-        nodes,
-        app,
-        settings,
-        env,
-    } = OnCluster::new().await;
+    let (_alone, nodes, app, settings, env) = on_cluster().await;
     let mut replicas = Vec::new();
     for (_, url) in &nodes {
         let mut on_node = settings.clone();
@@ -190,37 +184,27 @@ async fn replicas_on_different_nodes_share_the_work() {
     }
 }
 
-/// One cluster test's world: the cluster to itself (the tests kill nodes),
-/// its nodes (name, URL), a test on the first node, settings for services on
-/// quorum queues that know every node, and the producer's environment aimed at
-/// every node.
-struct OnCluster {
-    _alone: MutexGuard<'static, ()>,
-    nodes: Vec<(String, String)>,
-    app: TestApp,
-    settings: Settings,
-    env: Vec<(String, String)>,
-}
-
-impl OnCluster {
-    async fn new() -> Self {
-        let alone = ONE_AT_A_TIME.lock().await;
-        let nodes = nodes().await;
-        let all = urls(&nodes);
-        let app = TestApp::on(&nodes[0].1).await;
-        let mut settings = app.settings.clone();
-        settings.topology.queue_type = QueueType::Quorum;
-        settings.amqp.url = all.clone().into();
-        let mut env = app.env();
-        env.push(("AMQP_URL".to_owned(), all));
-        Self {
-            _alone: alone,
-            nodes,
-            app,
-            settings,
-            env,
-        }
-    }
+/// One cluster test's world: the cluster to itself (the tests kill nodes,
+/// the guard holds it), its nodes (name, URL), a test on the first node,
+/// settings for services on quorum queues that know every node, and the
+/// producer's environment aimed at every node.
+async fn on_cluster() -> (
+    MutexGuard<'static, ()>,
+    Vec<(String, String)>,
+    TestApp,
+    Settings,
+    Vec<(String, String)>,
+) {
+    let alone = ONE_AT_A_TIME.lock().await;
+    let nodes = nodes().await;
+    let all = urls(&nodes);
+    let app = TestApp::on(&nodes[0].1).await;
+    let mut settings = app.settings.clone();
+    settings.topology.queue_type = QueueType::Quorum;
+    settings.amqp.url = all.clone().into();
+    let mut env = app.env();
+    env.push(("AMQP_URL".to_owned(), all));
+    (alone, nodes, app, settings, env)
 }
 
 /// The producer's flags for a run that rides out a node's loss.
@@ -280,13 +264,7 @@ fn urls(nodes: &[(String, String)]) -> String {
 /// move to the other nodes, the queue elects a new leader, nothing is lost.
 #[tokio::test]
 async fn killing_the_leader_of_the_queue_mid_run_loses_nothing() {
-    let OnCluster {
-        _alone,
-        nodes,
-        app,
-        settings,
-        env,
-    } = OnCluster::new().await;
+    let (_alone, nodes, app, settings, env) = on_cluster().await;
     let hello = app.consumer_with("hello", &settings, None).await;
     let goodbye = app.consumer_with("goodbye", &settings, None).await;
     let queue = format!("{}.hello", app.prefix);
@@ -336,13 +314,7 @@ async fn killing_the_leader_of_the_queue_mid_run_loses_nothing() {
 /// success or a hang; once the nodes are back, a run completes.
 #[tokio::test]
 async fn two_nodes_down_fail_calls_clearly_and_a_run_completes_once_they_return() {
-    let OnCluster {
-        _alone,
-        nodes,
-        app,
-        settings,
-        env,
-    } = OnCluster::new().await;
+    let (_alone, nodes, app, settings, env) = on_cluster().await;
     let hello = app.consumer_with("hello", &settings, None).await;
     let args = ["--expect", "hello", "--timeout", "5s", "--retries", "3"].map(str::to_owned);
 
@@ -398,13 +370,7 @@ const UNAVAILABLE_BOUND: Duration = Duration::from_secs(10);
 /// healing the cluster is whole and a run completes.
 #[tokio::test]
 async fn a_node_cut_off_from_the_other_two_pauses_its_clients_move_and_nothing_is_lost() {
-    let OnCluster {
-        _alone,
-        nodes,
-        app,
-        settings,
-        env,
-    } = OnCluster::new().await;
+    let (_alone, nodes, app, settings, env) = on_cluster().await;
     let hello = app.consumer_with("hello", &settings, None).await;
     let goodbye = app.consumer_with("goodbye", &settings, None).await;
     // Cut off the node the services are on, so that they must move.

@@ -306,18 +306,10 @@ async fn a_network_cut_is_noticed_by_heartbeat_on_both_sides_and_healed() {
     settings.amqp.url = proxy.amqp_url().into();
     settings.amqp.heartbeat = HEARTBEAT;
     let hello = app.consumer_with("hello", &settings, None).await;
-    let client = RpcClient::connect_with(&settings, rabbit_gather::protocol::Contract::GREETINGS)
-        .await
-        .expect("client via proxy");
+    let (client, first) = testkit::client_and_call_ada(&settings, &["hello"]).await;
+    assert!(first.is_complete(), "{first:?}");
     let name = Name::parse("Ada").expect("valid");
     let expect = ["hello".to_owned()];
-    assert!(
-        client
-            .call::<_, String>(&name, &expect, Duration::from_secs(10))
-            .await
-            .expect("call")
-            .is_complete()
-    );
 
     let cut = Instant::now();
     proxy.blackhole();

@@ -139,6 +139,17 @@ pub fn greeting_reply(body: &[u8]) -> Result<Reply<String>, MalformedReply> {
 /// One call for "Ada" waiting for `words`, on a client of its own made with
 /// `settings` (closed afterwards).
 pub async fn call_ada(settings: &Settings, words: &[&str]) -> Gathered<String> {
+    let (client, gathered) = client_and_call_ada(settings, words).await;
+    client.close().await;
+    gathered
+}
+
+/// A greetings client made with `settings`, and what its first call, for
+/// "Ada" waiting for `words` (10 s at most), gathered.
+pub async fn client_and_call_ada(
+    settings: &Settings,
+    words: &[&str],
+) -> (RpcClient, Gathered<String>) {
     let client = RpcClient::connect_with(settings, Contract::GREETINGS)
         .await
         .expect("RPC client connects");
@@ -151,6 +162,5 @@ pub async fn call_ada(settings: &Settings, words: &[&str]) -> Gathered<String> {
         )
         .await
         .expect("call");
-    client.close().await;
-    gathered
+    (client, gathered)
 }

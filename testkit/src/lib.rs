@@ -34,7 +34,9 @@ pub mod wait;
 
 pub use app::TestApp;
 pub use broker::{amqp_url, connect_raw};
-pub use consumer::{RunningConsumer, TestHandler, call_ada, greeting_reply, test_handler};
+pub use consumer::{
+    RunningConsumer, TestHandler, call_ada, client_and_call_ada, greeting_reply, test_handler,
+};
 pub use logs::quiet_expected_panics;
 pub use process::{
     ConsumerProcess, Finished, ProducerRun, bin, run_producer, run_producer_with,

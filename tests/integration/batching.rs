@@ -17,7 +17,7 @@ use rabbit_gather::{
         self, BatchError, MAX_BATCH_BYTES, MAX_BATCH_NAMES, Name, Outcome,
         names::{INTERNAL_ERROR, INVALID_REQUEST, REQUEST_FAILED},
     },
-    rpc::{Gathered, ReconnectingClient, RpcError},
+    rpc::{Gathered, ReconnectingClient, RpcClient, RpcError},
     service::HandlerError,
 };
 use serde_json::{Value, json};
@@ -26,8 +26,8 @@ use tokio::io::{AsyncBufReadExt, BufReader};
 use fixtures::python::python;
 use testkit::support::ledger::Ledger;
 use testkit::{
-    EVENT_TIMEOUT, TestApp, TestHandler, answerable, kill_connection, reason, run_producer,
-    run_producer_with_stats, wait_until,
+    EVENT_TIMEOUT, RunningConsumer, TestApp, TestHandler, answerable, kill_connection, reason,
+    run_producer, run_producer_with_stats, wait_until,
 };
 
 fn names(prefix: &str, n: usize) -> Vec<Name> {
@@ -512,6 +512,29 @@ async fn call_hello(
         .expect("batch call")
 }
 
+/// The calls a [`picky`] handler saw, in order.
+type Calls = Arc<Mutex<Vec<String>>>;
+
+/// A test with a `hello` consumer answering with [`picky`] (a flaky name
+/// failing `flaky_attempts` times, with `max_failures` attempts and fast
+/// retries), and a client.
+async fn picky_hello(
+    max_failures: u32,
+    flaky_attempts: u32,
+) -> (TestApp, Calls, RunningConsumer, RpcClient) {
+    let app = TestApp::new().await;
+    let calls = Arc::default();
+    let hello = app
+        .consumer_with(
+            "hello",
+            &fast_retries(&app, max_failures),
+            Some(picky(&calls, flaky_attempts)),
+        )
+        .await;
+    let client = app.client().await;
+    (app, calls, hello, client)
+}
+
 fn fast_retries(app: &TestApp, max_failures: u32) -> rabbit_gather::Settings {
     let mut settings = app.settings.clone();
     settings.consumer.retry_delay = Duration::from_millis(200);
@@ -522,14 +545,9 @@ fn fast_retries(app: &TestApp, max_failures: u32) -> rabbit_gather::Settings {
 #[tokio::test]
 async fn a_name_refused_for_good_fails_only_itself_and_the_batch_is_dead_lettered_after_the_reply()
 {
-    let app = TestApp::new().await;
-    let calls = Arc::default();
-    let hello = app
-        .consumer_with("hello", &fast_retries(&app, 3), Some(picky(&calls, 0)))
-        .await;
+    let (app, calls, hello, client) = picky_hello(3, 0).await;
     let raw = app.raw().await;
     let mut dead = raw.dead_letters().await;
-    let client = app.client().await;
     let batch = parsed(&["Ada", "Bad", "Bob"]);
 
     let results = call_hello(&client, &batch).await;
@@ -552,12 +570,7 @@ async fn a_name_refused_for_good_fails_only_itself_and_the_batch_is_dead_lettere
 
 #[tokio::test]
 async fn a_transient_failure_retries_only_the_failed_name_and_prints_each_name_once() {
-    let app = TestApp::new().await;
-    let calls = Arc::default();
-    let hello = app
-        .consumer_with("hello", &fast_retries(&app, 3), Some(picky(&calls, 1)))
-        .await;
-    let client = app.client().await;
+    let (_app, calls, hello, client) = picky_hello(3, 1).await;
     let batch = parsed(&["Ada", "Flaky", "Bob"]);
 
     let results = call_hello(&client, &batch).await;
@@ -594,18 +607,9 @@ async fn a_transient_failure_retries_only_the_failed_name_and_prints_each_name_o
 
 #[tokio::test]
 async fn a_name_failing_at_every_attempt_gets_internal_error_and_the_others_their_greetings() {
-    let app = TestApp::new().await;
-    let calls = Arc::default();
-    let hello = app
-        .consumer_with(
-            "hello",
-            &fast_retries(&app, 2),
-            Some(picky(&calls, u32::MAX)),
-        )
-        .await;
+    let (app, calls, hello, client) = picky_hello(2, u32::MAX).await;
     let raw = app.raw().await;
     let mut dead = raw.dead_letters().await;
-    let client = app.client().await;
     let batch = parsed(&["Ada", "Flaky"]);
 
     let results = call_hello(&client, &batch).await;

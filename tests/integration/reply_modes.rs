@@ -70,18 +70,8 @@ async fn a_reply_queue_is_the_connections_own_and_goes_with_it() {
     let hello = app.consumer("hello").await;
     let mut settings = app.settings.clone();
     settings.rpc.reply_queue = ReplyQueue::Exclusive;
-    let client = RpcClient::connect_with(&settings, rabbit_gather::protocol::Contract::GREETINGS)
-        .await
-        .expect("connects");
-    let name = Name::parse("Ada").expect("valid");
-    let expect = ["hello".to_owned()];
-    assert!(
-        client
-            .call::<_, String>(&name, &expect, Duration::from_secs(10))
-            .await
-            .expect("call")
-            .is_complete()
-    );
+    let (client, first) = testkit::client_and_call_ada(&settings, &["hello"]).await;
+    assert!(first.is_complete(), "{first:?}");
     let raw = app.raw().await;
     let reply_prefix = format!("{}.reply.", app.prefix);
     let queues = || async {
