@@ -183,17 +183,11 @@ async fn an_http_addr_that_cannot_be_bound_is_a_clear_error_and_exit_2() {
         vec!["hello", "--http-addr", addr.as_str()],
         vec!["hello", "--http-addr", "not-an-address"],
     ] {
-        let output = tokio::process::Command::new(bin("consumer"))
-            .args(&args)
-            .envs(app.env())
-            .stdin(Stdio::null())
-            .output();
-        let output = tokio::time::timeout(EVENT_TIMEOUT, output)
-            .await
-            .expect("the consumer exits in time")
-            .expect("run the consumer");
-        let stderr = String::from_utf8_lossy(&output.stderr);
-        assert_eq!(output.status.code(), Some(2), "{args:?}: {stderr}");
+        let mut consumer = tokio::process::Command::new(bin("consumer"));
+        consumer.args(&args).envs(app.env());
+        let output = testkit::run_to_end(&mut consumer, None).await;
+        let stderr = output.stderr;
+        assert_eq!(output.code, Some(2), "{args:?}: {stderr}");
         assert!(
             stderr.contains("cannot serve HTTP on") || stderr.contains("invalid value"),
             "{args:?}: {stderr}"

@@ -58,17 +58,7 @@ async fn private_node_survives_stop_kill_and_alarm_then_cleans_up() {
         .confirm_select(ConfirmSelectOptions::default())
         .await
         .expect("confirms");
-    channel
-        .queue_declare(
-            QUEUE.into(),
-            QueueDeclareOptions {
-                durable: true,
-                ..Default::default()
-            },
-            FieldTable::default(),
-        )
-        .await
-        .expect("declare the durable queue");
+    testkit::declare_durable(&channel, QUEUE, FieldTable::default()).await;
     let confirmation = channel
         .basic_publish(
             "".into(),

@@ -53,18 +53,14 @@ async fn quorum_over_an_existing_classic_queue_fails_saying_how_to_migrate() {
     let app = TestApp::on(&node.url()).await;
     app.consumer("hello").await.stop().await;
 
-    let output = tokio::process::Command::new(bin("consumer"))
+    let mut consumer = tokio::process::Command::new(bin("consumer"));
+    consumer
         .arg("hello")
         .envs(app.env())
-        .env("GREETINGS_TOPOLOGY__QUEUE_TYPE", "quorum")
-        .stdin(Stdio::null())
-        .output();
-    let output = tokio::time::timeout(EVENT_TIMEOUT, output)
-        .await
-        .expect("the consumer exits in time")
-        .expect("run the consumer");
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert_eq!(output.status.code(), Some(4), "{stderr}");
+        .env("GREETINGS_TOPOLOGY__QUEUE_TYPE", "quorum");
+    let output = testkit::run_to_end(&mut consumer, None).await;
+    let stderr = output.stderr;
+    assert_eq!(output.code, Some(4), "{stderr}");
     assert!(stderr.contains("To migrate"), "{stderr}");
     let listing = queues(&node).await;
     assert!(
