@@ -3,8 +3,9 @@
 # first if none is reachable (see ensure-rabbitmq.sh) and prepares the Python
 # interop client's virtualenv; builds the binaries; runs the default test
 # targets (`cargo test --workspace`: the broker-only suite, the link check,
-# the crates' own tests) and the private-node suite (`--test nodes`) on the
-# machine's RabbitMQ 3.10; the default targets again on RabbitMQ 4.0.5 in a
+# the crates' own tests), the Python interop suite (`--test interop`) and the
+# private-node suite (`--test nodes`) on the machine's RabbitMQ 3.10; the
+# default targets and the interop suite again on RabbitMQ 4.0.5 in a
 # container (Docker installed and started when missing, as root; see
 # rabbitmq4.sh); then the fault-injection, soak and cluster suites (each a
 # test target of its own) and the compose deployment (compose-test.sh, Docker).
@@ -100,6 +101,7 @@ summary() {
 
 test_cmd="cargo test --workspace$extra"
 nodes_cmd="cargo test -p greetings-tests --test nodes$extra"
+interop_cmd="cargo test -p greetings-tests --test interop$extra"
 
 # Setup: a broker to test against, and pika for the interop tests.
 broker_ok=1
@@ -116,12 +118,17 @@ no_broker="no broker: the setup phase failed"
 # The default targets, then the private-node suite, on the machine's 3.10.
 if ((!build_ok)); then
     skip tests-3.10 "$no_build" "$test_cmd"
+    skip interop "$no_build" "$interop_cmd"
     skip nodes "$no_build" "$nodes_cmd (as root)"
 elif ((!broker_ok)); then
     skip tests-3.10 "$no_broker" "scripts/ensure-rabbitmq.sh, then $test_cmd"
+    skip interop "$no_broker" "scripts/ensure-rabbitmq.sh and the .venv, then $interop_cmd"
     skip nodes "$no_broker" "scripts/ensure-rabbitmq.sh, then $nodes_cmd (as root)"
 else
     phase tests-3.10 "$test_cmd" cargo test --workspace "${cargo_args[@]}"
+    # Python clients (pika, from the setup's .venv).
+    phase interop "$interop_cmd" \
+        cargo test -p greetings-tests --test interop "${cargo_args[@]}"
     # Private nodes of their own (root and rabbitmq-server's scripts): deadlines,
     # privileges, quorum, shutdown, TLS, sizes, the node self-test and
     # /readyz across a broker stop. The host runs only 3.10 nodes (README,
@@ -143,12 +150,14 @@ rabbitmq4_tests() {
     AMQP_URL="$url" TEST_RABBITMQCTL="docker exec greetings-test-rabbitmq4 rabbitmqctl" \
         cargo test --workspace "${cargo_args[@]}"
     status=$?
+    AMQP_URL="$url" TEST_RABBITMQCTL="docker exec greetings-test-rabbitmq4 rabbitmqctl" \
+        cargo test -p greetings-tests --test interop "${cargo_args[@]}" || status=$?
     "$root/scripts/rabbitmq4.sh" down || true
     return "$status"
 }
 rabbitmq4_hint="scripts/rabbitmq4.sh up, then AMQP_URL=\$(scripts/rabbitmq4.sh url) \
-TEST_RABBITMQCTL='docker exec greetings-test-rabbitmq4 rabbitmqctl' $test_cmd; \
-scripts/rabbitmq4.sh down"
+TEST_RABBITMQCTL='docker exec greetings-test-rabbitmq4 rabbitmqctl' $test_cmd \
+(and the same for $interop_cmd); scripts/rabbitmq4.sh down"
 if ((build_ok)); then
     phase tests-4.0 "$rabbitmq4_hint" rabbitmq4_tests
 else

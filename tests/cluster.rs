@@ -68,7 +68,9 @@ async fn nodes() -> Vec<(String, String)> {
         .collect();
     assert!(
         nodes.len() == 3 && nodes.iter().all(|(_, _, state)| state == "running"),
-        "the cluster is not up (run scripts/cluster.sh up; scripts/test.sh does):\n{status}"
+        "the cluster is not up: run scripts/cluster.sh up first, then \
+         cargo test -p greetings-tests --test cluster -- --test-threads 1 \
+         (scripts/test.sh does both):\n{status}"
     );
     nodes.into_iter().map(|(n, u, _)| (n, u)).collect()
 }

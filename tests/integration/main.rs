@@ -3,7 +3,8 @@
 //! plain `cargo test --workspace`. Each test owns a unique prefix, so they run
 //! in parallel and leave nothing behind. The suites that need more have
 //! targets of their own, left out of a plain `cargo test` (`test = false`):
-//! `nodes` (private RabbitMQ nodes: root and the server scripts), `faults`,
+//! `interop` (Python clients: the `.venv` with pika), `nodes` (private
+//! RabbitMQ nodes: root and the server scripts), `faults`,
 //! `soak` and `cluster` (`scripts/cluster.sh up` first); scripts/test.sh runs
 //! them all.
 
@@ -15,8 +16,6 @@ mod binaries;
 mod bounds;
 mod contract;
 mod dead_letters;
-mod interop;
-mod non_utf8;
 mod operate;
 mod overload;
 mod proxy_selftest;
