@@ -2,7 +2,7 @@
 //! Python + pika) is continued in the consumer's JSON logs and in the reply.
 
 use fixtures::{http::consumer_with_http, python::run_support_script};
-use testkit::{TestApp, wait_until};
+use testkit::{EVENT_TIMEOUT, TestApp, wait_until};
 
 const KNOWN_TRACE_ID: &str = "4bf92f3577b34da6a3ce929d0e0e4736";
 
@@ -19,7 +19,7 @@ async fn a_pika_request_with_a_traceparent_is_continued_in_json_logs_and_in_the_
     )
     .await;
     let traceparent = format!("00-{KNOWN_TRACE_ID}-00f067aa0ba902b7-01");
-    let stdout = fixtures::python::run_support_script(
+    let stdout = run_support_script(
         "traced_request.py",
         &[&app.url, &app.prefix, "pika-traced", &traceparent, "Ada"],
         EVENT_TIMEOUT,

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use futures::StreamExt;
 use lapin::{
     BasicProperties, Confirmation, Connection, Event,
-    options::{BasicPublishOptions, ConfirmSelectOptions, QueueDeclareOptions},
+    options::{BasicPublishOptions, ConfirmSelectOptions},
     types::FieldTable,
 };
 

@@ -1,12 +1,12 @@
 //! Toward a cluster: quorum queues (`topology.queue_type = quorum`) and
 //! several broker addresses in `AMQP_URL`, on private nodes.
 
-use std::{process::Stdio, time::Duration};
+use std::time::Duration;
 
 use rabbit_gather::settings::QueueType;
 
 use testkit::support::node::{PrivateNode, free_port};
-use testkit::{EVENT_TIMEOUT, TestApp, bin, call_ada, wait_until};
+use testkit::{TestApp, bin, call_ada, wait_until};
 
 /// `name type arguments` of every queue of the node, one line each.
 async fn queues(node: &PrivateNode) -> String {
