@@ -44,7 +44,7 @@ pub use process::{
 };
 pub use rabbitmqctl::{kill_connection, list_queues, rabbitmqctl};
 pub use raw::{
-    DeadLetters, Raw, answerable, consume_no_ack, correlation_id, declare_durable, queue_counts,
-    queue_exists, reason,
+    DeadLetters, Raw, answerable, consume_no_ack, correlation_id, declare_durable, publish_routed,
+    queue_counts, queue_exists, reason,
 };
 pub use wait::{EVENT_TIMEOUT, wait_until, within};

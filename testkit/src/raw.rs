@@ -44,26 +44,7 @@ impl Raw {
 
     /// Publishes `body` to the request exchange and waits for the confirm.
     pub async fn publish(&self, body: &[u8], properties: BasicProperties) {
-        let confirmation = self
-            .channel
-            .basic_publish(
-                self.prefix.as_str().into(),
-                "".into(),
-                BasicPublishOptions {
-                    mandatory: true,
-                    ..Default::default()
-                },
-                body,
-                properties,
-            )
-            .await
-            .expect("publish")
-            .await
-            .expect("confirm");
-        assert!(
-            matches!(confirmation, Confirmation::Ack(None)),
-            "request not routed: {confirmation:?}"
-        );
+        publish_routed(&self.channel, &self.prefix, "", body, properties).await;
     }
 
     /// The next reply on direct reply-to, failing the test after [`EVENT_TIMEOUT`].
@@ -89,6 +70,37 @@ impl Raw {
     pub async fn queue_counts(&self, queue: &str) -> (u32, u32) {
         queue_counts(&self.connection, queue).await
     }
+}
+
+/// Publishes `body` to `exchange` with `routing_key` (mandatory) on a
+/// channel in confirm mode, failing the test unless the broker acks it as
+/// routed.
+pub async fn publish_routed(
+    channel: &Channel,
+    exchange: &str,
+    routing_key: &str,
+    body: &[u8],
+    properties: BasicProperties,
+) {
+    let confirmation = channel
+        .basic_publish(
+            exchange.into(),
+            routing_key.into(),
+            BasicPublishOptions {
+                mandatory: true,
+                ..Default::default()
+            },
+            body,
+            properties,
+        )
+        .await
+        .expect("publish")
+        .await
+        .expect("confirm");
+    assert!(
+        matches!(confirmation, Confirmation::Ack(None)),
+        "not routed to {exchange:?} {routing_key:?}: {confirmation:?}"
+    );
 }
 
 /// Ready messages and consumers of `queue` (passive declare on a channel of

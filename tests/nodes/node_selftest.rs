@@ -59,22 +59,14 @@ async fn private_node_survives_stop_kill_and_alarm_then_cleans_up() {
         .await
         .expect("confirms");
     testkit::declare_durable(&channel, QUEUE, FieldTable::default()).await;
-    let confirmation = channel
-        .basic_publish(
-            "".into(),
-            QUEUE.into(),
-            BasicPublishOptions::default(),
-            b"kept",
-            BasicProperties::default().with_delivery_mode(2),
-        )
-        .await
-        .expect("publish")
-        .await
-        .expect("confirm");
-    assert!(
-        matches!(confirmation, Confirmation::Ack(None)),
-        "{confirmation:?}"
-    );
+    testkit::publish_routed(
+        &channel,
+        "",
+        QUEUE,
+        b"kept",
+        BasicProperties::default().with_delivery_mode(2),
+    )
+    .await;
     assert_eq!(durable_queue_messages(&connection).await, 1);
 
     let timed = Instant::now();
