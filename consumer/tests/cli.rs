@@ -1,6 +1,8 @@
 //! Black-box checks of the `consumer` executable that need no broker. (The
 //! end-to-end ones live in the `greetings-tests` crate.) Their presence also
-//! makes `cargo test --workspace` build the binary those tests run.
+//! makes `cargo test --workspace` build the binary those tests run. What
+//! they share with the other test crates comes from the workspace's one
+//! harness, `testkit`.
 
 use std::{
     io::{BufRead, BufReader},
@@ -63,11 +65,7 @@ fn an_unreachable_broker_is_retried_until_sigterm_without_showing_the_password()
     assert!(retries.iter().all(|l| !l.contains("s3cr3t")), "{retries:?}");
     assert!(child.try_wait().expect("poll").is_none(), "still running");
 
-    let status = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .expect("kill");
-    assert!(status.success());
+    testkit::sigterm(child.id());
     let exit = child.wait().expect("wait");
     assert_eq!(
         exit.code(),

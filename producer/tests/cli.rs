@@ -1,22 +1,18 @@
 //! Black-box checks of the `producer` executable: flags and exit codes that
 //! need no broker, and its `--json` summary and info-level statistics against
-//! the test broker (`AMQP_URL`; see `support`). (The other end-to-end tests
+//! the test broker (`AMQP_URL`; through the workspace's test harness,
+//! `testkit`). (The other end-to-end tests
 //! live in the `greetings-tests` crate.) Their presence also makes
 //! `cargo test --workspace` build the binary those tests run.
 
 // A failed expectation is a failed test: panicking is the point here.
 #![allow(clippy::expect_used, clippy::unwrap_used)]
 
-mod support;
-
 use std::process::{Command, Stdio};
 
-use rabbit_gather::{
-    protocol::Name,
-    service::{Context, HandlerError},
-};
+use rabbit_gather::service::HandlerError;
 use serde_json::{Map, Value};
-use support::{EVENT_TIMEOUT, World};
+use testkit::{EVENT_TIMEOUT, Finished, TestApp, run_to_end, sigterm, test_handler};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 
 const PRODUCER: &str = env!("CARGO_BIN_EXE_producer");
@@ -83,6 +79,23 @@ fn an_invalid_broker_url_is_bad_usage_exit_2() {
     }
 }
 
+/// Runs the producer with `args` against `app`'s broker and prefix, to its end.
+async fn producer(app: &TestApp, args: &[&str]) -> Finished {
+    run_to_end(app.command(PRODUCER).args(args), None).await
+}
+
+/// Every stdout line of `run` parsed as JSON (a line that is not fails the
+/// test).
+fn json_lines(run: &Finished) -> Vec<Value> {
+    run.stdout
+        .lines()
+        .map(|line| {
+            serde_json::from_str(line)
+                .unwrap_or_else(|e| panic!("not a JSON line ({e}): {line:?}\n{run:?}"))
+        })
+        .collect()
+}
+
 /// The figures of a summary line, in the documented order.
 const SUMMARY_KEYS: [&str; 10] = [
     "sent",
@@ -126,17 +139,17 @@ fn latency_of(summary: &Map<String, Value>) -> [f64; 4] {
 
 #[tokio::test]
 async fn the_last_json_line_is_one_summary_counting_every_name_with_ordered_latency() {
-    let mut world = World::new().await;
-    world.consumer("hello").await;
-    world.consumer("goodbye").await;
+    let app = TestApp::new().await;
+    app.consumer("hello").await;
+    app.consumer("goodbye").await;
     let names: Vec<String> = (1..=20).map(|i| format!("n{i}")).collect();
     let mut args = vec!["--json"];
     args.extend(names.iter().map(String::as_str));
 
-    let run = World::run(world.producer(&args)).await;
+    let run = producer(&app, &args).await;
 
     assert_eq!(run.code, Some(0), "{run:?}");
-    let lines = run.json_lines();
+    let lines = json_lines(&run);
     assert_eq!(lines.len(), names.len() + 1, "{run:?}");
     for (line, name) in lines.iter().zip(&names) {
         assert_eq!(line["name"], name.as_str(), "{line}");
@@ -160,8 +173,8 @@ async fn the_last_json_line_is_one_summary_counting_every_name_with_ordered_late
 
 #[tokio::test]
 async fn a_name_with_no_reply_by_its_deadline_is_counted_incomplete_and_timed() {
-    let mut world = World::new().await;
-    world.consumer("hello").await;
+    let app = TestApp::new().await;
+    app.consumer("hello").await;
 
     // `absent` has no consumer: Ada waits for it until her 500 ms deadline.
     let args = [
@@ -172,10 +185,10 @@ async fn a_name_with_no_reply_by_its_deadline_is_counted_incomplete_and_timed() 
         "500ms",
         "Ada",
     ];
-    let run = World::run(world.producer(&args)).await;
+    let run = producer(&app, &args).await;
 
     assert_eq!(run.code, Some(3), "{run:?}");
-    let lines = run.json_lines();
+    let lines = json_lines(&run);
     assert_eq!(lines.len(), 2, "{run:?}");
     assert_eq!(lines[0]["missing"], serde_json::json!(["absent"]));
     let summary = summary_of(&lines[1]);
@@ -194,24 +207,24 @@ async fn a_name_with_no_reply_by_its_deadline_is_counted_incomplete_and_timed() 
 
 #[tokio::test]
 async fn error_replies_counts_names_refused_not_replies() {
-    let mut world = World::new().await;
+    let app = TestApp::new().await;
     for word in ["hello", "goodbye"] {
         // Both consumers refuse Bob: two error replies, one name.
-        world
-            .consumer_with(word, |name: Name, cx: Context| async move {
-                if name.as_str() == "Bob" {
-                    Err(HandlerError::permanent("no Bob here"))
-                } else {
-                    Ok(format!("{} {}", cx.word, name.as_str()))
-                }
-            })
+        let refuse_bob = test_handler(|name, cx| {
+            if name.as_str() == "Bob" {
+                Err(HandlerError::permanent("no Bob here"))
+            } else {
+                Ok(format!("{} {}", cx.word, name.as_str()))
+            }
+        });
+        app.consumer_with(word, &app.settings, Some(refuse_bob))
             .await;
     }
 
-    let run = World::run(world.producer(&["--json", "Ada", "Bob", "Cy"])).await;
+    let run = producer(&app, &["--json", "Ada", "Bob", "Cy"]).await;
 
     assert_eq!(run.code, Some(3), "{run:?}");
-    let lines = run.json_lines();
+    let lines = json_lines(&run);
     assert_eq!(lines.len(), 4, "{run:?}");
     let errors = lines[1]["errors"].as_object().expect("errors by consumer");
     assert_eq!(errors.len(), 2, "{}", lines[1]);
@@ -224,11 +237,11 @@ async fn error_replies_counts_names_refused_not_replies() {
 
 #[tokio::test]
 async fn an_interrupted_json_run_still_ends_with_the_summary_and_exits_130() {
-    let mut world = World::new().await;
-    world.consumer("hello").await;
-    world.consumer("goodbye").await;
-    let mut command = world.producer(&["--json"]);
-    command.stdin(Stdio::piped());
+    let app = TestApp::new().await;
+    app.consumer("hello").await;
+    app.consumer("goodbye").await;
+    let mut command = app.command(PRODUCER);
+    command.arg("--json").stdin(Stdio::piped());
     let mut child = command.spawn().expect("spawn producer");
     let mut stdin = child.stdin.take().expect("stdin piped");
     // stdin stays open: only the signal can end this run.
@@ -245,9 +258,7 @@ async fn an_interrupted_json_run_still_ends_with_the_summary_and_exits_130() {
         lines.push(next_line().await.expect("a result per name before the end"));
     }
 
-    let pid = child.id().expect("producer still running").to_string();
-    let killed = Command::new("kill").args(["-TERM", &pid]).status();
-    assert!(killed.expect("run kill").success(), "kill -TERM {pid}");
+    sigterm(child.id().expect("producer still running"));
     while let Some(line) = next_line().await {
         lines.push(line);
     }
@@ -272,14 +283,16 @@ async fn an_interrupted_json_run_still_ends_with_the_summary_and_exits_130() {
 
 #[tokio::test]
 async fn text_output_is_greetings_only_and_the_summary_is_logged_at_info_on_request() {
-    let mut world = World::new().await;
-    world.consumer("hello").await;
-    world.consumer("goodbye").await;
+    let app = TestApp::new().await;
+    app.consumer("hello").await;
+    app.consumer("goodbye").await;
 
-    let quiet = World::run(world.producer(&["Ada"])).await;
-    let mut command = world.producer(&["Ada", "Bob"]);
-    command.env("RUST_LOG", "producer=info");
-    let logged = World::run(command).await;
+    let quiet = producer(&app, &["Ada"]).await;
+    let mut command = app.command(PRODUCER);
+    command
+        .args(["Ada", "Bob"])
+        .env("RUST_LOG", "producer=info");
+    let logged = run_to_end(&mut command, None).await;
 
     assert_eq!(quiet.code, Some(0), "{quiet:?}");
     assert_eq!(quiet.stdout, "hello Ada\ngoodbye Ada\n");

@@ -5,8 +5,6 @@
 //! doubling a name, and a batch over the limits is refused before sending.
 
 use std::{
-    path::PathBuf,
-    process::Stdio,
     sync::{Arc, Mutex},
     time::Duration,
 };
@@ -14,22 +12,19 @@ use std::{
 use futures::{FutureExt, future::join_all};
 use rabbit_gather::{
     protocol::{
-        self, BatchError, MAX_BATCH_BYTES, MAX_BATCH_NAMES, Name, Outcome,
+        self, BatchError, MAX_BATCH_BYTES, MAX_BATCH_NAMES, Name,
         names::{INTERNAL_ERROR, INVALID_REQUEST, REQUEST_FAILED},
     },
-    rpc::{Gathered, ReconnectingClient, RpcError},
+    rpc::{Gathered, ReconnectingClient, RpcClient, RpcError},
     service::HandlerError,
 };
 use serde_json::{Value, json};
-use tokio::io::{AsyncBufReadExt, BufReader};
 
-use crate::{
-    helpers::{
-        EVENT_TIMEOUT, TestApp, TestHandler, answerable, kill_connection, reason, run_producer,
-        run_producer_with_stats, wait_until,
-    },
-    interop::python,
-    ledger::Ledger,
+use fixtures::replies::{error_code_of, greeting_of, words};
+use testkit::support::ledger::Ledger;
+use testkit::{
+    EVENT_TIMEOUT, RunningConsumer, TestApp, TestHandler, answerable, kill_connection, reason,
+    run_producer, run_producer_with_stats, wait_until,
 };
 
 fn names(prefix: &str, n: usize) -> Vec<Name> {
@@ -51,72 +46,6 @@ fn greeted(names: &[String]) -> String {
         .iter()
         .map(|n| format!("hello {n}\ngoodbye {n}\n"))
         .collect()
-}
-
-fn words(words: &[&str]) -> Vec<String> {
-    words.iter().map(|w| (*w).to_owned()).collect()
-}
-
-fn greeting_of<'a>(gathered: &'a Gathered<String>, word: &str) -> Option<&'a str> {
-    match gathered.reply_of(word)? {
-        Outcome::<String>::Ok(greeting) => Some(greeting),
-        Outcome::Error { .. } => None,
-    }
-}
-
-fn error_code_of<'a>(gathered: &'a Gathered<String>, word: &str) -> Option<&'a str> {
-    match gathered.reply_of(word)? {
-        Outcome::Error { code, .. } => Some(code),
-        Outcome::<String>::Ok(_) => None,
-    }
-}
-
-/// `tests/support/v1_responder.py` serving `word`: a consumer that follows
-/// only contract v1 (see the script). Killed when dropped.
-struct V1Responder {
-    _child: tokio::process::Child,
-    printed: Arc<Mutex<Vec<String>>>,
-}
-
-impl V1Responder {
-    async fn start(app: &TestApp, word: &str) -> Self {
-        app.own_queue(&format!("{}.{word}", app.prefix));
-        let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("support/v1_responder.py");
-        let mut child = tokio::process::Command::new(python())
-            .arg(script)
-            .args(["--url", &app.url, "--prefix", &app.prefix, "--word", word])
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .kill_on_drop(true)
-            .spawn()
-            .expect("start the v1 responder");
-        let mut lines = BufReader::new(child.stdout.take().expect("stdout piped")).lines();
-        let first = tokio::time::timeout(EVENT_TIMEOUT, lines.next_line())
-            .await
-            .expect("the v1 responder starts in time")
-            .expect("read its stdout");
-        assert_eq!(
-            first.as_deref(),
-            Some(format!("consuming {}.{word}", app.prefix).as_str()),
-            "the v1 responder did not start (pika missing? run scripts/test.sh)"
-        );
-        let printed = Arc::new(Mutex::new(Vec::new()));
-        let sink = Arc::clone(&printed);
-        tokio::spawn(async move {
-            while let Ok(Some(line)) = lines.next_line().await {
-                sink.lock().expect("lock").push(line);
-            }
-        });
-        Self {
-            _child: child,
-            printed,
-        }
-    }
-
-    fn printed(&self) -> Vec<String> {
-        self.printed.lock().expect("lock").clone()
-    }
 }
 
 #[tokio::test]
@@ -317,50 +246,6 @@ async fn a_malformed_batch_is_refused_whole_with_one_error_and_dead_lettered() {
 }
 
 #[tokio::test]
-async fn a_v1_only_responder_works_with_batch_1_and_refuses_each_name_of_a_batch() {
-    let app = TestApp::new().await;
-    let hello = app.consumer("hello").await;
-    let old = V1Responder::start(&app, "old").await;
-    let names = ["Ada", "Bob", "Zoë"];
-
-    let mut args = vec!["--expect", "hello,old", "--batch", "1"];
-    args.extend(names);
-    let run = run_producer(&app, &args, None).await;
-    assert_eq!(run.code, 0, "{run:?}");
-    assert_eq!(
-        run.stdout,
-        "hello Ada\nold Ada\nhello Bob\nold Bob\nhello Zoë\nold Zoë\n"
-    );
-    assert_eq!(old.printed(), ["old Ada", "old Bob", "old Zoë"]);
-
-    // A batch to the v1 responder: it refuses the body (v1: no string
-    // "name"), and that one error reply stands for every name of the batch;
-    // the v1.1 consumer answers each name.
-    let client = app.client().await;
-    let batch = [
-        Name::parse("Cy").expect("valid"),
-        Name::parse("Dee").expect("valid"),
-    ];
-    let results = client
-        .call_batch::<_, String>(&batch, &words(&["hello", "old"]), Duration::from_secs(10))
-        .await
-        .expect("batch call");
-    assert_eq!(results.len(), 2);
-    for (name, gathered) in batch.iter().zip(&results) {
-        assert!(gathered.missing.is_empty(), "{name}: {gathered:?}");
-        assert_eq!(
-            greeting_of(gathered, "hello"),
-            Some(format!("hello {name}").as_str())
-        );
-        assert_eq!(error_code_of(gathered, "old"), Some(INVALID_REQUEST));
-    }
-    assert_eq!(client.stats().malformed, 0, "{:?}", client.stats());
-    assert_eq!(old.printed().len(), 3, "the v1 responder greeted no batch");
-    client.close().await;
-    hello.stop().await;
-}
-
-#[tokio::test]
 async fn a_batch_over_the_limits_is_refused_before_anything_is_sent() {
     let app = TestApp::new().await;
     // A bound queue nobody consumes: whatever is published stays there.
@@ -514,6 +399,29 @@ async fn call_hello(
         .expect("batch call")
 }
 
+/// The calls a [`picky`] handler saw, in order.
+type Calls = Arc<Mutex<Vec<String>>>;
+
+/// A test with a `hello` consumer answering with [`picky`] (a flaky name
+/// failing `flaky_attempts` times, with `max_failures` attempts and fast
+/// retries), and a client.
+async fn picky_hello(
+    max_failures: u32,
+    flaky_attempts: u32,
+) -> (TestApp, Calls, RunningConsumer, RpcClient) {
+    let app = TestApp::new().await;
+    let calls = Arc::default();
+    let hello = app
+        .consumer_with(
+            "hello",
+            &fast_retries(&app, max_failures),
+            Some(picky(&calls, flaky_attempts)),
+        )
+        .await;
+    let client = app.client().await;
+    (app, calls, hello, client)
+}
+
 fn fast_retries(app: &TestApp, max_failures: u32) -> rabbit_gather::Settings {
     let mut settings = app.settings.clone();
     settings.consumer.retry_delay = Duration::from_millis(200);
@@ -524,14 +432,9 @@ fn fast_retries(app: &TestApp, max_failures: u32) -> rabbit_gather::Settings {
 #[tokio::test]
 async fn a_name_refused_for_good_fails_only_itself_and_the_batch_is_dead_lettered_after_the_reply()
 {
-    let app = TestApp::new().await;
-    let calls = Arc::default();
-    let hello = app
-        .consumer_with("hello", &fast_retries(&app, 3), Some(picky(&calls, 0)))
-        .await;
+    let (app, calls, hello, client) = picky_hello(3, 0).await;
     let raw = app.raw().await;
     let mut dead = raw.dead_letters().await;
-    let client = app.client().await;
     let batch = parsed(&["Ada", "Bad", "Bob"]);
 
     let results = call_hello(&client, &batch).await;
@@ -554,12 +457,7 @@ async fn a_name_refused_for_good_fails_only_itself_and_the_batch_is_dead_lettere
 
 #[tokio::test]
 async fn a_transient_failure_retries_only_the_failed_name_and_prints_each_name_once() {
-    let app = TestApp::new().await;
-    let calls = Arc::default();
-    let hello = app
-        .consumer_with("hello", &fast_retries(&app, 3), Some(picky(&calls, 1)))
-        .await;
-    let client = app.client().await;
+    let (_app, calls, hello, client) = picky_hello(3, 1).await;
     let batch = parsed(&["Ada", "Flaky", "Bob"]);
 
     let results = call_hello(&client, &batch).await;
@@ -596,18 +494,9 @@ async fn a_transient_failure_retries_only_the_failed_name_and_prints_each_name_o
 
 #[tokio::test]
 async fn a_name_failing_at_every_attempt_gets_internal_error_and_the_others_their_greetings() {
-    let app = TestApp::new().await;
-    let calls = Arc::default();
-    let hello = app
-        .consumer_with(
-            "hello",
-            &fast_retries(&app, 2),
-            Some(picky(&calls, u32::MAX)),
-        )
-        .await;
+    let (app, calls, hello, client) = picky_hello(2, u32::MAX).await;
     let raw = app.raw().await;
     let mut dead = raw.dead_letters().await;
-    let client = app.client().await;
     let batch = parsed(&["Ada", "Flaky"]);
 
     let results = call_hello(&client, &batch).await;

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use lapin::uri::AMQPUri;
 
-use crate::helpers::{TestApp, kill_connection, run_producer, run_producer_with, wait_until};
+use testkit::{TestApp, kill_connection, run_producer, run_producer_with, wait_until};
 
 #[tokio::test]
 async fn producer_prints_every_greeting_in_input_order_and_exits_0() {
@@ -256,7 +256,7 @@ async fn the_benchmark_runs_both_lanes_and_reports_no_loss() {
     // A smoke test of the README's benchmark command on a tiny run: figures
     // are not checked here (they belong to the benchmark, not to tests).
     let app = TestApp::new().await;
-    let output = tokio::process::Command::new(crate::helpers::bin("bench"))
+    let output = tokio::process::Command::new(testkit::bin("bench"))
         .args([
             "--spawn-consumers",
             "--baseline",

@@ -8,7 +8,7 @@ use lapin::{
     BasicProperties, Channel, Confirmation, options::BasicPublishOptions, types::FieldTable,
 };
 
-use crate::helpers::{TestApp, answerable, call_ada, declare_durable, queue_exists, wait_until};
+use testkit::{TestApp, answerable, call_ada, declare_durable, queue_exists, wait_until};
 
 /// Whether a mandatory publish to `exchange` with `routing_key` reaches a
 /// queue (publishing, unlike declaring, does not keep a queue alive).
@@ -119,7 +119,7 @@ async fn a_request_without_a_deadline_cannot_hold_a_handler_past_max_handling_ti
     let app = TestApp::new().await;
     let mut settings = app.settings.clone();
     settings.consumer.max_handling_time = Duration::from_secs(1);
-    let handler: crate::helpers::TestHandler = Box::new(|name, cx| {
+    let handler: testkit::TestHandler = Box::new(|name, cx| {
         async move {
             if name.as_str() == "stuck" {
                 // A handler that never finishes (a hung dependency).
@@ -136,14 +136,11 @@ async fn a_request_without_a_deadline_cannot_hold_a_handler_past_max_handling_ti
     raw.publish(br#"{"name":"stuck"}"#, answerable("stuck"))
         .await;
     let letter = dead.next().await;
-    let why = crate::helpers::reason(&letter).expect("the service's reason");
+    let why = testkit::reason(&letter).expect("the service's reason");
     println!("a request with no deadline and a hung handler: dead-lettered ({why})");
     assert!(why.contains("max_handling_time"), "{why}");
     raw.publish(br#"{"name":"Ada"}"#, answerable("after")).await;
     let reply = raw.next_reply().await;
-    assert_eq!(
-        crate::helpers::correlation_id(&reply).as_deref(),
-        Some("after")
-    );
+    assert_eq!(testkit::correlation_id(&reply).as_deref(), Some("after"));
     hello.stop().await;
 }

@@ -9,7 +9,7 @@ use lapin::{
 };
 use rabbit_gather::protocol::Outcome;
 
-use crate::helpers::{TestApp, answerable, greeting_reply};
+use testkit::{TestApp, answerable, greeting_reply};
 
 /// The `reason` and `queue` of the first `x-death` entry of a dead letter.
 fn death(delivery: &Delivery) -> (String, String) {
@@ -40,7 +40,7 @@ fn correlation_id(delivery: &Delivery) -> String {
         .unwrap_or_default()
 }
 
-async fn assert_still_serving(raw: &mut crate::helpers::Raw, id: &str) {
+async fn assert_still_serving(raw: &mut testkit::Raw, id: &str) {
     raw.publish(br#"{"name":"Ada"}"#, answerable(id)).await;
     let reply = raw.next_reply().await;
     assert_eq!(

@@ -24,9 +24,9 @@ use rabbit_gather::{
 };
 use tokio::process::Command;
 
-use crate::helpers::{
-    EVENT_TIMEOUT, Raw, TestApp, answerable, bin, declare_durable, greeting_reply, test_handler,
-    wait_until,
+use testkit::{
+    EVENT_TIMEOUT, Raw, RunningConsumer, TestApp, answerable, bin, declare_durable, greeting_reply,
+    test_handler, wait_until,
 };
 
 /// One run of the `dead-letters` binary.
@@ -75,6 +75,31 @@ async fn wait_for_letters(app: &TestApp, raw: &Raw, n: u32) {
         || async { letters(app, raw).await == n },
     )
     .await;
+}
+
+/// A `hello` consumer and raw access, with one letter (an invalid request,
+/// correlation id `id`) in the test's dead-letter queue.
+async fn one_letter(app: &TestApp, id: &str) -> (RunningConsumer, Raw) {
+    let hello = app.consumer("hello").await;
+    let raw = app.raw().await;
+    raw.publish(br#"{"nam":1}"#, answerable(id)).await;
+    wait_for_letters(app, &raw, 1).await;
+    (hello, raw)
+}
+
+/// Retires the word `hello`: its queues are deleted, so nothing is bound to
+/// its exchange any more.
+async fn retire_hello(app: &TestApp, raw: &Raw) {
+    for queue in [
+        format!("{}.hello", app.prefix),
+        format!("{}.hello.retry", app.prefix),
+        format!("{}.hello.due", app.prefix),
+    ] {
+        raw.channel
+            .queue_delete(queue.as_str().into(), QueueDeleteOptions::default())
+            .await
+            .expect("delete the word's queue");
+    }
 }
 
 async fn bind(raw: &Raw, queue: &str, exchange: &str) {
@@ -433,22 +458,10 @@ async fn a_letter_of_an_older_queue_is_replayed_to_every_word_once_per_request()
 #[tokio::test]
 async fn a_replay_with_no_consumer_queue_bound_keeps_the_letter_and_exits_5() {
     let app = TestApp::new().await;
-    let hello = app.consumer("hello").await;
-    let raw = app.raw().await;
-    raw.publish(br#"{"nam":1}"#, answerable("invalid")).await;
-    wait_for_letters(&app, &raw, 1).await;
+    let (hello, raw) = one_letter(&app, "invalid").await;
     hello.stop().await;
     // The word is retired: nothing is bound to its exchange any more.
-    for queue in [
-        format!("{}.hello", app.prefix),
-        format!("{}.hello.retry", app.prefix),
-        format!("{}.hello.due", app.prefix),
-    ] {
-        raw.channel
-            .queue_delete(queue.as_str().into(), QueueDeleteOptions::default())
-            .await
-            .expect("delete the word's queue");
-    }
+    retire_hello(&app, &raw).await;
 
     let run = dead_letters(&app, &["replay", "--all"]).await;
 
@@ -473,22 +486,10 @@ async fn a_replay_with_no_consumer_queue_bound_keeps_the_letter_and_exits_5() {
 #[tokio::test]
 async fn a_nacked_replay_keeps_the_letter_and_exits_3() {
     let app = TestApp::new().await;
-    let hello = app.consumer("hello").await;
-    let raw = app.raw().await;
-    raw.publish(br#"{"nam":1}"#, answerable("invalid")).await;
-    wait_for_letters(&app, &raw, 1).await;
+    let (hello, raw) = one_letter(&app, "invalid").await;
     hello.stop().await;
     // The only queue bound is full and refuses publishes: the broker nacks.
-    for queue in [
-        format!("{}.hello", app.prefix),
-        format!("{}.hello.retry", app.prefix),
-        format!("{}.hello.due", app.prefix),
-    ] {
-        raw.channel
-            .queue_delete(queue.as_str().into(), QueueDeleteOptions::default())
-            .await
-            .expect("delete the word's queue");
-    }
+    retire_hello(&app, &raw).await;
     let full = format!("{}.full", app.prefix);
     app.own_queue(&full);
     let mut refusing = FieldTable::default();
@@ -551,10 +552,7 @@ async fn purge_refuses_without_yes_and_empties_the_queue_with_it() {
 #[tokio::test]
 async fn an_unknown_id_is_named_and_exits_3_keeping_every_letter() {
     let app = TestApp::new().await;
-    let hello = app.consumer("hello").await;
-    let raw = app.raw().await;
-    raw.publish(br#"{"nam":1}"#, answerable("invalid")).await;
-    wait_for_letters(&app, &raw, 1).await;
+    let (hello, raw) = one_letter(&app, "invalid").await;
 
     let run = dead_letters(&app, &["replay", "--id", "nope"]).await;
 

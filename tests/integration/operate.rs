@@ -1,140 +1,17 @@
-//! Operating a consumer: `/readyz` following the broker session, `/metrics`
+//! Operating a consumer: `/readyz` (across a broker stop: `nodes`), `/metrics`
 //! counting what was sent (parsed with a Prometheus text parser), W3C trace
 //! context continued from a foreign client into JSON logs and the reply, and
 //! the endpoint's and the probe's wrong inputs.
 
-use std::{
-    collections::HashMap,
-    process::Stdio,
-    time::{Duration, Instant},
-};
+use std::{collections::HashMap, process::Stdio};
 
-use consumer::http::{OUTCOMES, probe};
+use consumer::http::OUTCOMES;
+use fixtures::http::{consumer_with_http, scrape};
 use lapin::types::{AMQPValue, FieldTable};
 use rabbit_gather::trace::{TRACEPARENT, trace_id_of};
 
-use crate::{
-    helpers::{ConsumerProcess, EVENT_TIMEOUT, TestApp, answerable, bin, wait_until},
-    node::{PrivateNode, free_port},
-};
-
-/// How long `/readyz` may take to turn 503 once the broker stops: the
-/// broker closes the connection at once; a connection lapin lost without
-/// noticing is caught by the liveness probe within 2 s + 5 s.
-const NOT_READY_BOUND: Duration = Duration::from_secs(10);
-/// How long `/readyz` may take to turn 200 once the broker is back: the
-/// longest reconnection backoff (5 s) plus opening a session.
-const READY_AGAIN_BOUND: Duration = Duration::from_secs(15);
-
-const PROBE: Duration = Duration::from_secs(3);
-
-/// Starts the consumer binary for `word` with its HTTP endpoint on a free
-/// port (set through the environment variable); returns it and the base URL.
-async fn consumer_with_http(
-    app: &TestApp,
-    word: &str,
-    extra_env: &[(&str, &str)],
-) -> (ConsumerProcess, String) {
-    let addr = format!("127.0.0.1:{}", free_port());
-    let mut env = vec![("GREETINGS_CONSUMER__HTTP_ADDR", addr.as_str())];
-    env.extend_from_slice(extra_env);
-    let consumer = app.consumer_bin(word, &env).await;
-    let base = format!("http://{addr}");
-    wait_for_status(&base, "/readyz", 200).await;
-    (consumer, base)
-}
-
-async fn get(base: &str, path: &str) -> (u16, String) {
-    probe(&format!("{base}{path}"), PROBE)
-        .await
-        .unwrap_or_else(|e| panic!("GET {base}{path}: {e}"))
-}
-
-/// Polls `path` until it answers `status`; how long that took.
-async fn wait_for_status(base: &str, path: &str, status: u16) -> Duration {
-    let started = Instant::now();
-    wait_until(&format!("{path} answers {status}"), || async move {
-        matches!(probe(&format!("{base}{path}"), PROBE).await, Ok((s, _)) if s == status)
-    })
-    .await;
-    started.elapsed()
-}
-
-#[tokio::test]
-async fn readyz_turns_503_when_the_broker_stops_and_200_when_it_is_back() {
-    let node = PrivateNode::start().await;
-    let app = TestApp::on(&node.url()).await;
-    let (consumer, base) = consumer_with_http(&app, "hello", &[]).await;
-    assert_eq!(get(&base, "/readyz").await, (200, "ready\n".to_owned()));
-    assert_eq!(get(&base, "/healthz").await.0, 200);
-
-    node.stop_app().await;
-    let down = wait_for_status(&base, "/readyz", 503).await;
-    let (_, why) = get(&base, "/readyz").await;
-    assert!(why.starts_with("reconnecting"), "{why}");
-    assert_eq!(get(&base, "/healthz").await.0, 200, "alive while not ready");
-    let metrics = scrape(&base).await;
-    assert_eq!(metrics.value("greetings_broker_connected", &[]), 0.0);
-
-    node.start_app().await;
-    let up = wait_for_status(&base, "/readyz", 200).await;
-    let metrics = scrape(&base).await;
-    println!(
-        "readiness: 503 {:.2} s after stop_app (bound {NOT_READY_BOUND:?}), \
-         200 {:.2} s after start_app (bound {READY_AGAIN_BOUND:?})",
-        down.as_secs_f64(),
-        up.as_secs_f64()
-    );
-    assert!(down <= NOT_READY_BOUND, "{down:?}");
-    assert!(up <= READY_AGAIN_BOUND, "{up:?}");
-    assert_eq!(metrics.value("greetings_reconnects_total", &[]), 1.0);
-    assert_eq!(metrics.value("greetings_broker_connected", &[]), 1.0);
-    drop(consumer);
-}
-
-/// A scrape of `/metrics`, parsed by `prometheus-parse`.
-struct Metrics(prometheus_parse::Scrape);
-
-impl Metrics {
-    /// The value of the sample `name` whose labels include `labels`.
-    fn value(&self, name: &str, labels: &[(&str, &str)]) -> f64 {
-        let found: Vec<_> = self
-            .0
-            .samples
-            .iter()
-            .filter(|s| s.metric == name)
-            .filter(|s| labels.iter().all(|(k, v)| s.labels.get(k) == Some(*v)))
-            .collect();
-        assert_eq!(found.len(), 1, "one sample {name} {labels:?}: {found:?}");
-        match &found[0].value {
-            prometheus_parse::Value::Counter(v)
-            | prometheus_parse::Value::Gauge(v)
-            | prometheus_parse::Value::Untyped(v) => *v,
-            other => panic!("{name} is not a number: {other:?}"),
-        }
-    }
-
-    /// The sample count of histogram `name`.
-    fn histogram_count(&self, name: &str) -> f64 {
-        let sample = self
-            .0
-            .samples
-            .iter()
-            .find(|s| s.metric == name)
-            .unwrap_or_else(|| panic!("no histogram {name}"));
-        match &sample.value {
-            prometheus_parse::Value::Histogram(buckets) => buckets.last().map_or(0.0, |b| b.count),
-            other => panic!("{name} is not a histogram: {other:?}"),
-        }
-    }
-}
-
-async fn scrape(base: &str) -> Metrics {
-    let (status, text) = get(base, "/metrics").await;
-    assert_eq!(status, 200, "{text}");
-    let lines = text.lines().map(|l| Ok(l.to_owned()));
-    Metrics(prometheus_parse::Scrape::parse(lines).expect("a Prometheus text scrape"))
-}
+use testkit::support::node::free_port;
+use testkit::{EVENT_TIMEOUT, TestApp, answerable, bin, wait_until};
 
 #[tokio::test]
 async fn metrics_count_exactly_the_valid_invalid_and_forbidden_requests_sent() {
@@ -205,70 +82,6 @@ async fn metrics_count_exactly_the_valid_invalid_and_forbidden_requests_sent() {
     assert_eq!(metrics.value("greetings_reconnects_total", &[]), 0.0);
 }
 
-const KNOWN_TRACE_ID: &str = "4bf92f3577b34da6a3ce929d0e0e4736";
-
-#[tokio::test]
-async fn a_pika_request_with_a_traceparent_is_continued_in_json_logs_and_in_the_reply() {
-    let app = TestApp::new().await;
-    let (consumer, _base) = consumer_with_http(
-        &app,
-        "hello",
-        &[
-            ("GREETINGS_LOG__FORMAT", "json"),
-            ("RUST_LOG", "info,rabbit_gather=debug"),
-        ],
-    )
-    .await;
-    let traceparent = format!("00-{KNOWN_TRACE_ID}-00f067aa0ba902b7-01");
-    let stdout = crate::interop::run_support_script(
-        "traced_request.py",
-        &[&app.url, &app.prefix, "pika-traced", &traceparent, "Ada"],
-        EVENT_TIMEOUT,
-    )
-    .await;
-    let reply: serde_json::Value = serde_json::from_str(stdout.trim()).expect("one JSON reply");
-    assert_eq!(reply["body"]["greeting"], "hello Ada", "{reply}");
-    let reply_traceparent = reply["traceparent"]
-        .as_str()
-        .expect("the reply has a traceparent");
-    let parts: Vec<&str> = reply_traceparent.split('-').collect();
-    assert_eq!(parts.len(), 4, "{reply_traceparent}");
-    assert_eq!(parts[1], KNOWN_TRACE_ID, "same trace");
-    assert_ne!(parts[2], "00f067aa0ba902b7", "the consumer's own span");
-
-    consumer.wait_for_stdout("hello Ada").await;
-    wait_until("the consumer logs the answer", || {
-        let found = consumer
-            .stderr_lines()
-            .iter()
-            .any(|l| l.contains("answered"));
-        async move { found }
-    })
-    .await;
-    let about_the_request: Vec<serde_json::Value> = consumer
-        .stderr_lines()
-        .iter()
-        .map(|line| {
-            serde_json::from_str::<serde_json::Value>(line)
-                .unwrap_or_else(|e| panic!("not one JSON object per line ({e}): {line}"))
-        })
-        .filter(|line| line["span"]["correlation_id"] == "pika-traced")
-        .collect();
-    assert!(
-        !about_the_request.is_empty(),
-        "{:?}",
-        consumer.stderr_lines()
-    );
-    for line in &about_the_request {
-        assert_eq!(line["span"]["trace_id"], KNOWN_TRACE_ID, "{line}");
-        assert_eq!(line["span"]["span_id"], parts[2], "{line}");
-    }
-    println!(
-        "trace: {} log lines carry trace id {KNOWN_TRACE_ID}",
-        about_the_request.len()
-    );
-}
-
 /// A malformed `traceparent` is ignored: the request is answered in a new
 /// trace, never failed.
 #[tokio::test]
@@ -306,17 +119,11 @@ async fn an_http_addr_that_cannot_be_bound_is_a_clear_error_and_exit_2() {
         vec!["hello", "--http-addr", addr.as_str()],
         vec!["hello", "--http-addr", "not-an-address"],
     ] {
-        let output = tokio::process::Command::new(bin("consumer"))
-            .args(&args)
-            .envs(app.env())
-            .stdin(Stdio::null())
-            .output();
-        let output = tokio::time::timeout(EVENT_TIMEOUT, output)
-            .await
-            .expect("the consumer exits in time")
-            .expect("run the consumer");
-        let stderr = String::from_utf8_lossy(&output.stderr);
-        assert_eq!(output.status.code(), Some(2), "{args:?}: {stderr}");
+        let mut consumer = tokio::process::Command::new(bin("consumer"));
+        consumer.args(&args).envs(app.env());
+        let output = testkit::run_to_end(&mut consumer, None).await;
+        let stderr = output.stderr;
+        assert_eq!(output.code, Some(2), "{args:?}: {stderr}");
         assert!(
             stderr.contains("cannot serve HTTP on") || stderr.contains("invalid value"),
             "{args:?}: {stderr}"

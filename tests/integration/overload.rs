@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use futures::FutureExt;
 
-use crate::helpers::{TestApp, TestHandler, run_producer};
+use testkit::{TestApp, TestHandler, run_producer};
 
 /// A consumer that takes 20 ms per request: slower than the producer.
 fn slow_greeter() -> TestHandler {
@@ -22,7 +22,7 @@ fn slow_greeter() -> TestHandler {
 
 /// What a producer run against a 5-deep queue and a slow consumer gave.
 struct Overload {
-    run: crate::helpers::ProducerRun,
+    run: testkit::ProducerRun,
     /// One JSON object per name.
     results: Vec<serde_json::Value>,
     summary: serde_json::Value,

@@ -1,4 +1,4 @@
-//! Self-test of the fault-injection proxy ([`crate::proxy`]) against the
+//! Self-test of the fault-injection proxy ([`testkit::support::proxy`]) against the
 //! real broker: it forwards, its blackhole is noticed only by heartbeat, and
 //! once healed new connections go through.
 
@@ -11,7 +11,8 @@ use lapin::{
     types::FieldTable,
 };
 
-use crate::{helpers::EVENT_TIMEOUT, proxy::Proxy};
+use testkit::EVENT_TIMEOUT;
+use testkit::support::proxy::Proxy;
 
 /// Negotiated heartbeat, in seconds: lapin declares the peer dead once it
 /// has read nothing for twice this long.

@@ -11,7 +11,7 @@ use base64::{Engine, engine::general_purpose::STANDARD};
 use futures::{StreamExt, stream};
 use rabbit_gather::protocol::Name;
 
-use crate::helpers::{TestApp, answerable, correlation_id, reason};
+use testkit::{TestApp, answerable, correlation_id, reason};
 
 const DIRECT: &str = "amq.rabbitmq.reply-to";
 
@@ -127,7 +127,7 @@ async fn a_well_formed_token_of_no_channel_costs_only_its_own_request_on_any_bro
         // Prefetch 1: the crafted request was settled before the next one.
         crafted_then_answered(&mut raw, i, shape, &reply_to).await;
         let settled = |s: &rabbit_gather::service::ServiceStats| s.ok + s.dead_lettered;
-        crate::helpers::wait_until("both requests are settled", || async {
+        testkit::wait_until("both requests are settled", || async {
             settled(&hello.counters.snapshot()) >= settled(&before) + 2
         })
         .await;
@@ -161,12 +161,7 @@ async fn a_well_formed_token_of_no_channel_costs_only_its_own_request_on_any_bro
 
 /// Publishes request `crafted-<i>` with `reply_to`, then `fresh-<i>` with a
 /// genuine address, and checks that the fresh one is answered.
-async fn crafted_then_answered(
-    raw: &mut crate::helpers::Raw,
-    i: usize,
-    shape: &str,
-    reply_to: &str,
-) {
+async fn crafted_then_answered(raw: &mut testkit::Raw, i: usize, shape: &str, reply_to: &str) {
     let crafted = answerable(&format!("crafted-{i}")).with_reply_to(reply_to.into());
     raw.publish(br#"{"name":"Eve"}"#, crafted).await;
     let fresh = format!("fresh-{i}");
@@ -211,7 +206,7 @@ async fn a_refused_reply_among_many_in_flight_costs_only_its_own_request() {
         .await;
     let complete = calls.iter().filter(|g| g.is_complete()).count();
     // The crafted request is settled once the counters account for 301.
-    crate::helpers::wait_until("the crafted request is settled", || async {
+    testkit::wait_until("the crafted request is settled", || async {
         let stats = hello.counters.snapshot();
         stats.ok + stats.dead_lettered >= 301
     })

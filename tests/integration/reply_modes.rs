@@ -11,7 +11,7 @@ use rabbit_gather::{
     settings::ReplyQueue,
 };
 
-use crate::helpers::{TestApp, answerable, reason, wait_until};
+use testkit::{TestApp, answerable, reason, wait_until};
 
 fn names(stem: &str, count: usize) -> Vec<Name> {
     (0..count)
@@ -70,22 +70,12 @@ async fn a_reply_queue_is_the_connections_own_and_goes_with_it() {
     let hello = app.consumer("hello").await;
     let mut settings = app.settings.clone();
     settings.rpc.reply_queue = ReplyQueue::Exclusive;
-    let client = RpcClient::connect_with(&settings, rabbit_gather::protocol::Contract::GREETINGS)
-        .await
-        .expect("connects");
-    let name = Name::parse("Ada").expect("valid");
-    let expect = ["hello".to_owned()];
-    assert!(
-        client
-            .call::<_, String>(&name, &expect, Duration::from_secs(10))
-            .await
-            .expect("call")
-            .is_complete()
-    );
+    let (client, first) = testkit::client_and_call_ada(&settings, &["hello"]).await;
+    assert!(first.is_complete(), "{first:?}");
     let raw = app.raw().await;
     let reply_prefix = format!("{}.reply.", app.prefix);
     let queues = || async {
-        crate::helpers::list_queues(&["name", "exclusive"])
+        testkit::list_queues(&["name", "exclusive"])
             .await
             .into_iter()
             .filter(|row| {
@@ -122,10 +112,7 @@ async fn a_reply_queues_only_consumer_dead_letters_a_direct_reply_to_request_and
     let letter = dead.next().await;
     let why = reason(&letter).unwrap_or_default();
     println!("direct reply-to at a reply-queues-only consumer: dead-lettered ({why:?})");
-    assert_eq!(
-        crate::helpers::correlation_id(&letter).as_deref(),
-        Some("direct")
-    );
+    assert_eq!(testkit::correlation_id(&letter).as_deref(), Some("direct"));
     let client = app.client().await;
     let gathered = client
         .call::<_, String>(

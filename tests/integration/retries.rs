@@ -22,7 +22,7 @@ use rabbit_gather::{
     service::HandlerError,
 };
 
-use crate::helpers::{
+use testkit::{
     EVENT_TIMEOUT, TestApp, TestHandler, answerable, consume_no_ack, declare_durable,
     greeting_reply, reason, test_handler, wait_until,
 };
@@ -52,7 +52,7 @@ fn nacking() -> FieldTable {
 
 /// Unbinds the test's dead-letter queue from `hello`'s exchange: the
 /// service's dead-letter copies become unroutable.
-async fn unbind_dead_letters(app: &TestApp, raw: &crate::helpers::Raw) {
+async fn unbind_dead_letters(app: &TestApp, raw: &testkit::Raw) {
     raw.channel
         .queue_unbind(
             format!("{}.dead", app.prefix).as_str().into(),
@@ -69,7 +69,7 @@ async fn unbind_dead_letters(app: &TestApp, raw: &crate::helpers::Raw) {
 /// [`EVENT_TIMEOUT`].
 async fn first_dead_letter_on_new_queue(
     app: &TestApp,
-    raw: &crate::helpers::Raw,
+    raw: &testkit::Raw,
     suffix: &str,
 ) -> Delivery {
     let queue = format!("{}.{suffix}", app.prefix);

@@ -12,7 +12,7 @@ use rabbit_gather::{
     rpc::{Gathered, RpcClient, RpcError},
 };
 
-use crate::helpers::TestApp;
+use testkit::TestApp;
 
 fn expect(words: &[&str]) -> Vec<String> {
     words.iter().map(|w| (*w).to_owned()).collect()
@@ -242,14 +242,14 @@ async fn calls_fail_at_once_when_the_connection_is_lost() {
                 .await
         })
     };
-    crate::helpers::wait_until("the call is in flight", || {
+    testkit::wait_until("the call is in flight", || {
         let n = client.stats().in_flight;
         async move { n == 1 }
     })
     .await;
     // Close the connection under the client, as a broker restart would.
     let started = Instant::now();
-    crate::helpers::kill_connection(&format!("greetings-producer {}", app.prefix)).await;
+    testkit::kill_connection(&format!("greetings-producer {}", app.prefix)).await;
     let result = tokio::time::timeout(Duration::from_secs(10), call)
         .await
         .expect("the call ends long before its 60 s timeout")
@@ -299,7 +299,7 @@ async fn a_consumer_handling_many_at_once_answers_each_request_exactly_once() {
 async fn a_client_notices_a_connection_gone_silent_without_heartbeats() {
     let app = TestApp::new().await;
     let hello = app.consumer("hello").await;
-    let proxy = crate::proxy::Proxy::to_broker().await;
+    let proxy = testkit::support::proxy::Proxy::to_broker().await;
     let mut settings = app.settings.clone();
     settings.amqp.url = proxy.amqp_url_with_heartbeat(0).into();
     let client = RpcClient::connect_with(&settings, rabbit_gather::protocol::Contract::GREETINGS)

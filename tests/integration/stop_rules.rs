@@ -12,7 +12,7 @@ use rabbit_gather::{
 };
 use tokio::time::Instant;
 
-use crate::helpers::{RunningConsumer, TestApp, TestHandler, run_producer};
+use testkit::{RunningConsumer, TestApp, TestHandler, run_producer};
 
 /// A deadline no rule that completes comes near, even on a loaded machine.
 const LONG: Duration = Duration::from_secs(20);

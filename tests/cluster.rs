@@ -3,6 +3,13 @@
 //! quorum queues, services spread over the nodes, and a node killed under
 //! load. The tests run one at a time (they kill nodes) and leave every node
 //! running.
+//!
+//! A target of its own, left out of a plain `cargo test`: `scripts/cluster.sh
+//! up`, then `cargo test -p greetings-tests --test cluster -- --test-threads 1`
+//! (scripts/test.sh does both).
+
+// A failed expectation is a failed test: panicking is the point here.
+#![allow(clippy::expect_used, clippy::unwrap_used)]
 
 use std::{
     path::PathBuf,
@@ -10,13 +17,15 @@ use std::{
     time::{Duration, Instant},
 };
 
+use rabbit_gather::Settings;
 use rabbit_gather::settings::QueueType;
-use tokio::sync::Mutex;
-
-use crate::{
-    helpers::{TestApp, run_producer_with_stats, wait_until},
-    ledger::Ledger,
+use tokio::{
+    sync::{Mutex, MutexGuard},
+    task::JoinHandle,
 };
+
+use testkit::support::ledger::Ledger;
+use testkit::{ProducerRun, RunningConsumer, TestApp, run_producer_with_stats, wait_until};
 
 /// One test at a time on the cluster: they kill nodes.
 static ONE_AT_A_TIME: Mutex<()> = Mutex::const_new(());
@@ -59,7 +68,9 @@ async fn nodes() -> Vec<(String, String)> {
         .collect();
     assert!(
         nodes.len() == 3 && nodes.iter().all(|(_, _, state)| state == "running"),
-        "the cluster is not up (run scripts/cluster.sh up; scripts/test.sh does):\n{status}"
+        "the cluster is not up: run scripts/cluster.sh up first, then \
+         cargo test -p greetings-tests --test cluster -- --test-threads 1 \
+         (scripts/test.sh does both):\n{status}"
     );
     nodes.into_iter().map(|(n, u, _)| (n, u)).collect()
 }
@@ -135,11 +146,7 @@ async fn node_of_connection(nodes: &[(String, String)], ask: &str, name: &str) -
 /// work.
 #[tokio::test]
 async fn replicas_on_different_nodes_share_the_work() {
-    let _alone = ONE_AT_A_TIME.lock().await;
-    let nodes = nodes().await;
-    let app = TestApp::on(&nodes[0].1).await;
-    let mut settings = app.settings.clone();
-    settings.topology.queue_type = QueueType::Quorum;
+    let (_alone, nodes, app, settings, env) = on_cluster().await;
     let mut replicas = Vec::new();
     for (_, url) in &nodes {
         let mut on_node = settings.clone();
@@ -147,8 +154,6 @@ async fn replicas_on_different_nodes_share_the_work() {
         replicas.push(app.consumer_with("hello", &on_node, None).await);
     }
     let names = names(1000);
-    let mut env = app.env();
-    env.push(("AMQP_URL".to_owned(), urls(&nodes)));
     let run = run_producer_with_stats(
         env,
         ["--expect", "hello", "--timeout", "30s"]
@@ -157,10 +162,12 @@ async fn replicas_on_different_nodes_share_the_work() {
         Some(lines(&names)),
     )
     .await;
-    let handled: Vec<String> = replicas.iter().flat_map(|r| r.printed()).collect();
-    let ledger = Ledger::from_output(&names, &["hello"], &run.stdout)
-        .with_handled(handled.iter().map(String::as_str))
-        .with_duplicate_replies(run.duplicate_replies());
+    let ledger = ledger_of(
+        &names,
+        &["hello"],
+        &run,
+        &replicas.iter().collect::<Vec<_>>(),
+    );
     let split: Vec<String> = replicas
         .iter()
         .zip(&nodes)
@@ -179,6 +186,74 @@ async fn replicas_on_different_nodes_share_the_work() {
     }
 }
 
+/// One cluster test's world: the cluster to itself (the tests kill nodes,
+/// the guard holds it), its nodes (name, URL), a test on the first node,
+/// settings for services on quorum queues that know every node, and the
+/// producer's environment aimed at every node.
+async fn on_cluster() -> (
+    MutexGuard<'static, ()>,
+    Vec<(String, String)>,
+    TestApp,
+    Settings,
+    Vec<(String, String)>,
+) {
+    let alone = ONE_AT_A_TIME.lock().await;
+    let nodes = nodes().await;
+    let all = urls(&nodes);
+    let app = TestApp::on(&nodes[0].1).await;
+    let mut settings = app.settings.clone();
+    settings.topology.queue_type = QueueType::Quorum;
+    settings.amqp.url = all.clone().into();
+    let mut env = app.env();
+    env.push(("AMQP_URL".to_owned(), all));
+    (alone, nodes, app, settings, env)
+}
+
+/// The producer's flags for a run that rides out a node's loss.
+const LONG_RUN: [&str; 6] = ["--retries", "10", "--timeout", "60s", "--concurrency", "64"];
+
+/// Starts a [`LONG_RUN`] of `names` in the background.
+fn spawn_long_run(env: &[(String, String)], names: &[String]) -> JoinHandle<ProducerRun> {
+    tokio::spawn(run_producer_with_stats(
+        env.to_vec(),
+        LONG_RUN.map(str::to_owned).to_vec(),
+        Some(lines(names)),
+    ))
+}
+
+/// Waits until `consumer` has answered `count` names.
+async fn under_way(consumer: &RunningConsumer, count: usize) {
+    wait_until("the run is well under way", || {
+        let done = consumer.printed().len();
+        async move { done >= count }
+    })
+    .await;
+}
+
+/// The ledger of `run`, with what `consumers` handled.
+fn ledger_of(
+    names: &[String],
+    words: &[&str],
+    run: &ProducerRun,
+    consumers: &[&RunningConsumer],
+) -> Ledger {
+    let handled: Vec<String> = consumers.iter().flat_map(|c| c.printed()).collect();
+    Ledger::from_output(names, words, &run.stdout)
+        .with_handled(handled.iter().map(String::as_str))
+        .with_duplicate_replies(run.duplicate_replies())
+}
+
+/// Waits until `scripts/cluster.sh status` shows every node running.
+async fn every_node_runs(what: &str) {
+    wait_until(what, || async {
+        cluster(&["status"])
+            .await
+            .lines()
+            .all(|l| l.ends_with("running"))
+    })
+    .await;
+}
+
 fn urls(nodes: &[(String, String)]) -> String {
     nodes
         .iter()
@@ -191,33 +266,15 @@ fn urls(nodes: &[(String, String)]) -> String {
 /// move to the other nodes, the queue elects a new leader, nothing is lost.
 #[tokio::test]
 async fn killing_the_leader_of_the_queue_mid_run_loses_nothing() {
-    let _alone = ONE_AT_A_TIME.lock().await;
-    let nodes = nodes().await;
-    let all = urls(&nodes);
-    let app = TestApp::on(&nodes[0].1).await;
-    let mut settings = app.settings.clone();
-    settings.topology.queue_type = QueueType::Quorum;
-    settings.amqp.url = all.clone().into();
+    let (_alone, nodes, app, settings, env) = on_cluster().await;
     let hello = app.consumer_with("hello", &settings, None).await;
     let goodbye = app.consumer_with("goodbye", &settings, None).await;
     let queue = format!("{}.hello", app.prefix);
     let leader = leader_of(&queue, &nodes[0].0).await;
 
     let names = names(5000);
-    let mut env = app.env();
-    env.push(("AMQP_URL".to_owned(), all.clone()));
-    let producer = tokio::spawn(run_producer_with_stats(
-        env,
-        ["--retries", "10", "--timeout", "60s", "--concurrency", "64"]
-            .map(str::to_owned)
-            .to_vec(),
-        Some(lines(&names)),
-    ));
-    wait_until("the run is well under way", || {
-        let done = hello.printed().len();
-        async move { done >= 1000 }
-    })
-    .await;
+    let producer = spawn_long_run(&env, &names);
+    under_way(&hello, 1000).await;
     let killed = Instant::now();
     let before = hello.printed().len();
     cluster(&["kill", &leader]).await;
@@ -237,13 +294,7 @@ async fn killing_the_leader_of_the_queue_mid_run_loses_nothing() {
     let new_leader = leader_of(&queue, &survivor.0).await;
     cluster(&["start", &leader]).await;
 
-    let handled: Vec<String> = [&hello, &goodbye]
-        .iter()
-        .flat_map(|c| c.printed())
-        .collect();
-    let ledger = Ledger::from_output(&names, &["hello", "goodbye"], &run.stdout)
-        .with_handled(handled.iter().map(String::as_str))
-        .with_duplicate_replies(run.duplicate_replies());
+    let ledger = ledger_of(&names, &["hello", "goodbye"], &run, &[&hello, &goodbye]);
     ledger.print("leader of the hello queue killed");
     println!(
         "leader {leader} killed after {before} hello answers; hello answered again {:.2} s \
@@ -257,13 +308,7 @@ async fn killing_the_leader_of_the_queue_mid_run_loses_nothing() {
     hello.stop().await;
     goodbye.stop().await;
     // Never leave a node down for the next test.
-    wait_until("every node runs again", || async {
-        cluster(&["status"])
-            .await
-            .lines()
-            .all(|l| l.ends_with("running"))
-    })
-    .await;
+    every_node_runs("every node runs again").await;
 }
 
 /// Two of three nodes down: the last one pauses (`pause_minority`), so calls
@@ -271,16 +316,8 @@ async fn killing_the_leader_of_the_queue_mid_run_loses_nothing() {
 /// success or a hang; once the nodes are back, a run completes.
 #[tokio::test]
 async fn two_nodes_down_fail_calls_clearly_and_a_run_completes_once_they_return() {
-    let _alone = ONE_AT_A_TIME.lock().await;
-    let nodes = nodes().await;
-    let all = urls(&nodes);
-    let app = TestApp::on(&nodes[0].1).await;
-    let mut settings = app.settings.clone();
-    settings.topology.queue_type = QueueType::Quorum;
-    settings.amqp.url = all.clone().into();
+    let (_alone, nodes, app, settings, env) = on_cluster().await;
     let hello = app.consumer_with("hello", &settings, None).await;
-    let mut env = app.env();
-    env.push(("AMQP_URL".to_owned(), all.clone()));
     let args = ["--expect", "hello", "--timeout", "5s", "--retries", "3"].map(str::to_owned);
 
     cluster(&["kill", &nodes[1].0]).await;
@@ -335,13 +372,7 @@ const UNAVAILABLE_BOUND: Duration = Duration::from_secs(10);
 /// healing the cluster is whole and a run completes.
 #[tokio::test]
 async fn a_node_cut_off_from_the_other_two_pauses_its_clients_move_and_nothing_is_lost() {
-    let _alone = ONE_AT_A_TIME.lock().await;
-    let nodes = nodes().await;
-    let all = urls(&nodes);
-    let app = TestApp::on(&nodes[0].1).await;
-    let mut settings = app.settings.clone();
-    settings.topology.queue_type = QueueType::Quorum;
-    settings.amqp.url = all.clone().into();
+    let (_alone, nodes, app, settings, env) = on_cluster().await;
     let hello = app.consumer_with("hello", &settings, None).await;
     let goodbye = app.consumer_with("goodbye", &settings, None).await;
     // Cut off the node the services are on, so that they must move.
@@ -354,19 +385,8 @@ async fn a_node_cut_off_from_the_other_two_pauses_its_clients_move_and_nothing_i
         .expect("another node");
 
     let names = names(3000);
-    let mut env = app.env();
-    env.push(("AMQP_URL".to_owned(), all.clone()));
-    let args = ["--retries", "10", "--timeout", "60s", "--concurrency", "64"].map(str::to_owned);
-    let producer = tokio::spawn(run_producer_with_stats(
-        env.clone(),
-        args.to_vec(),
-        Some(lines(&names)),
-    ));
-    wait_until("the run is well under way", || {
-        let done = hello.printed().len();
-        async move { done >= 500 }
-    })
-    .await;
+    let producer = spawn_long_run(&env, &names);
+    under_way(&hello, 500).await;
     let cut = Instant::now();
     cluster(&["partition", &minority]).await;
     let _heal = Healer(minority.clone());
@@ -376,24 +396,12 @@ async fn a_node_cut_off_from_the_other_two_pauses_its_clients_move_and_nothing_i
     let now_on = node_of_connection(&nodes, &majority, &consume).await;
     let run = producer.await.expect("producer task");
 
-    let handled: Vec<String> = [&hello, &goodbye]
-        .iter()
-        .flat_map(|c| c.printed())
-        .collect();
-    let ledger = Ledger::from_output(&names, &["hello", "goodbye"], &run.stdout)
-        .with_handled(handled.iter().map(String::as_str))
-        .with_duplicate_replies(run.duplicate_replies());
+    let ledger = ledger_of(&names, &["hello", "goodbye"], &run, &[&hello, &goodbye]);
     ledger.print("one node partitioned from the other two");
 
     let healing = Instant::now();
     cluster(&["heal", &minority]).await;
-    wait_until("the cluster is whole again", || async {
-        cluster(&["status"])
-            .await
-            .lines()
-            .all(|l| l.ends_with("running"))
-    })
-    .await;
+    every_node_runs("the cluster is whole again").await;
     let healed = healing.elapsed();
     let partitions = cli(
         "rabbitmqctl",
@@ -401,7 +409,12 @@ async fn a_node_cut_off_from_the_other_two_pauses_its_clients_move_and_nothing_i
         &["eval", "rabbit_node_monitor:partitions()."],
     )
     .await;
-    let after = run_producer_with_stats(env, args.to_vec(), Some(lines(&names[..200]))).await;
+    let after = run_producer_with_stats(
+        env,
+        LONG_RUN.map(str::to_owned).to_vec(),
+        Some(lines(&names[..200])),
+    )
+    .await;
     println!(
         "partition: {minority} cut off; the services moved to {now_on} within {:.2} s; \
          whole again {:.2} s after healing (partitions seen: {}); run after healing: exit {}",

@@ -1,14 +1,12 @@
 //! Toward a cluster: quorum queues (`topology.queue_type = quorum`) and
 //! several broker addresses in `AMQP_URL`, on private nodes.
 
-use std::{process::Stdio, time::Duration};
+use std::time::Duration;
 
 use rabbit_gather::settings::QueueType;
 
-use crate::{
-    helpers::{EVENT_TIMEOUT, TestApp, bin, call_ada, wait_until},
-    node::{PrivateNode, free_port},
-};
+use testkit::support::node::{PrivateNode, free_port};
+use testkit::{TestApp, bin, call_ada, wait_until};
 
 /// `name type arguments` of every queue of the node, one line each.
 async fn queues(node: &PrivateNode) -> String {
@@ -55,18 +53,14 @@ async fn quorum_over_an_existing_classic_queue_fails_saying_how_to_migrate() {
     let app = TestApp::on(&node.url()).await;
     app.consumer("hello").await.stop().await;
 
-    let output = tokio::process::Command::new(bin("consumer"))
+    let mut consumer = tokio::process::Command::new(bin("consumer"));
+    consumer
         .arg("hello")
         .envs(app.env())
-        .env("GREETINGS_TOPOLOGY__QUEUE_TYPE", "quorum")
-        .stdin(Stdio::null())
-        .output();
-    let output = tokio::time::timeout(EVENT_TIMEOUT, output)
-        .await
-        .expect("the consumer exits in time")
-        .expect("run the consumer");
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert_eq!(output.status.code(), Some(4), "{stderr}");
+        .env("GREETINGS_TOPOLOGY__QUEUE_TYPE", "quorum");
+    let output = testkit::run_to_end(&mut consumer, None).await;
+    let stderr = output.stderr;
+    assert_eq!(output.code, Some(4), "{stderr}");
     assert!(stderr.contains("To migrate"), "{stderr}");
     let listing = queues(&node).await;
     assert!(

@@ -2,6 +2,14 @@
 //! messages and network cuts. Broker faults run on a private node the test
 //! starts itself ([`PrivateNode`]); the machine's main broker is never touched.
 //! Each test prints its ledger or figures (`cargo test -- --nocapture`).
+//!
+//! A target of its own, left out of a plain `cargo test` (it boots private
+//! nodes: root and the server scripts under `/usr/lib/rabbitmq/bin`):
+//! `cargo test -p greetings-tests --test faults -- --test-threads 1`
+//! (scripts/test.sh runs it).
+
+// A failed expectation is a failed test: panicking is the point here.
+#![allow(clippy::expect_used, clippy::unwrap_used)]
 
 use std::time::{Duration, Instant};
 
@@ -12,12 +20,10 @@ use rabbit_gather::{
     service::HandlerError,
 };
 
-use crate::{
-    helpers::{TestApp, TestHandler, run_producer, run_producer_with_stats, wait_until},
-    ledger::Ledger,
-    node::PrivateNode,
-    proxy::Proxy,
-};
+use testkit::support::ledger::Ledger;
+use testkit::support::node::PrivateNode;
+use testkit::support::proxy::Proxy;
+use testkit::{TestApp, TestHandler, run_producer, run_producer_with_stats, wait_until};
 
 fn names(n: usize) -> Vec<String> {
     (0..n).map(|i| format!("n{i}")).collect()
@@ -275,7 +281,7 @@ async fn a_poison_message_is_dead_lettered_with_its_reason_and_the_others_keep_f
         }
     }
     let letter = dead.next().await;
-    let reason = crate::helpers::reason(&letter).expect("a reason header");
+    let reason = testkit::reason(&letter).expect("a reason header");
     println!("ledger [poison]: normal={ok}/100 dead-lettered=1 reason={reason:?}");
     assert_eq!(ok, 100);
     assert_eq!(letter.data, br#"{"name":"poison"}"#);
@@ -300,18 +306,10 @@ async fn a_network_cut_is_noticed_by_heartbeat_on_both_sides_and_healed() {
     settings.amqp.url = proxy.amqp_url().into();
     settings.amqp.heartbeat = HEARTBEAT;
     let hello = app.consumer_with("hello", &settings, None).await;
-    let client = RpcClient::connect_with(&settings, rabbit_gather::protocol::Contract::GREETINGS)
-        .await
-        .expect("client via proxy");
+    let (client, first) = testkit::client_and_call_ada(&settings, &["hello"]).await;
+    assert!(first.is_complete(), "{first:?}");
     let name = Name::parse("Ada").expect("valid");
     let expect = ["hello".to_owned()];
-    assert!(
-        client
-            .call::<_, String>(&name, &expect, Duration::from_secs(10))
-            .await
-            .expect("call")
-            .is_complete()
-    );
 
     let cut = Instant::now();
     proxy.blackhole();

@@ -10,10 +10,8 @@ use rabbit_gather::{
     amqp::{self, ConnectError},
 };
 
-use crate::{
-    helpers::{TestApp, call_ada},
-    node::{PrivateNode, free_port},
-};
+use testkit::support::node::{PrivateNode, free_port};
+use testkit::{TestApp, call_ada};
 
 /// Certificates in a fresh temporary directory, made by the project's script.
 fn certificates() -> tempfile::TempDir {

@@ -42,11 +42,11 @@ use tokio::{
 };
 use tokio_util::sync::CancellationToken;
 
-use crate::helpers::amqp_url;
+use crate::broker::amqp_url;
 
 /// What the proxy does with the bytes of every connection.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum Mode {
+pub enum Mode {
     /// Bytes flow both ways.
     Forward,
     /// Bytes are read and discarded in both directions; nothing is closed.
@@ -54,7 +54,7 @@ pub(crate) enum Mode {
 }
 
 /// A fault-injecting TCP proxy in front of one upstream address.
-pub(crate) struct Proxy {
+pub struct Proxy {
     port: u16,
     shared: Arc<Shared>,
 }
@@ -87,7 +87,7 @@ impl Shared {
 
 impl Proxy {
     /// Listens on `127.0.0.1:<free port>`, forwarding to `upstream`.
-    pub(crate) async fn start(upstream: SocketAddr) -> Self {
+    pub async fn start(upstream: SocketAddr) -> Self {
         let listener = TcpListener::bind("127.0.0.1:0")
             .await
             .expect("bind the proxy listener");
@@ -104,24 +104,25 @@ impl Proxy {
     }
 
     /// Starts a proxy in front of the test broker (`AMQP_URL`).
-    pub(crate) async fn to_broker() -> Self {
+    pub async fn to_broker() -> Self {
         Self::start(broker_addr().await).await
     }
 
-    pub(crate) fn port(&self) -> u16 {
+    /// The port the proxy listens on (127.0.0.1).
+    pub fn port(&self) -> u16 {
         self.port
     }
 
     /// The test broker's URL (`AMQP_URL`: credentials, vhost, query) with its
     /// host and port pointing at this proxy, e.g.
     /// `amqp://guest:guest@127.0.0.1:<port>/%2f`.
-    pub(crate) fn amqp_url(&self) -> String {
+    pub fn amqp_url(&self) -> String {
         self.uri().to_string()
     }
 
     /// [`Self::amqp_url`] asking for a `heartbeat` of `seconds`; the broker
     /// and lapin settle on the lower of this and the broker's value.
-    pub(crate) fn amqp_url_with_heartbeat(&self, seconds: u16) -> String {
+    pub fn amqp_url_with_heartbeat(&self, seconds: u16) -> String {
         let mut uri = self.uri();
         uri.query.heartbeat = Some(seconds);
         uri.to_string()
@@ -135,7 +136,7 @@ impl Proxy {
     }
 
     /// Silently drops every byte of every connection, existing and new.
-    pub(crate) fn blackhole(&self) {
+    pub fn blackhole(&self) {
         let _generation = self.shared.generation();
         self.shared.mode.send_replace(Mode::Blackhole);
     }
@@ -143,7 +144,7 @@ impl Proxy {
     /// Forwards again: new connections go through; connections that lived
     /// through the blackhole are reset (see the module docs). Healing a proxy
     /// that is not blackholed does nothing.
-    pub(crate) fn heal(&self) {
+    pub fn heal(&self) {
         let mut generation = self.shared.generation();
         if *self.shared.mode.borrow() == Mode::Blackhole {
             // Cut first: a pump that sees `Forward` also sees its token cancelled.
@@ -154,13 +155,13 @@ impl Proxy {
 
     /// Resets (RST) every current connection, in any mode; new ones are
     /// accepted as usual.
-    pub(crate) fn cut_all(&self) {
+    pub fn cut_all(&self) {
         let mut generation = self.shared.generation();
         self.shared.cut(&mut generation);
     }
 
     /// How many client connections the proxy has accepted so far.
-    pub(crate) fn accepted(&self) -> usize {
+    pub fn accepted(&self) -> usize {
         self.shared.accepted.load(Ordering::SeqCst)
     }
 }
@@ -173,7 +174,7 @@ impl Drop for Proxy {
 }
 
 /// Address of the test broker named by `AMQP_URL`.
-pub(crate) async fn broker_addr() -> SocketAddr {
+pub async fn broker_addr() -> SocketAddr {
     let uri: AMQPUri = amqp_url().parse().expect("AMQP_URL parses");
     let authority = (uri.authority.host.as_str(), uri.authority.port);
     tokio::net::lookup_host(authority)

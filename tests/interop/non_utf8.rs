@@ -9,10 +9,8 @@ use std::time::Duration;
 
 use rabbit_gather::protocol::Name;
 
-use crate::{
-    helpers::{EVENT_TIMEOUT, TestApp},
-    interop::run_support_script,
-};
+use fixtures::python::run_support_script;
+use testkit::{EVENT_TIMEOUT, TestApp};
 
 /// Sends one crafted request (see the script) and returns the reply body it
 /// got within `wait`, if any.

@@ -7,17 +7,17 @@ use std::time::{Duration, Instant};
 use futures::StreamExt;
 use lapin::{
     BasicProperties, Confirmation, Connection, Event,
-    options::{BasicPublishOptions, ConfirmSelectOptions, QueueDeclareOptions},
+    options::{BasicPublishOptions, ConfirmSelectOptions},
     types::FieldTable,
 };
 
-use crate::node::PrivateNode;
+use testkit::support::node::PrivateNode;
 
 const QUEUE: &str = "selftest.durable";
 
 /// Ready messages of `QUEUE`, failing when it is missing.
 async fn durable_queue_messages(connection: &Connection) -> u32 {
-    crate::helpers::queue_counts(connection, QUEUE).await.0
+    testkit::queue_counts(connection, QUEUE).await.0
 }
 
 /// Waits for the next event matching `want` on `events`, at most 15 s.
@@ -58,33 +58,15 @@ async fn private_node_survives_stop_kill_and_alarm_then_cleans_up() {
         .confirm_select(ConfirmSelectOptions::default())
         .await
         .expect("confirms");
-    channel
-        .queue_declare(
-            QUEUE.into(),
-            QueueDeclareOptions {
-                durable: true,
-                ..Default::default()
-            },
-            FieldTable::default(),
-        )
-        .await
-        .expect("declare the durable queue");
-    let confirmation = channel
-        .basic_publish(
-            "".into(),
-            QUEUE.into(),
-            BasicPublishOptions::default(),
-            b"kept",
-            BasicProperties::default().with_delivery_mode(2),
-        )
-        .await
-        .expect("publish")
-        .await
-        .expect("confirm");
-    assert!(
-        matches!(confirmation, Confirmation::Ack(None)),
-        "{confirmation:?}"
-    );
+    testkit::declare_durable(&channel, QUEUE, FieldTable::default()).await;
+    testkit::publish_routed(
+        &channel,
+        "",
+        QUEUE,
+        b"kept",
+        BasicProperties::default().with_delivery_mode(2),
+    )
+    .await;
     assert_eq!(durable_queue_messages(&connection).await, 1);
 
     let timed = Instant::now();

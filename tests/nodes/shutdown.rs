@@ -7,10 +7,8 @@ use std::{collections::HashSet, sync::Arc, time::Duration};
 use futures::future::join_all;
 use rabbit_gather::{protocol::Name, topology::Topology};
 
-use crate::{
-    helpers::{TestApp, answerable, queue_counts},
-    node::PrivateNode,
-};
+use testkit::support::node::PrivateNode;
+use testkit::{TestApp, answerable, queue_counts};
 
 #[tokio::test]
 async fn sigterm_with_a_message_in_hand_loses_nothing_and_processes_nothing_twice() {
@@ -35,7 +33,7 @@ async fn sigterm_with_a_message_in_hand_loses_nothing_and_processes_nothing_twic
         .collect();
     // One delivered and held at the gate (prefetch 1), two still ready.
     first.wait_for_stderr("gate: holding").await;
-    crate::helpers::wait_until("two requests wait in the queue", || {
+    testkit::wait_until("two requests wait in the queue", || {
         let (raw, queue) = (&raw, &queue);
         async move { raw.queue_counts(queue).await == (2, 1) }
     })

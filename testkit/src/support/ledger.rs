@@ -8,30 +8,30 @@ use std::collections::{HashMap, HashSet};
 
 /// Counts for one run, printed by every fault test.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
-pub(crate) struct Ledger {
+pub struct Ledger {
     /// Requests the producer sent (each expects one reply per word).
-    pub(crate) sent: usize,
+    pub sent: usize,
     /// Replies expected: `sent` x words.
-    pub(crate) expected: usize,
+    pub expected: usize,
     /// Replies received (lines printed by the producer).
-    pub(crate) received: usize,
+    pub received: usize,
     /// Expected replies never received by the deadline.
-    pub(crate) lost: usize,
+    pub lost: usize,
     /// Lines the producer printed more than once (its output contract: never).
-    pub(crate) printed_twice: usize,
+    pub printed_twice: usize,
     /// Replies nobody asked for.
-    pub(crate) unexpected: usize,
+    pub unexpected: usize,
     /// `W NAME` handled more than once, summed over every word and replica
     /// (extra handlings, so 0 when each was handled exactly once).
-    pub(crate) handled_twice: usize,
+    pub handled_twice: usize,
     /// Replies the client received more than once for one call (and dropped);
     /// `None` when the run could not report it.
-    pub(crate) duplicate_replies: Option<u64>,
+    pub duplicate_replies: Option<u64>,
 }
 
 impl Ledger {
     /// Builds the ledger from the producer's stdout (`W NAME` lines).
-    pub(crate) fn from_output(names: &[String], words: &[&str], stdout: &str) -> Self {
+    pub fn from_output(names: &[String], words: &[&str], stdout: &str) -> Self {
         let seen = count(stdout.lines());
         let expected: HashSet<String> = names
             .iter()
@@ -58,19 +58,19 @@ impl Ledger {
     }
 
     /// Adds the `W NAME` lines every consumer replica printed.
-    pub(crate) fn with_handled<'a>(mut self, lines: impl IntoIterator<Item = &'a str>) -> Self {
+    pub fn with_handled<'a>(mut self, lines: impl IntoIterator<Item = &'a str>) -> Self {
         self.handled_twice = extra(&count(lines));
         self
     }
 
     /// Adds the client's count of duplicate replies.
-    pub(crate) fn with_duplicate_replies(mut self, duplicates: Option<u64>) -> Self {
+    pub fn with_duplicate_replies(mut self, duplicates: Option<u64>) -> Self {
         self.duplicate_replies = duplicates;
         self
     }
 
     /// Prints the ledger (visible with `--nocapture`, and in CI logs on failure).
-    pub(crate) fn print(&self, title: &str) {
+    pub fn print(&self, title: &str) {
         let replies = self
             .duplicate_replies
             .map_or_else(|| "n/a".to_owned(), |n| n.to_string());

@@ -40,8 +40,23 @@ const DOWN_TIMEOUT: Duration = Duration::from_secs(30);
 const CTL_DIST_PORTS: std::ops::RangeInclusive<u16> = 35672..=35682;
 const POLL: Duration = Duration::from_millis(50);
 
+/// What to run when this machine cannot boot private nodes.
+pub const PRECONDITION: &str = "private RabbitMQ nodes need root and the server scripts under \
+     /usr/lib/rabbitmq/bin (install rabbitmq-server: scripts/ensure-rabbitmq.sh), then run \
+     `sudo -E cargo test -p greetings-tests --test nodes` (scripts/test.sh runs it)";
+
+/// Fails the test, saying what to run, when private nodes cannot boot here.
+fn require_server_scripts() {
+    let server = Path::new(SBIN).join("rabbitmq-server");
+    assert!(
+        server.exists(),
+        "{} is missing: {PRECONDITION}",
+        server.display()
+    );
+}
+
 /// A RabbitMQ node owned by one test. See the module docs.
-pub(crate) struct PrivateNode {
+pub struct PrivateNode {
     /// `t<8 hex>@localhost`
     name: String,
     port: u16,
@@ -56,20 +71,21 @@ pub(crate) struct PrivateNode {
 
 impl PrivateNode {
     /// Boots a fresh node; when this returns, AMQP connections succeed.
-    pub(crate) async fn start() -> Self {
+    pub async fn start() -> Self {
         Self::start_with("").await
     }
 
     /// Boots a fresh node with `extra` lines appended to its `rabbitmq.conf`
     /// (say a TLS listener); its plain listener stays, for readiness checks.
-    pub(crate) async fn start_with(extra: &str) -> Self {
+    pub async fn start_with(extra: &str) -> Self {
         Self::start_as(extra, "guest:guest", "%2f").await
     }
 
     /// Like [`start_with`](Self::start_with), for a node whose users come
     /// from its config (definitions): `userinfo` (`user:password`) and
     /// `vhost` make [`url`](Self::url), used to tell when the node is up.
-    pub(crate) async fn start_as(extra: &str, userinfo: &str, vhost: &str) -> Self {
+    pub async fn start_as(extra: &str, userinfo: &str, vhost: &str) -> Self {
+        require_server_scripts();
         let short = format!("t{}", &uuid::Uuid::new_v4().simple().to_string()[..8]);
         let (port, dist_port) = free_ports();
         let dir = tempfile::Builder::new()
@@ -98,27 +114,28 @@ impl PrivateNode {
     }
 
     /// `amqp://guest:guest@127.0.0.1:<port>/%2f` (or the login it started with).
-    pub(crate) fn url(&self) -> String {
+    pub fn url(&self) -> String {
         let (userinfo, vhost) = &self.login;
         format!("amqp://{userinfo}@127.0.0.1:{}/{vhost}", self.port)
     }
 
-    pub(crate) fn port(&self) -> u16 {
+    /// The node's AMQP port.
+    pub fn port(&self) -> u16 {
         self.port
     }
 
     /// The Erlang node name, `t<8 hex>@localhost`.
-    pub(crate) fn name(&self) -> &str {
+    pub fn name(&self) -> &str {
         &self.name
     }
 
     /// Data, logs and config; deleted when the node is dropped.
-    pub(crate) fn dir(&self) -> &Path {
+    pub fn dir(&self) -> &Path {
         self.dir.as_ref().expect("node directory").path()
     }
 
     /// A connection to this node, failing the test after 10 s.
-    pub(crate) async fn connect(&self) -> Connection {
+    pub async fn connect(&self) -> Connection {
         match tokio::time::timeout(
             Duration::from_secs(10),
             Connection::connect(&self.url(), ConnectionProperties::default()),
@@ -133,7 +150,7 @@ impl PrivateNode {
 
     /// `rabbitmqctl stop_app`: the VM stays up, the broker (and its AMQP
     /// listener) stops. Returns once the AMQP port refuses connections.
-    pub(crate) async fn stop_app(&self) {
+    pub async fn stop_app(&self) {
         self.rabbitmqctl(&["stop_app"]).await;
         self.wait_for("the AMQP port refuses after stop_app", DOWN_TIMEOUT, || {
             self.port_refuses()
@@ -142,7 +159,7 @@ impl PrivateNode {
     }
 
     /// `rabbitmqctl start_app`; returns once AMQP connections succeed.
-    pub(crate) async fn start_app(&self) {
+    pub async fn start_app(&self) {
         self.rabbitmqctl(&["start_app"]).await;
         self.wait_for(
             "AMQP connections succeed after start_app",
@@ -155,7 +172,7 @@ impl PrivateNode {
     /// SIGKILLs the node's Erlang VM: no goodbye to clients, no clean
     /// shutdown. Returns once the VM is dead, the AMQP port refuses and epmd
     /// has forgotten the node name (so [`restart`](Self::restart) can reuse it).
-    pub(crate) async fn kill(&self) {
+    pub async fn kill(&self) {
         let pid = self
             .current_pid()
             .unwrap_or_else(|| self.fail("kill(): the node is not running"));
@@ -178,7 +195,7 @@ impl PrivateNode {
     /// Boots the node again after [`kill`](Self::kill): same name, ports and
     /// data directory, so durable queues and messages survive. Returns once
     /// AMQP connections succeed.
-    pub(crate) async fn restart(&self) {
+    pub async fn restart(&self) {
         if let Some(pid) = self.current_pid() {
             self.fail(&format!(
                 "restart(): the node still runs as pid {pid}; call kill() first"
@@ -188,7 +205,7 @@ impl PrivateNode {
     }
 
     /// Runs `rabbitmqctl -n <this node> <args>`, asserts success, returns stdout.
-    pub(crate) async fn rabbitmqctl(&self, args: &[&str]) -> String {
+    pub async fn rabbitmqctl(&self, args: &[&str]) -> String {
         let mut command = self.command("rabbitmqctl");
         command
             .arg("-n")
@@ -217,7 +234,7 @@ impl PrivateNode {
 
     /// `rabbitmqctl set_vm_memory_high_watermark <value>`, e.g. `"0.0000001"`
     /// to raise the memory alarm (publishers get blocked), `"0.4"` to clear it.
-    pub(crate) async fn set_memory_watermark(&self, value: &str) {
+    pub async fn set_memory_watermark(&self, value: &str) {
         self.rabbitmqctl(&["set_vm_memory_high_watermark", value])
             .await;
     }
@@ -389,7 +406,7 @@ impl PrivateNode {
     fn fail(&self, message: &str) -> ! {
         let dir = self.dir();
         panic!(
-            "private RabbitMQ node {} (port {}, dir {}): {message}\n\
+            "private RabbitMQ node {} (port {}, dir {}): {message}\n({PRECONDITION})\n\
              --- rabbitmq-server output ---\n{}\n--- tail of {} ---\n{}",
             self.name,
             self.port,
@@ -437,7 +454,7 @@ impl Drop for PrivateNode {
 }
 
 /// A free loopback port, outside the CLI tools' range (for an extra listener).
-pub(crate) fn free_port() -> u16 {
+pub fn free_port() -> u16 {
     free_ports().0
 }
 

@@ -2,15 +2,20 @@
 //! word: the processes' memory stays flat and the in-flight map ends empty.
 //! (`GREETINGS_SOAK_REQUESTS` changes the count.) Figures are printed; the
 //! only memory assertion is a generous leak bound, not a performance target.
+//!
+//! A target of its own, left out of a plain `cargo test` (it takes minutes):
+//! `cargo test -p greetings-tests --test soak -- --nocapture` (scripts/test.sh
+//! runs it).
+
+// A failed expectation is a failed test: panicking is the point here.
+#![allow(clippy::expect_used, clippy::unwrap_used)]
 
 use std::{process::Stdio, time::Duration};
 
 use tokio::{io::AsyncWriteExt, process::Command};
 
-use crate::{
-    helpers::{TestApp, bin},
-    ledger::Ledger,
-};
+use testkit::support::ledger::Ledger;
+use testkit::{TestApp, bin};
 
 /// Resident set size of a process, in KiB, from /proc.
 fn rss_kib(pid: u32) -> Option<u64> {
@@ -79,7 +84,7 @@ async fn a_hundred_thousand_requests_keep_memory_flat_and_leave_nothing_in_fligh
         .expect("output");
     let stdout = String::from_utf8_lossy(&output.stdout);
     let stderr = String::from_utf8_lossy(&output.stderr);
-    let run = crate::helpers::ProducerRun {
+    let run = testkit::ProducerRun {
         code: output.status.code().unwrap_or(-1),
         stdout: stdout.to_string(),
         stderr: stderr.to_string(),

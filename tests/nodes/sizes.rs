@@ -12,10 +12,8 @@ use rabbit_gather::{
     settings::DEFAULT_MAX_MESSAGE_SIZE,
 };
 
-use crate::{
-    helpers::{TestApp, run_producer, test_handler},
-    node::PrivateNode,
-};
+use testkit::support::node::PrivateNode;
+use testkit::{TestApp, run_producer, test_handler};
 
 /// `max_message_size` in the repository's `rabbitmq/rabbitmq.conf`.
 fn repository_limit() -> usize {

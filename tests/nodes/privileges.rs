@@ -15,11 +15,9 @@ use lapin::{
 };
 use rabbit_gather::Settings;
 
-use crate::{
-    helpers::{TestApp, bin, call_ada, queue_counts},
-    interop::run_support_script,
-    node::PrivateNode,
-};
+use fixtures::python::run_support_script;
+use testkit::support::node::PrivateNode;
+use testkit::{TestApp, bin, call_ada, queue_counts};
 
 struct Secured {
     node: PrivateNode,

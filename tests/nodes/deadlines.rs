@@ -12,10 +12,8 @@ use rabbit_gather::{
     rpc::{Gathered, ReconnectingClient, RpcError},
 };
 
-use crate::{
-    helpers::{EVENT_TIMEOUT, TestApp},
-    node::PrivateNode,
-};
+use testkit::support::node::PrivateNode;
+use testkit::{EVENT_TIMEOUT, TestApp};
 
 /// The calls' timeout.
 const TIMEOUT: Duration = Duration::from_secs(1);
