@@ -13,7 +13,7 @@ producer may publish requests (``P``) and declare, bind and consume its own
 exclusive reply queues. Nothing else, and neither may delete, purge or bind
 a shared object. Each action runs on a fresh channel: a refusal closes it.
 
-Used by tests/integration/privileges.rs and scripts/compose-test.sh.
+Used by tests/nodes/privileges.rs and scripts/compose-test.sh.
 
 Usage: cross_role.py URL PREFIX ROLE OTHER
 """

@@ -4,7 +4,7 @@ any pika client would, and print the reply as one JSON object on stdout:
 ``{"correlation_id", "body", "traceparent"}`` (the reply's ``traceparent``
 header, or null).
 
-Used by the integration tests (tests/integration/operate.rs) to check that a
+Used by the integration tests (tests/interop/traceparent.rs) to check that a
 foreign client's trace is continued by the consumer.
 
 Usage: traced_request.py URL PREFIX CORRELATION_ID TRACEPARENT NAME
