@@ -186,9 +186,14 @@ pub async fn run<O: Write, E: Write>(
         }
     );
     let client = client?;
+    // No expected word has a queue: the first publish is then most likely
+    // unroutable, and its one line (exit 5) says it all.
+    let none_declared =
+        unattached.len() == settings.rpc.expect.len() && unattached.iter().all(|u| u.no_queue);
     let warned = sinks.progress.suspend(|| {
         unattached
             .iter()
+            .filter(|_| !none_declared)
             .try_for_each(|u| writeln!(sinks.err, "producer: {}", u.warning()))
     });
     let unattached: Vec<String> = unattached.into_iter().map(|u| u.word).collect();

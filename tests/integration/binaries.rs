@@ -237,17 +237,23 @@ async fn a_lost_connection_without_retries_is_one_line_with_its_cause_and_exit_4
     let run = producer.await.expect("producer task");
 
     assert_eq!(run.code, 4, "{run:?}");
+    // The warning that nobody consumes hello (true here), then the failure.
     let lines: Vec<&str> = run.stderr.lines().collect();
-    assert_eq!(lines.len(), 1, "exactly one line:\n{}", run.stderr);
+    assert_eq!(lines.len(), 2, "a warning and one line:\n{}", run.stderr);
     assert!(
-        lines[0].starts_with("producer: the connection to the broker was lost: "),
+        lines[0].starts_with("producer: no consumer is attached to "),
         "{}",
         lines[0]
     );
     assert!(
-        lines[0].contains("CONNECTION_FORCED"),
+        lines[1].starts_with("producer: the connection to the broker was lost: "),
+        "{}",
+        lines[1]
+    );
+    assert!(
+        lines[1].contains("CONNECTION_FORCED"),
         "names the cause: {}",
-        lines[0]
+        lines[1]
     );
 }
 
