@@ -131,7 +131,7 @@ else
         cargo test -p greetings-tests --test interop "${cargo_args[@]}"
     # Private nodes of their own (root and rabbitmq-server's scripts): deadlines,
     # privileges, quorum, shutdown, TLS, sizes, the node self-test and
-    # /readyz across a broker stop. The host runs only 3.10 nodes (README,
+    # /readyz across a broker stop. The host runs only 3.10 nodes (docs/brokers.md,
     # Supported brokers), so this suite does not run on 4.0.5.
     phase nodes "$nodes_cmd (as root)" \
         cargo test -p greetings-tests --test nodes "${cargo_args[@]}"
