@@ -11,7 +11,7 @@ use rabbit_gather::{
 };
 use serde_json::{Map, Value, json};
 
-use crate::Summary;
+use crate::summary::Summary;
 
 /// Output format of stdout.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -337,7 +337,7 @@ mod tests {
         assert_eq!(millis(Duration::ZERO).to_string(), "0");
     }
 
-    fn summary(latency: Option<crate::Latency>) -> Summary {
+    fn summary(latency: Option<crate::latency::Latency>) -> Summary {
         Summary {
             sent: 3,
             complete: 1,
@@ -365,7 +365,7 @@ mod tests {
     #[test]
     fn json_summary_is_one_line_with_every_figure_in_order() {
         let ms = Duration::from_micros;
-        let latency = crate::Latency {
+        let latency = crate::latency::Latency {
             p50: ms(1_342),
             p90: ms(2_000),
             p99: ms(500_991),

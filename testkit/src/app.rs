@@ -3,11 +3,7 @@
 //! Dropping it stops the consumers it started and deletes the topology, even
 //! when the test panicked.
 
-use std::{
-    ffi::OsStr,
-    process::Stdio,
-    sync::{Arc, Mutex},
-};
+use std::{ffi::OsStr, process::Stdio, sync::Mutex};
 
 use rabbit_gather::{
     Settings, protocol::Contract, rpc::RpcClient, service::ConsumerService,
@@ -19,8 +15,9 @@ use crate::{
     broker::{amqp_url, probe},
     cleanup::Doomed,
     consumer::{RunningConsumer, TestHandler},
+    consumer_process::ConsumerProcess,
     logs,
-    process::{ConsumerProcess, bin},
+    process::bin,
     raw::Raw,
 };
 
@@ -204,6 +201,3 @@ impl Drop for TestApp {
 fn word(name: &str) -> Word {
     Word::parse(name).unwrap_or_else(|e| panic!("{name:?} is not a valid word: {e}"))
 }
-
-/// Shared text sinks, for consumers' printed lines.
-pub(crate) type Lines = Arc<Mutex<Vec<String>>>;

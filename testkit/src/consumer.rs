@@ -20,7 +20,7 @@ use tokio::{
     task::{AbortHandle, JoinHandle},
 };
 
-use crate::{app::Lines, wait::EVENT_TIMEOUT};
+use crate::{lines::Lines, wait::EVENT_TIMEOUT};
 
 /// A handler a test plugs into an in-process greetings consumer.
 pub type TestHandler =

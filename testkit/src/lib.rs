@@ -9,10 +9,11 @@
 //! - [`TestApp`]: one test's own uuid-named prefix, so tests run in
 //!   parallel; its consumers stop and its queues and exchanges are deleted
 //!   when it is dropped, pass or fail.
-//! - [`consumer`], [`process`]: consumer services in process, and the
-//!   workspace's binaries run black-box.
+//! - [`consumer`], [`process`], [`consumer_process`], [`producer_run`]:
+//!   consumer services in process, and the workspace's binaries run
+//!   black-box.
 //! - [`raw`]: plain AMQP, for what the library's client would never send.
-//! - [`rabbitmqctl`], [`wait`], [`logs`]: the broker's CLI, waiting on an
+//! - [`rabbitmqctl`](mod@rabbitmqctl), [`wait`], [`logs`]: the broker's CLI, waiting on an
 //!   event with a bound, and logs when asked (`TEST_LOG=1`).
 //! - [`support`]: what the fault suites break things with: private nodes, a
 //!   fault-injection proxy, and the ledger of a run.
@@ -25,8 +26,11 @@ pub mod app;
 pub mod broker;
 pub mod cleanup;
 pub mod consumer;
+pub mod consumer_process;
+mod lines;
 pub mod logs;
 pub mod process;
+pub mod producer_run;
 pub mod rabbitmqctl;
 pub mod raw;
 pub mod support;
@@ -37,11 +41,10 @@ pub use broker::{amqp_url, connect_raw};
 pub use consumer::{
     RunningConsumer, TestHandler, call_ada, client_and_call_ada, greeting_reply, test_handler,
 };
+pub use consumer_process::ConsumerProcess;
 pub use logs::quiet_expected_panics;
-pub use process::{
-    ConsumerProcess, Finished, ProducerRun, bin, run_producer, run_producer_with,
-    run_producer_with_stats, run_to_end, sigterm,
-};
+pub use process::{Finished, bin, run_to_end, sigterm};
+pub use producer_run::{ProducerRun, run_producer, run_producer_with, run_producer_with_stats};
 pub use rabbitmqctl::{kill_connection, list_queues, rabbitmqctl};
 pub use raw::{
     DeadLetters, Raw, answerable, consume_no_ack, correlation_id, declare_durable, publish_routed,

@@ -13,7 +13,11 @@ use std::{io::Write, time::SystemTime};
 
 use lapin::{Connection, options::BasicGetOptions};
 
-use super::{DeadLettersError, broker, letter::Letter, requeue_held};
+use super::{
+    error::{DeadLettersError, broker},
+    held::requeue_held,
+    letter::Letter,
+};
 
 /// How to list.
 #[derive(Debug, Clone, Copy)]

@@ -41,7 +41,11 @@ use rabbit_gather::{
 };
 
 use super::{
-    DeadLettersError, attempt::replay_properties, broker, exit, letter::Letter, requeue_held,
+    attempt::replay_properties,
+    error::{DeadLettersError, broker},
+    exit,
+    held::requeue_held,
+    letter::Letter,
     text::escaped,
 };
 
