@@ -61,8 +61,8 @@ pub async fn run<O: Write, E: Write>(
     let client = client?;
     // No expected word has a queue: the first publish is then most likely
     // unroutable, and its one line (exit 5) says it all.
-    let none_declared = unattached.len() == settings.rpc.expect.len()
-        && unattached.iter().all(|u| u.no_queue);
+    let none_declared =
+        unattached.len() == settings.rpc.expect.len() && unattached.iter().all(|u| u.no_queue);
     let warned = sinks.progress.suspend(|| {
         unattached
             .iter()
