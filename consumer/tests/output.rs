@@ -39,10 +39,11 @@ fn help_shows_the_word_as_required_and_lists_every_exit_code() {
     }
 }
 
-#[test]
-fn an_invalid_word_is_one_consumer_line_not_a_log_record() {
+/// Runs `consumer ARGS` as a user would (no `RUST_LOG`), expecting it to
+/// exit 2 with exactly one stderr line starting with `expected`.
+fn refused_in_one_line(args: &[&str], expected: &str) {
     let output = Command::new(CONSUMER)
-        .arg("hello world")
+        .args(args)
         .env_remove("RUST_LOG")
         .output()
         .expect("run consumer");
@@ -50,9 +51,14 @@ fn an_invalid_word_is_one_consumer_line_not_a_log_record() {
     let stderr = String::from_utf8_lossy(&output.stderr);
     let lines: Vec<&str> = stderr.lines().collect();
     assert_eq!(lines.len(), 1, "{stderr}");
-    assert!(
-        lines[0].starts_with("consumer: invalid consumer word \"hello world\""),
-        "{stderr}"
+    assert!(lines[0].starts_with(expected), "{stderr}");
+}
+
+#[test]
+fn an_invalid_word_is_one_consumer_line_not_a_log_record() {
+    refused_in_one_line(
+        &["hello world"],
+        "consumer: invalid consumer word \"hello world\"",
     );
 }
 
@@ -60,18 +66,9 @@ fn an_invalid_word_is_one_consumer_line_not_a_log_record() {
 fn an_http_address_in_use_is_one_consumer_line() {
     let taken = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
     let addr = taken.local_addr().expect("address").to_string();
-    let output = Command::new(CONSUMER)
-        .args(["--http-addr", &addr, "hello"])
-        .env_remove("RUST_LOG")
-        .output()
-        .expect("run consumer");
-    assert_eq!(output.status.code(), Some(2));
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    let lines: Vec<&str> = stderr.lines().collect();
-    assert_eq!(lines.len(), 1, "{stderr}");
-    assert!(
-        lines[0].starts_with(&format!("consumer: cannot serve HTTP on {addr}")),
-        "{stderr}"
+    refused_in_one_line(
+        &["--http-addr", &addr, "hello"],
+        &format!("consumer: cannot serve HTTP on {addr}"),
     );
 }
 

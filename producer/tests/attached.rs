@@ -22,6 +22,29 @@ async fn detach(app: &TestApp, consumer: testkit::RunningConsumer, word: &str) {
     .await;
 }
 
+/// Runs the producer for Ada expecting `hello` and `word` with a 1 s
+/// deadline, and checks that it answers hello, exits 3 (incomplete, as
+/// documented), and that stderr is exactly `warning` (before sending) and
+/// the missing reply's line with its hint.
+async fn warned_once_and_in_the_missing_reply(app: &TestApp, word: &str, warning: &str) {
+    let expect = format!("hello,{word}");
+    let ProducerRun {
+        code,
+        stdout,
+        stderr,
+        ..
+    } = run_producer(app, &["--expect", &expect, "--timeout", "1s", "Ada"], None).await;
+
+    assert_eq!(code, 3, "incomplete, as documented: {stderr}");
+    assert_eq!(stdout, "hello Ada\n");
+    let lines: Vec<&str> = stderr.lines().collect();
+    let missing = format!(
+        "producer: no reply from {word} for \"Ada\" within 1s (no {word} consumer was \
+         attached at the start)"
+    );
+    assert_eq!(lines, [warning, missing.as_str()], "{stderr}");
+}
+
 #[tokio::test]
 async fn a_word_whose_consumers_stopped_is_named_before_sending_and_in_its_missing_replies() {
     let app = TestApp::new().await;
@@ -29,35 +52,12 @@ async fn a_word_whose_consumers_stopped_is_named_before_sending_and_in_its_missi
     let goodbye = app.consumer("goodbye").await;
     detach(&app, goodbye, "goodbye").await;
 
-    let ProducerRun {
-        code,
-        stdout,
-        stderr,
-        ..
-    } = run_producer(
-        &app,
-        &["--expect", "hello,goodbye", "--timeout", "1s", "Ada"],
-        None,
-    )
-    .await;
-
-    assert_eq!(code, 3, "incomplete, as documented: {stderr}");
-    assert_eq!(stdout, "hello Ada\n");
-    let lines: Vec<&str> = stderr.lines().collect();
-    assert_eq!(
-        lines,
-        [
-            format!(
-                "producer: no consumer is attached to {}.goodbye: replies from goodbye will be \
-                 missing unless one starts",
-                app.prefix
-            )
-            .as_str(),
-            "producer: no reply from goodbye for \"Ada\" within 1s (no goodbye consumer was \
-             attached at the start)",
-        ],
-        "{stderr}"
+    let warning = format!(
+        "producer: no consumer is attached to {}.goodbye: replies from goodbye will be missing \
+         unless one starts",
+        app.prefix
     );
+    warned_once_and_in_the_missing_reply(&app, "goodbye", &warning).await;
 }
 
 #[tokio::test]
@@ -65,35 +65,12 @@ async fn a_word_with_no_queue_at_all_is_named_before_sending() {
     let app = TestApp::new().await;
     let _hello = app.consumer("hello").await;
 
-    let ProducerRun {
-        code,
-        stdout,
-        stderr,
-        ..
-    } = run_producer(
-        &app,
-        &["--expect", "hello,nobody", "--timeout", "1s", "Ada"],
-        None,
-    )
-    .await;
-
-    assert_eq!(code, 3, "{stderr}");
-    assert_eq!(stdout, "hello Ada\n");
-    let lines: Vec<&str> = stderr.lines().collect();
-    assert_eq!(
-        lines,
-        [
-            format!(
-                "producer: there is no queue {}.nobody: no nobody consumer has started (or its \
-                 queue was deleted); replies from nobody will be missing unless one starts",
-                app.prefix
-            )
-            .as_str(),
-            "producer: no reply from nobody for \"Ada\" within 1s (no nobody consumer was \
-             attached at the start)",
-        ],
-        "{stderr}"
+    let warning = format!(
+        "producer: there is no queue {}.nobody: no nobody consumer has started (or its queue \
+         was deleted); replies from nobody will be missing unless one starts",
+        app.prefix
     );
+    warned_once_and_in_the_missing_reply(&app, "nobody", &warning).await;
 }
 
 #[tokio::test]

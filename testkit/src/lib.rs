@@ -48,6 +48,6 @@ pub use producer_run::{ProducerRun, run_producer, run_producer_with, run_produce
 pub use rabbitmqctl::{kill_connection, list_queues, rabbitmqctl};
 pub use raw::{
     DeadLetters, Raw, answerable, consume_no_ack, correlation_id, declare_durable, publish_routed,
-    queue_counts, queue_exists, reason,
+    queue_counts, queue_exists, reason, routes,
 };
 pub use wait::{EVENT_TIMEOUT, wait_until, within};

@@ -82,7 +82,37 @@ pub async fn publish_routed(
     body: &[u8],
     properties: BasicProperties,
 ) {
-    let confirmation = channel
+    let confirmation = publish_mandatory(channel, exchange, routing_key, body, properties).await;
+    assert!(
+        matches!(confirmation, Confirmation::Ack(None)),
+        "not routed to {exchange:?} {routing_key:?}: {confirmation:?}"
+    );
+}
+
+/// Whether a mandatory publish of `body` to `exchange` with `routing_key`
+/// reaches a queue (publishing, unlike a passive declare, does not renew a
+/// queue's `x-expires` lease). The channel must be in confirm mode.
+pub async fn routes(channel: &Channel, exchange: &str, routing_key: &str, body: &[u8]) -> bool {
+    let confirmation = publish_mandatory(
+        channel,
+        exchange,
+        routing_key,
+        body,
+        BasicProperties::default(),
+    )
+    .await;
+    matches!(confirmation, Confirmation::Ack(None))
+}
+
+/// A mandatory publish and the broker's confirm of it.
+async fn publish_mandatory(
+    channel: &Channel,
+    exchange: &str,
+    routing_key: &str,
+    body: &[u8],
+    properties: BasicProperties,
+) -> Confirmation {
+    channel
         .basic_publish(
             exchange.into(),
             routing_key.into(),
@@ -96,11 +126,7 @@ pub async fn publish_routed(
         .await
         .expect("publish")
         .await
-        .expect("confirm");
-    assert!(
-        matches!(confirmation, Confirmation::Ack(None)),
-        "not routed to {exchange:?} {routing_key:?}: {confirmation:?}"
-    );
+        .expect("confirm")
 }
 
 /// Ready messages and consumers of `queue` (passive declare on a channel of

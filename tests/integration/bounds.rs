@@ -4,32 +4,9 @@
 
 use std::time::Duration;
 
-use lapin::{
-    BasicProperties, Channel, Confirmation, options::BasicPublishOptions, types::FieldTable,
-};
+use lapin::types::FieldTable;
 
-use testkit::{TestApp, answerable, call_ada, declare_durable, queue_exists, wait_until};
-
-/// Whether a mandatory publish to `exchange` with `routing_key` reaches a
-/// queue (publishing, unlike declaring, does not keep a queue alive).
-async fn routable(channel: &Channel, exchange: &str, routing_key: &str) -> bool {
-    let confirmation = channel
-        .basic_publish(
-            exchange.into(),
-            routing_key.into(),
-            BasicPublishOptions {
-                mandatory: true,
-                ..BasicPublishOptions::default()
-            },
-            b"probe",
-            BasicProperties::default(),
-        )
-        .await
-        .expect("publish")
-        .await
-        .expect("confirm");
-    matches!(confirmation, Confirmation::Ack(None))
-}
+use testkit::{TestApp, answerable, call_ada, declare_durable, queue_exists, routes, wait_until};
 
 /// Defect: `<prefix>.dead` grew for ever.
 #[tokio::test]
@@ -98,7 +75,7 @@ async fn the_queues_of_a_word_nobody_consumes_any_more_expire() {
     let exchange = app.prefix.clone();
     wait_until("the retired word's queue expires", || {
         let (channel, exchange) = (&raw.channel, &exchange);
-        async move { !routable(channel, exchange, "").await }
+        async move { !routes(channel, exchange, "", b"probe").await }
     })
     .await;
     assert!(!queue_exists(&raw.connection, &queue).await);
