@@ -305,8 +305,7 @@ async fn killing_the_leader_of_the_queue_mid_run_loses_nothing() {
     assert_eq!(run.code, 0, "{}", run.stderr);
     assert_eq!((ledger.lost, ledger.printed_twice), (0, 0));
     assert_ne!(new_leader, leader);
-    hello.stop().await;
-    goodbye.stop().await;
+    testkit::stop_all([hello, goodbye]).await;
     // Never leave a node down for the next test.
     every_node_runs("every node runs again").await;
 }
@@ -428,8 +427,7 @@ async fn a_node_cut_off_from_the_other_two_pauses_its_clients_move_and_nothing_i
     assert_ne!(now_on, minority, "the services left the cut-off node");
     assert_eq!(partitions.trim(), "[]");
     assert_eq!(after.code, 0, "{}", after.stderr);
-    hello.stop().await;
-    goodbye.stop().await;
+    testkit::stop_all([hello, goodbye]).await;
 }
 
 /// Heals a partitioned node when dropped, so that a failing test never

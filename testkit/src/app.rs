@@ -92,6 +92,13 @@ impl TestApp {
         self.consumer_with(word, &self.settings, None).await
     }
 
+    /// Starts the two greetings consumers most tests need, `hello` and
+    /// `goodbye`, with this test's settings; both are consuming when this
+    /// returns. [`stop_all`](crate::stop_all) stops them.
+    pub async fn greeters(&self) -> (RunningConsumer, RunningConsumer) {
+        (self.consumer("hello").await, self.consumer("goodbye").await)
+    }
+
     /// Starts an in-process greetings consumer of `word` with `settings`,
     /// answering with `handler` (the default greeter when `None`); when this
     /// returns it is consuming.

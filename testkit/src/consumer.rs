@@ -164,3 +164,11 @@ pub async fn client_and_call_ada(
         .expect("call");
     (client, gathered)
 }
+
+/// Stops every consumer, one after the other, each as
+/// [`RunningConsumer::stop`] does.
+pub async fn stop_all(consumers: impl IntoIterator<Item = RunningConsumer>) {
+    for consumer in consumers {
+        consumer.stop().await;
+    }
+}

@@ -39,7 +39,8 @@ pub mod wait;
 pub use app::TestApp;
 pub use broker::{amqp_url, connect_raw};
 pub use consumer::{
-    RunningConsumer, TestHandler, call_ada, client_and_call_ada, greeting_reply, test_handler,
+    RunningConsumer, TestHandler, call_ada, client_and_call_ada, greeting_reply, stop_all,
+    test_handler,
 };
 pub use consumer_process::ConsumerProcess;
 pub use logs::quiet_expected_panics;
@@ -47,7 +48,7 @@ pub use process::{Finished, bin, run_to_end, sigterm};
 pub use producer_run::{ProducerRun, run_producer, run_producer_with, run_producer_with_stats};
 pub use rabbitmqctl::{kill_connection, list_queues, rabbitmqctl};
 pub use raw::{
-    DeadLetters, Raw, answerable, consume_no_ack, correlation_id, declare_durable, publish_routed,
-    queue_counts, queue_exists, reason, routes,
+    DeadLetters, Raw, answerable, bind, consume_no_ack, correlation_id, declare_durable,
+    publish_routed, queue_counts, queue_exists, reason, routes,
 };
 pub use wait::{EVENT_TIMEOUT, wait_until, within};

@@ -24,6 +24,28 @@ pub struct ProducerRun {
 }
 
 impl ProducerRun {
+    /// Asserts that the run exited with `code` and said `part` on stderr.
+    pub fn assert_exit(&self, code: i32, part: &str) {
+        assert_eq!(self.code, code, "{self:?}");
+        assert!(
+            self.stderr.contains(part),
+            "stderr lacks {part:?}:\n{}",
+            self.stderr
+        );
+    }
+
+    /// Asserts that the run exited with `code`, said `part` on stderr, and
+    /// ended within `bound` (a deadline kept, not a speed: `bound` is the
+    /// run's own deadline plus a margin).
+    pub fn assert_ended(&self, code: i32, part: &str, bound: Duration) {
+        self.assert_exit(code, part);
+        assert!(
+            self.elapsed < bound,
+            "ended after {:?}, past {bound:?}",
+            self.elapsed
+        );
+    }
+
     /// Replies the producer's client received twice from one consumer for
     /// one call (and dropped), from its `run statistics` log line; `None`
     /// when the run logged none (see [`run_producer_with_stats`]).

@@ -7,7 +7,8 @@ use lapin::{
     BasicProperties, Channel, Confirmation, Connection, Consumer,
     message::Delivery,
     options::{
-        BasicConsumeOptions, BasicPublishOptions, ConfirmSelectOptions, QueueDeclareOptions,
+        BasicConsumeOptions, BasicPublishOptions, ConfirmSelectOptions, QueueBindOptions,
+        QueueDeclareOptions,
     },
     types::FieldTable,
 };
@@ -174,6 +175,20 @@ pub async fn declare_durable(channel: &Channel, queue: &str, arguments: FieldTab
         )
         .await
         .unwrap_or_else(|e| panic!("declare {queue}: {e}"));
+}
+
+/// Binds `queue` to `exchange` with routing key `key`.
+pub async fn bind(channel: &Channel, queue: &str, exchange: &str, key: &str) {
+    channel
+        .queue_bind(
+            queue.into(),
+            exchange.into(),
+            key.into(),
+            QueueBindOptions::default(),
+            FieldTable::default(),
+        )
+        .await
+        .unwrap_or_else(|e| panic!("bind {queue} to {exchange} with key {key:?}: {e}"));
 }
 
 /// The `x-greetings-reason` header of a dead letter the service published.

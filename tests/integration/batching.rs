@@ -51,8 +51,7 @@ fn greeted(names: &[String]) -> String {
 #[tokio::test]
 async fn batches_and_single_requests_mixed_pair_every_name_with_its_own_greetings() {
     let app = TestApp::new().await;
-    let hello = app.consumer("hello").await;
-    let goodbye = app.consumer("goodbye").await;
+    let (hello, goodbye) = app.greeters().await;
     let client = app.client().await;
     let expect = words(&["hello", "goodbye"]);
 
@@ -107,15 +106,13 @@ async fn batches_and_single_requests_mixed_pair_every_name_with_its_own_greeting
         assert_eq!(consumer.printed().len(), total, "one line per name");
     }
     client.close().await;
-    hello.stop().await;
-    goodbye.stop().await;
+    testkit::stop_all([hello, goodbye]).await;
 }
 
 #[tokio::test]
 async fn the_producer_with_batches_prints_every_name_in_input_order() {
     let app = TestApp::new().await;
-    let hello = app.consumer("hello").await;
-    let goodbye = app.consumer("goodbye").await;
+    let (hello, goodbye) = app.greeters().await;
     let (input, stdin) = input_lines(300);
 
     let run = run_producer(&app, &["--batch", "7", "--concurrency", "3"], Some(&stdin)).await;
@@ -131,8 +128,7 @@ async fn the_producer_with_batches_prints_every_name_in_input_order() {
         );
         assert_eq!(consumer.printed().len(), 300);
     }
-    hello.stop().await;
-    goodbye.stop().await;
+    testkit::stop_all([hello, goodbye]).await;
 }
 
 #[tokio::test]
@@ -145,14 +141,7 @@ async fn a_batch_with_valid_and_invalid_names_answers_each_name_on_its_own() {
     raw.publish(body.to_string().as_bytes(), answerable("mixed"))
         .await;
     let reply = raw.next_reply().await;
-    assert_eq!(
-        reply
-            .properties
-            .correlation_id()
-            .as_ref()
-            .map(|c| c.as_str()),
-        Some("mixed")
-    );
+    assert_eq!(testkit::correlation_id(&reply).as_deref(), Some("mixed"));
     let reply: Value = serde_json::from_slice(&reply.data).expect("JSON reply");
     assert_eq!(reply["consumer"], "hello");
     let results = reply["results"].as_array().expect("results array");
@@ -219,14 +208,7 @@ async fn a_malformed_batch_is_refused_whole_with_one_error_and_dead_lettered() {
     for (id, body) in &bodies {
         raw.publish(body, answerable(id)).await;
         let reply = raw.next_reply().await;
-        assert_eq!(
-            reply
-                .properties
-                .correlation_id()
-                .as_ref()
-                .map(|c| c.as_str()),
-            Some(*id)
-        );
+        assert_eq!(testkit::correlation_id(&reply).as_deref(), Some(*id));
         let reply: Value = serde_json::from_slice(&reply.data).expect("JSON reply");
         assert_eq!(reply["error"]["code"], INVALID_REQUEST, "{id}: {reply}");
         assert!(reply.get("results").is_none(), "{id}: {reply}");
@@ -422,6 +404,26 @@ async fn picky_hello(
     (app, calls, hello, client)
 }
 
+/// What a picky test ends with: the names handled, in order, and the lines
+/// printed, then the client and the consumer stopped.
+async fn assert_handled_and_stop(
+    (calls, hello, client): (Calls, RunningConsumer, RpcClient),
+    handled: &[&str],
+    why: &str,
+    printed: &[&str],
+) {
+    assert_eq!(*calls.lock().expect("lock"), handled, "{why}");
+    assert_eq!(hello.printed(), printed);
+    client.close().await;
+    hello.stop().await;
+}
+
+/// The reason of the next dead letter, which must contain `part`.
+async fn assert_next_reason(dead: &mut testkit::DeadLetters, part: &str) {
+    let why = reason(&dead.next().await).expect("reason header");
+    assert!(why.contains(part), "{why}");
+}
+
 fn fast_retries(app: &TestApp, max_failures: u32) -> rabbit_gather::Settings {
     let mut settings = app.settings.clone();
     settings.consumer.retry_delay = Duration::from_millis(200);
@@ -442,17 +444,14 @@ async fn a_name_refused_for_good_fails_only_itself_and_the_batch_is_dead_lettere
     assert_eq!(greeting_of(&results[0], "hello"), Some("hello Ada"));
     assert_eq!(error_code_of(&results[1], "hello"), Some(REQUEST_FAILED));
     assert_eq!(greeting_of(&results[2], "hello"), Some("hello Bob"));
-    let letter = dead.next().await;
-    let why = reason(&letter).expect("reason header");
-    assert!(why.contains("no such person"), "{why}");
-    assert_eq!(hello.printed(), ["hello Ada", "hello Bob"]);
-    assert_eq!(
-        *calls.lock().expect("lock"),
-        ["Ada", "Bad", "Bob"],
-        "one attempt"
-    );
-    client.close().await;
-    hello.stop().await;
+    assert_next_reason(&mut dead, "no such person").await;
+    assert_handled_and_stop(
+        (calls, hello, client),
+        &["Ada", "Bad", "Bob"],
+        "one attempt",
+        &["hello Ada", "hello Bob"],
+    )
+    .await;
 }
 
 #[tokio::test]
@@ -469,16 +468,6 @@ async fn a_transient_failure_retries_only_the_failed_name_and_prints_each_name_o
             "{gathered:?}"
         );
     }
-    assert_eq!(
-        *calls.lock().expect("lock"),
-        ["Ada", "Flaky", "Bob", "Flaky"],
-        "only the name that failed was handled again: the others' results came in the retry copy"
-    );
-    assert_eq!(
-        hello.printed(),
-        ["hello Ada", "hello Flaky", "hello Bob"],
-        "printed once, on the attempt that answered"
-    );
     // The reply's confirm may come after the client has the reply.
     wait_until("the consumer counts its reply", || {
         let replies = hello.counters.snapshot().replies;
@@ -488,8 +477,14 @@ async fn a_transient_failure_retries_only_the_failed_name_and_prints_each_name_o
     let stats = hello.counters.snapshot();
     assert_eq!(stats.retries_scheduled, 1, "{stats:?}");
     assert_eq!(stats.replies, 1, "one reply for the batch: {stats:?}");
-    client.close().await;
-    hello.stop().await;
+    // Printed once each, on the attempt that answered.
+    assert_handled_and_stop(
+        (calls, hello, client),
+        &["Ada", "Flaky", "Bob", "Flaky"],
+        "only the name that failed was handled again: the others' results came in the retry copy",
+        &["hello Ada", "hello Flaky", "hello Bob"],
+    )
+    .await;
 }
 
 #[tokio::test]
@@ -503,16 +498,14 @@ async fn a_name_failing_at_every_attempt_gets_internal_error_and_the_others_thei
 
     assert_eq!(greeting_of(&results[0], "hello"), Some("hello Ada"));
     assert_eq!(error_code_of(&results[1], "hello"), Some(INTERNAL_ERROR));
-    let why = reason(&dead.next().await).expect("reason header");
-    assert!(why.contains("directory briefly down"), "{why}");
-    assert_eq!(hello.printed(), ["hello Ada"]);
-    assert_eq!(
-        *calls.lock().expect("lock"),
-        ["Ada", "Flaky", "Flaky"],
-        "Ada once, Flaky at each of two attempts"
-    );
-    client.close().await;
-    hello.stop().await;
+    assert_next_reason(&mut dead, "directory briefly down").await;
+    assert_handled_and_stop(
+        (calls, hello, client),
+        &["Ada", "Flaky", "Flaky"],
+        "Ada once, Flaky at each of two attempts",
+        &["hello Ada"],
+    )
+    .await;
 }
 
 #[tokio::test]

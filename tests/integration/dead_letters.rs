@@ -14,7 +14,7 @@ use std::{
 };
 
 use lapin::{
-    options::{BasicGetOptions, QueueBindOptions, QueueDeleteOptions},
+    options::{BasicGetOptions, QueueDeleteOptions},
     types::{AMQPValue, FieldTable},
 };
 use rabbit_gather::{
@@ -107,16 +107,7 @@ async fn bind(raw: &Raw, queue: &str, exchange: &str) {
 }
 
 async fn bind_key(raw: &Raw, queue: &str, exchange: &str, key: &str) {
-    raw.channel
-        .queue_bind(
-            queue.into(),
-            exchange.into(),
-            key.into(),
-            QueueBindOptions::default(),
-            FieldTable::default(),
-        )
-        .await
-        .unwrap_or_else(|e| panic!("bind {queue} to {exchange}: {e}"));
+    testkit::bind(&raw.channel, queue, exchange, key).await;
 }
 
 /// Queue `queue` gets what a replay sends to `word` (its due route).
@@ -130,14 +121,7 @@ async fn next_greetings(raw: &mut Raw, id: &str, n: usize) -> Vec<String> {
     let mut greeted = Vec::with_capacity(n);
     while greeted.len() < n {
         let reply = raw.next_reply().await;
-        assert_eq!(
-            reply
-                .properties
-                .correlation_id()
-                .as_ref()
-                .map(|c| c.as_str()),
-            Some(id)
-        );
+        assert_eq!(testkit::correlation_id(&reply).as_deref(), Some(id));
         let reply = greeting_reply(&reply.data).expect("reply");
         let Outcome::<String>::Ok(greeting) = reply.outcome else {
             panic!("the replay is answered: {reply:?}");
@@ -399,15 +383,13 @@ async fn a_replayed_letter_goes_back_to_the_word_that_dead_lettered_it_and_leave
     for stripped in ["x-death", "x-greetings-reason", "x-greetings-queue"] {
         assert!(!headers.contains_key(stripped), "{stripped}: {headers:?}");
     }
-    hello.stop().await;
-    goodbye.stop().await;
+    testkit::stop_all([hello, goodbye]).await;
 }
 
 #[tokio::test]
 async fn a_letter_of_an_older_queue_is_replayed_to_every_word_once_per_request() {
     let app = TestApp::new().await;
-    let hello = app.consumer("hello").await;
-    let goodbye = app.consumer("goodbye").await;
+    let (hello, goodbye) = app.greeters().await;
     let mut raw = app.raw().await;
     // Queues declared before the dead-letter route moved to each word's
     // exchange dead-letter through <prefix>.dlx: two letters of one request
@@ -451,8 +433,7 @@ async fn a_letter_of_an_older_queue_is_replayed_to_every_word_once_per_request()
     let greeted = next_greetings(&mut raw, "old", 2).await;
     assert_eq!(greeted, ["goodbye Old", "hello Old"]);
     assert_eq!(letters(&app, &raw).await, 0);
-    hello.stop().await;
-    goodbye.stop().await;
+    testkit::stop_all([hello, goodbye]).await;
 }
 
 #[tokio::test]

@@ -55,7 +55,8 @@ impl Overload {
 }
 
 /// `NAMES` names at 64 in flight into a queue bounded at 5 that a 20 ms
-/// consumer drains, with `extra` producer flags.
+/// consumer drains, with `extra` producer flags; prints its figures and
+/// checks what every overloaded run must show.
 async fn overload(extra: &[&str]) -> Overload {
     let app = TestApp::new().await;
     let mut settings = app.settings.clone();
@@ -88,22 +89,27 @@ async fn overload(extra: &[&str]) -> Overload {
     let overloaded = results.iter().filter(|r| r["overloaded"] == true).count();
     let stats = hello.counters.snapshot();
     hello.stop().await;
-    Overload {
+    println!(
+        "overload {extra:?}: {NAMES} names, {answered} answered, {overloaded} overloaded, \
+         exit {}; consumer handled {}, answered {}; summary {summary}",
+        run.code, stats.handled, stats.ok
+    );
+    let outcome = Overload {
         run,
         results,
         summary,
         answered,
         overloaded,
         stats,
-    }
+    };
+    outcome.assert_every_name_accounted_for();
+    outcome
 }
 
 const NAMES: usize = 300;
 
 #[tokio::test]
 async fn a_full_queue_gets_names_reported_overloaded_and_none_silently_lost() {
-    let outcome = overload(&[]).await;
-    outcome.assert_every_name_accounted_for();
     let Overload {
         run,
         summary,
@@ -111,12 +117,7 @@ async fn a_full_queue_gets_names_reported_overloaded_and_none_silently_lost() {
         overloaded,
         stats,
         ..
-    } = outcome;
-    println!(
-        "overload: {NAMES} names, {answered} answered, {overloaded} overloaded, exit {}; \
-         consumer answered {}",
-        run.code, stats.ok
-    );
+    } = overload(&[]).await;
     assert!(answered > 0, "{summary}");
     assert_eq!(summary["overloaded"], overloaded);
     assert_eq!(summary["complete"], answered);
@@ -138,21 +139,13 @@ async fn a_full_queue_gets_names_reported_overloaded_and_none_silently_lost() {
 /// means exit 6. A nack now resends only the nacked request.
 #[tokio::test]
 async fn with_retries_a_nack_resends_only_its_own_request_and_overload_is_still_exit_6() {
-    let outcome = overload(&["--retries", "1"]).await;
-    outcome.assert_every_name_accounted_for();
     let Overload {
         run,
         summary,
         answered,
-        overloaded,
         stats,
         ..
-    } = outcome;
-    println!(
-        "overload with --retries 1: {NAMES} names, {answered} answered, {overloaded} overloaded, \
-         exit {}; consumer handled {}; summary {summary}",
-        run.code, stats.handled
-    );
+    } = overload(&["--retries", "1"]).await;
     assert!(
         !run.stderr.contains("connection"),
         "no connection was given up: {}",

@@ -24,8 +24,7 @@ fn names(stem: &str, count: usize) -> Vec<Name> {
 #[tokio::test]
 async fn single_and_batched_calls_are_answered_in_both_reply_modes() {
     let app = TestApp::new().await;
-    let hello = app.consumer("hello").await;
-    let goodbye = app.consumer("goodbye").await;
+    let (hello, goodbye) = app.greeters().await;
     let expect = ["hello".to_owned(), "goodbye".to_owned()];
     for mode in [ReplyQueue::Direct, ReplyQueue::Exclusive] {
         let mut settings = app.settings.clone();
@@ -60,8 +59,7 @@ async fn single_and_batched_calls_are_answered_in_both_reply_modes() {
         );
         client.close().await;
     }
-    hello.stop().await;
-    goodbye.stop().await;
+    testkit::stop_all([hello, goodbye]).await;
 }
 
 #[tokio::test]

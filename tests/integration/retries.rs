@@ -10,7 +10,7 @@ use std::{
 use futures::{FutureExt, StreamExt, stream};
 use lapin::{
     message::Delivery,
-    options::{QueueBindOptions, QueueDeclareOptions},
+    options::QueueDeclareOptions,
     types::{AMQPValue, FieldTable},
 };
 use rabbit_gather::{
@@ -75,16 +75,8 @@ async fn first_dead_letter_on_new_queue(
     let queue = format!("{}.{suffix}", app.prefix);
     app.own_queue(&queue);
     declare_durable(&raw.channel, &queue, FieldTable::default()).await;
-    raw.channel
-        .queue_bind(
-            queue.as_str().into(),
-            format!("{}.hello.retry", app.prefix).as_str().into(),
-            DEAD_KEY.into(),
-            QueueBindOptions::default(),
-            FieldTable::default(),
-        )
-        .await
-        .expect("bind to hello's dead letters");
+    let hello_retry = format!("{}.hello.retry", app.prefix);
+    testkit::bind(&raw.channel, &queue, &hello_retry, DEAD_KEY).await;
     let channel = raw.connection.create_channel().await.expect("channel");
     let mut letters = consume_no_ack(&channel, &queue).await;
     tokio::time::timeout(EVENT_TIMEOUT, letters.next())
@@ -285,16 +277,7 @@ async fn a_nacked_reply_is_retried_then_dead_lettered_never_acked_and_lost() {
         )
         .await
         .expect("declare the reply exchange");
-    raw.channel
-        .queue_bind(
-            full.as_str().into(),
-            replies.as_str().into(),
-            full.as_str().into(),
-            lapin::options::QueueBindOptions::default(),
-            FieldTable::default(),
-        )
-        .await
-        .expect("bind the reply queue");
+    testkit::bind(&raw.channel, &full, &replies, &full).await;
 
     let properties = answerable("nacked").with_reply_to(full.as_str().into());
     raw.publish(br#"{"name":"Ada"}"#, properties).await;

@@ -50,8 +50,7 @@ fn greeting_of(outcome: Option<&Outcome<String>>) -> Option<&str> {
 #[tokio::test]
 async fn one_name_gets_hello_and_goodbye() {
     let app = TestApp::new().await;
-    let hello = app.consumer("hello").await;
-    let goodbye = app.consumer("goodbye").await;
+    let (hello, goodbye) = app.greeters().await;
     let client = app.client().await;
 
     let name = Name::parse("Ada").expect("valid");
@@ -72,15 +71,13 @@ async fn one_name_gets_hello_and_goodbye() {
     );
     assert_eq!(client.stats().in_flight, 0);
     client.close().await;
-    hello.stop().await;
-    goodbye.stop().await;
+    testkit::stop_all([hello, goodbye]).await;
 }
 
 #[tokio::test]
 async fn a_thousand_concurrent_names_each_get_their_own_replies() {
     let app = TestApp::new().await;
-    let hello = app.consumer("hello").await;
-    let goodbye = app.consumer("goodbye").await;
+    let (hello, goodbye) = app.greeters().await;
     let client = app.client().await;
     let words = expect(&["hello", "goodbye"]);
 
@@ -109,8 +106,7 @@ async fn a_thousand_concurrent_names_each_get_their_own_replies() {
         "{stats:?}"
     );
     client.close().await;
-    hello.stop().await;
-    goodbye.stop().await;
+    testkit::stop_all([hello, goodbye]).await;
 }
 
 #[tokio::test]

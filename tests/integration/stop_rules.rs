@@ -63,8 +63,7 @@ async fn gone(app: &TestApp, words: &[&str]) {
 #[tokio::test]
 async fn first_and_count_end_at_their_reply_and_by_the_deadline_when_it_never_comes() {
     let app = TestApp::new().await;
-    let hello = app.consumer("hello").await;
-    let goodbye = app.consumer("goodbye").await;
+    let (hello, goodbye) = app.greeters().await;
     let client = app.client().await;
 
     let (first, took) = call(&client, Until::First, LONG).await;
@@ -80,8 +79,7 @@ async fn first_and_count_end_at_their_reply_and_by_the_deadline_when_it_never_co
     assert!(took >= SHORT, "ended by its deadline, took {took:?}");
     assert!(short.missing.is_empty(), "no set was named");
 
-    hello.stop().await;
-    goodbye.stop().await;
+    testkit::stop_all([hello, goodbye]).await;
     // Nobody answers: even the first reply never comes.
     let (none, took) = call(&client, Until::First, SHORT).await;
     assert!(none.replies.is_empty(), "{none:?}");
@@ -92,16 +90,14 @@ async fn first_and_count_end_at_their_reply_and_by_the_deadline_when_it_never_co
 #[tokio::test]
 async fn a_stall_ends_after_the_last_reply_and_by_the_deadline_when_nothing_comes() {
     let app = TestApp::new().await;
-    let hello = app.consumer("hello").await;
-    let goodbye = app.consumer("goodbye").await;
+    let (hello, goodbye) = app.greeters().await;
     let client = app.client().await;
 
     let (both, took) = call(&client, Until::Stall(Duration::from_millis(500)), LONG).await;
     assert_eq!(answered(&both), ["goodbye", "hello"]);
     assert!(took < LONG, "ended on the stall, took {took:?}");
 
-    hello.stop().await;
-    goodbye.stop().await;
+    testkit::stop_all([hello, goodbye]).await;
     let (none, took) = call(&client, Until::Stall(Duration::from_millis(200)), SHORT).await;
     assert!(none.replies.is_empty(), "{none:?}");
     assert!(took >= SHORT, "ended by its deadline, took {took:?}");
@@ -145,16 +141,14 @@ async fn every_live_responder_is_awaited_and_a_live_one_that_never_answers_is_na
     assert_eq!(answered(&partial), ["hello"]);
     assert_eq!(partial.missing, ["goodbye"], "live at the start, no answer");
     assert!(took >= SHORT, "ended by its deadline, took {took:?}");
-    hello.stop().await;
-    goodbye.stop().await;
+    testkit::stop_all([hello, goodbye]).await;
     client.close().await;
 }
 
 #[tokio::test]
 async fn discovery_sees_a_responder_join_and_one_leave() {
     let app = TestApp::new().await;
-    let hello = app.consumer("hello").await;
-    let goodbye = app.consumer("goodbye").await;
+    let (hello, goodbye) = app.greeters().await;
     let client = app.client().await;
     let stall = rabbit_gather::rpc::ROLL_CALL_STALL;
     let live = || client.responders(LONG, stall);
@@ -224,8 +218,7 @@ async fn the_producer_lists_the_live_words_and_gathers_from_all_of_them() {
             .contains("no reply from goodbye for \"Ada\" within 2s"),
         "{run:?}"
     );
-    hello.stop().await;
-    goodbye.stop().await;
+    testkit::stop_all([hello, goodbye]).await;
 
     // Nobody live: said at once, exit 5, nothing sent.
     for args in [&["--responders"][..], &["--expect", "all", "Ada"]] {

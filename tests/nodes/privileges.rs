@@ -259,8 +259,7 @@ async fn each_user_does_its_job_and_the_broker_refuses_everything_else() {
     )
     .await;
     assert!(guest.is_err(), "guest is refused");
-    hello.stop().await;
-    goodbye.stop().await;
+    testkit::stop_all([hello, goodbye]).await;
 }
 
 #[tokio::test]

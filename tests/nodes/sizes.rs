@@ -80,8 +80,7 @@ async fn at_the_compose_limit_long_names_and_long_answers_are_all_answered() {
     let (said_hello, said_goodbye) = (hello.counters.snapshot(), goodbye.counters.snapshot());
     assert_eq!(said_hello.replies, said_hello.ok, "{said_hello:?}");
     assert!(said_goodbye.replies > said_goodbye.ok, "{said_goodbye:?}");
-    hello.stop().await;
-    goodbye.stop().await;
+    testkit::stop_all([hello, goodbye]).await;
 }
 
 #[tokio::test]

@@ -53,6 +53,7 @@
 //! # }
 //! ```
 
+pub mod cli;
 pub mod exit;
 mod query;
 mod settings;

@@ -14,8 +14,11 @@ use rabbit_gather::{
     rpc::{Gathered, RpcClient, RpcError, Until},
     settings::DEFAULT_TIMEOUT,
 };
-use stock::{ROUTE, StockLevel, StockQuery, exit, load_settings, total};
-use tracing_subscriber::EnvFilter;
+use stock::{
+    StockLevel, StockQuery,
+    cli::{Connection, init_logs, parse_or_exit},
+    exit, total,
+};
 
 /// Asks every live warehouse for its stock of an item and sums the answers.
 #[derive(Debug, Parser)]
@@ -33,36 +36,24 @@ struct Cli {
         )
     )]
     timeout: Option<Duration>,
-    /// The route (exchange and queue prefix) warehouses and clients share.
-    #[arg(long, env = "STOCK_ROUTE", default_value = ROUTE)]
-    route: String,
-    /// Broker URL [default: AMQP_URL, else the local broker].
-    #[arg(long, value_name = "URL")]
-    amqp_url: Option<String>,
+    #[command(flatten)]
+    connection: Connection,
 }
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    let cli = match Cli::try_parse() {
+    let cli: Cli = match parse_or_exit() {
         Ok(cli) => cli,
-        Err(error) => {
-            // --help and --version are no failure; bad flags exit 1 (2 means
-            // an unreachable broker here).
-            let _ = error.print();
-            return ExitCode::from(if error.use_stderr() {
-                exit::FAILURE
-            } else {
-                exit::OK
-            });
-        }
+        Err(code) => return code,
     };
-    init_logs();
+    // Warnings and errors only: the program's own output is its answer.
+    init_logs("off,rabbit_gather=warn,stock=warn");
     ExitCode::from(run(&cli).await)
 }
 
 /// The whole program after flag parsing; the exit code.
 async fn run(cli: &Cli) -> u8 {
-    let settings = match load_settings(&cli.route, cli.amqp_url.as_deref()) {
+    let settings = match cli.connection.settings() {
         Ok(settings) => settings,
         Err(error) => {
             eprintln!("stock: {}", one_line(&error));
@@ -79,15 +70,15 @@ async fn run(cli: &Cli) -> u8 {
     let timeout = cli.timeout.unwrap_or(settings.rpc.timeout);
     let client = match RpcClient::connect(&settings).await {
         Ok(client) => client,
-        Err(error) => return failed(&error, &cli.route),
+        Err(error) => return failed(&error, &cli.connection.route),
     };
     let called = client
         .call::<_, StockLevel>(&query, Until::Live, timeout)
         .await;
     client.close().await;
     match called {
-        Ok(gathered) => report(&gathered, &cli.route, timeout),
-        Err(error) => failed(&error, &cli.route),
+        Ok(gathered) => report(&gathered, &cli.connection.route, timeout),
+        Err(error) => failed(&error, &cli.connection.route),
     }
 }
 
@@ -162,15 +153,4 @@ fn failed(error: &RpcError, route: &str) -> u8 {
             exit::FAILURE
         }
     }
-}
-
-/// Warnings and errors on stderr (`RUST_LOG` when set).
-fn init_logs() {
-    let filter = EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| EnvFilter::new("off,rabbit_gather=warn,stock=warn"));
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_target(false)
-        .init();
 }

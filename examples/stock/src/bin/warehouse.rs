@@ -9,8 +9,11 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use rabbit_gather::{report::one_line, service::ConsumerService, shutdown, topology::Word};
-use stock::{ROUTE, Warehouse, exit, load_settings};
-use tracing_subscriber::EnvFilter;
+use stock::{
+    Warehouse,
+    cli::{Connection, init_logs, parse_or_exit},
+    exit,
+};
 
 /// Serves one warehouse's stock levels on the stock route.
 #[derive(Debug, Parser)]
@@ -23,30 +26,20 @@ struct Cli {
     /// any other item has 0 units.
     #[arg(long, value_name = "ITEM=UNITS,...", default_value = "")]
     stock: Warehouse,
-    /// The route (exchange and queue prefix) warehouses and clients share.
-    #[arg(long, env = "STOCK_ROUTE", default_value = ROUTE)]
-    route: String,
-    /// Broker URL [default: AMQP_URL, else the local broker].
-    #[arg(long, value_name = "URL")]
-    amqp_url: Option<String>,
+    #[command(flatten)]
+    connection: Connection,
 }
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    let cli = match Cli::try_parse() {
+    let cli: Cli = match parse_or_exit() {
         Ok(cli) => cli,
-        Err(error) => {
-            // --help and --version are no failure; bad flags exit 1.
-            let _ = error.print();
-            return ExitCode::from(if error.use_stderr() {
-                exit::FAILURE
-            } else {
-                exit::OK
-            });
-        }
+        Err(code) => return code,
     };
-    init_logs();
-    let settings = match load_settings(&cli.route, cli.amqp_url.as_deref()) {
+    // This binary's and the library's lines at info (lapin's own lines
+    // repeat what the library reports).
+    init_logs("off,rabbit_gather=info,warehouse=info,stock=info");
+    let settings = match cli.connection.settings() {
         Ok(settings) => settings,
         Err(error) => {
             tracing::error!("{}", one_line(&error));
@@ -60,7 +53,7 @@ async fn main() -> ExitCode {
             return ExitCode::from(exit::FAILURE);
         }
     };
-    tracing::info!(warehouse = %name, route = %cli.route, stock = %cli.stock, "starting");
+    tracing::info!(warehouse = %name, route = %cli.connection.route, stock = %cli.stock, "starting");
     let service = ConsumerService::new(&settings, name, cli.stock);
     match service.run(shutdown::on_signal()).await {
         Ok(()) => ExitCode::from(exit::OK),
@@ -69,16 +62,4 @@ async fn main() -> ExitCode {
             ExitCode::from(exit::FAILURE)
         }
     }
-}
-
-/// Log lines on stderr: `RUST_LOG` when set, else this binary's and the
-/// library's at info (lapin's own lines repeat what the library reports).
-fn init_logs() {
-    let filter = EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| EnvFilter::new("off,rabbit_gather=info,warehouse=info,stock=info"));
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_target(false)
-        .init();
 }
