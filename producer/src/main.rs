@@ -15,6 +15,13 @@ const PROGRESS_MIN_NAMES: usize = 50;
 /// is read in one go, so batches fill when names wait.
 const STDIN_BUFFER_BYTES: usize = 256 * 1024;
 
+/// mimalloc: a request's JSON and an answer per name are many small
+/// allocations; with it the producer ran 28% and the consumer 19% fewer
+/// instructions per name in bulk than on glibc's malloc, for about 10-16 MB
+/// more RSS (docs/performance.md, "Where the CPU goes").
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = Cli::parse();

@@ -43,7 +43,10 @@ pub fn escaped(text: &str, quote: bool) -> String {
 /// unchanged, so ordinary text reads exactly as it was written.
 #[must_use]
 pub fn printable(text: &str) -> std::borrow::Cow<'_, str> {
-    if text.chars().all(prints) {
+    // Printable ASCII (space to `~`) prints as itself: the common case,
+    // checked a byte at a time before the per-character Unicode tables (a
+    // greeting per name, a million names).
+    if text.bytes().all(|b| matches!(b, b' '..=b'~')) || text.chars().all(prints) {
         return text.into();
     }
     let mut out = String::with_capacity(text.len() + 8);
@@ -93,6 +96,18 @@ mod tests {
             escaped("\u{1b}[2J\n\t\u{202e}\u{7f}\u{85}", false),
             "\\u{1b}[2J\\u{a}\\u{9}\\u{202e}\\u{7f}\\u{85}"
         );
+    }
+
+    #[test]
+    fn the_ascii_fast_path_passes_exactly_what_the_unicode_rule_passes() {
+        for b in 0..=0x7f_u8 {
+            let c = char::from(b);
+            let text = format!("hello {c}");
+            let shown = printable(&text);
+            assert_eq!(shown == text.as_str(), prints(c), "{b:#04x}: {shown}");
+        }
+        assert_eq!(printable("hello \u{7f}"), "hello \\u{7f}");
+        assert_eq!(printable("hello \u{1b}[2J"), "hello \\u{1b}[2J");
     }
 
     #[test]
