@@ -6,7 +6,7 @@ use std::{
     sync::atomic::{AtomicBool, Ordering},
 };
 
-use futures::StreamExt;
+use futures::{FutureExt, StreamExt};
 use rabbit_gather::shutdown::CancellationToken;
 use rabbit_gather::{
     Settings,
@@ -88,6 +88,7 @@ pub async fn run<O: Write, E: Write>(
     let mut summary = result?;
     summary.stats = stats;
     output::write_summary(&mut sinks.out, format, &summary)?;
+    sinks.out.flush()?;
     log_summary(&summary);
     Ok(summary)
 }
@@ -206,7 +207,20 @@ async fn call_all<O: Write, E: Write>(
     let mut timings = latency::Recorder::new();
     let mut paced = progress::Paced::new();
     let result: Result<(), ProducerError> = loop {
-        let Some(item) = results.next().await else {
+        // A buffered stdout goes out whenever no further result is ready:
+        // in bulk one write per burst of results, not one per line, and a
+        // reader waiting on a line (one name in flight) never waits on the
+        // buffer.
+        let next = match results.next().now_or_never() {
+            Some(next) => next,
+            None => {
+                if let Err(e) = sinks.out.flush() {
+                    break Err(e.into());
+                }
+                results.next().await
+            }
+        };
+        let Some(item) = next else {
             break Ok(());
         };
         sinks.progress.inc(1);
@@ -219,7 +233,9 @@ async fn call_all<O: Write, E: Write>(
             Err(invalid) => {
                 summary.invalid += 1;
                 let Sinks { out, err, progress } = sinks;
-                if let Err(e) = paced.write(progress, out, err, |_, err| {
+                if let Err(e) = paced.write(progress, out, err, |out, err| {
+                    // Earlier names' lines first (stdout may be buffered).
+                    out.flush()?;
                     writeln!(err, "producer: {invalid}")
                 }) {
                     break Err(e.into());
@@ -266,6 +282,7 @@ async fn call_all<O: Write, E: Write>(
     // What was collected for the names done is shown, even before an error.
     let Sinks { out, err, progress } = sinks;
     paced.flush(progress, out, err)?;
+    out.flush()?;
     result?;
     summary.interrupted = interrupted.load(Ordering::Relaxed);
     summary.latency = timings.latency();

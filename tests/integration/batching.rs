@@ -131,6 +131,35 @@ async fn the_producer_with_batches_prints_every_name_in_input_order() {
     testkit::stop_all([hello, goodbye]).await;
 }
 
+/// Defect: every free request slot took whatever names had arrived since
+/// the last request, so a fast input ran as many small messages (1,000,000
+/// names at `--batch 1000` went in 7,870 requests). Now a partial batch goes
+/// only when no request is in flight.
+#[tokio::test]
+async fn names_that_arrive_while_requests_are_in_flight_fill_whole_batches() {
+    const NAMES: usize = 20_000;
+    let app = TestApp::new().await;
+    let (hello, goodbye) = app.greeters().await;
+    let (input, stdin) = input_lines(NAMES);
+
+    let run = run_producer(&app, &["--batch", "1000"], Some(&stdin)).await;
+
+    assert_eq!(run.code, 0, "{run:?}");
+    assert_eq!(run.stdout, greeted(&input));
+    for consumer in [&hello, &goodbye] {
+        let stats = consumer.counters.snapshot();
+        assert_eq!(stats.handled, NAMES as u64, "{stats:?}");
+        // 20 full batches, the first name alone, and a partial batch
+        // whenever the input fell behind every request in flight.
+        assert!(
+            stats.replies <= 40,
+            "{} requests for {NAMES} names at --batch 1000: {stats:?}",
+            stats.replies
+        );
+    }
+    testkit::stop_all([hello, goodbye]).await;
+}
+
 #[tokio::test]
 async fn a_batch_with_valid_and_invalid_names_answers_each_name_on_its_own() {
     let app = TestApp::new().await;

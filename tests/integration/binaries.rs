@@ -273,3 +273,48 @@ async fn the_benchmark_runs_both_lanes_and_reports_no_loss() {
             .is_some_and(|r| r > 0.0)
     );
 }
+
+/// stdout is block-buffered for speed in bulk; a reader that waits for a
+/// name's greetings before it sends the next name must still get them.
+#[tokio::test]
+async fn each_names_greetings_are_written_before_the_next_name_is_read() {
+    use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+
+    let app = TestApp::new().await;
+    let (hello, goodbye) = app.greeters().await;
+    let mut producer = app
+        .command(testkit::bin("producer"))
+        .stdin(std::process::Stdio::piped())
+        .spawn()
+        .expect("start the producer");
+    let mut stdin = producer.stdin.take().expect("piped stdin");
+    let stdout = producer.stdout.take().expect("piped stdout");
+    let mut lines = BufReader::new(stdout).lines();
+
+    for name in ["Ada", "Bob", "Cy"] {
+        stdin
+            .write_all(format!("{name}\n").as_bytes())
+            .await
+            .expect("write a name");
+        stdin.flush().await.expect("flush stdin");
+        let mut greeted = Vec::new();
+        for _ in 0..2 {
+            let line = testkit::within(&format!("{name}'s greetings"), lines.next_line())
+                .await
+                .expect("read stdout")
+                .expect("a line, not the end of stdout");
+            greeted.push(line);
+        }
+        assert_eq!(
+            greeted,
+            [format!("hello {name}"), format!("goodbye {name}")],
+            "{name}'s greetings, with stdin still open"
+        );
+    }
+    drop(stdin);
+    let status = testkit::within("the end of the producer", producer.wait())
+        .await
+        .expect("the producer ends");
+    assert_eq!(status.code(), Some(0));
+    testkit::stop_all([hello, goodbye]).await;
+}

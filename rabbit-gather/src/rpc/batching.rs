@@ -2,24 +2,25 @@
 //! in input order, with the requests that wait while others are in flight
 //! sent together.
 //!
-//! Nothing waits to fill a batch. Up to `concurrency` requests are in
-//! flight; when one ends, every name already waiting (up to `batch`) goes in
-//! the next request, and a name that arrives when nothing waits goes at
-//! once, alone, in contract v1 form. So at one name in flight it behaves
-//! exactly as without batching, and under load requests grow on their own
-//! up to `batch` names. Memory is bounded by `batch` x `concurrency` names,
-//! whatever the input size.
+//! Up to `concurrency` requests are in flight. A full batch (`batch` names)
+//! goes as soon as a slot is free; a partial one goes at once only when no
+//! request is in flight (Nagle's rule, in [`chunks`](super::chunks)), so a
+//! name that arrives alone goes at once, alone, in contract v1 form, and at
+//! one name in flight it behaves exactly as without batching, while under
+//! load the names that arrive during requests in flight gather into full
+//! batches. Memory is bounded by `batch` x `concurrency` names, whatever the
+//! input size.
 
 use std::{ops::Range, time::Duration};
 
-use futures::{Stream, StreamExt, future, stream};
+use futures::{Stream, future};
 use tokio::time::Instant;
 
 use serde::{Serialize, de::DeserializeOwned};
 
 use super::{
-    error::RpcError, gathered::Gathered, reconnecting::ReconnectingClient, typed::encode_item,
-    until::Until,
+    chunks::chunked_calls, error::RpcError, gathered::Gathered, reconnecting::ReconnectingClient,
+    typed::encode_item, until::Until,
 };
 use crate::protocol::{self, Json};
 
@@ -68,12 +69,9 @@ where
     E: 'a,
 {
     let batch = options.batch.clamp(1, client.contract().max_batch_items);
-    items
-        // Every item ready now, up to `batch`: never waits for more.
-        .ready_chunks(batch)
-        .map(move |chunk| call_chunk(client, chunk, options))
-        .buffered(options.concurrency.max(1))
-        .flat_map(stream::iter)
+    chunked_calls(items, batch, options.concurrency, move |chunk| {
+        call_chunk(client, chunk, options)
+    })
 }
 
 /// Sends the names of one chunk (split further only when their body would

@@ -28,6 +28,7 @@
 //! types named after them). This file only declares and re-exports.
 
 mod batching;
+mod chunks;
 mod client;
 mod correlation;
 mod dispatch;
