@@ -59,12 +59,7 @@ pub fn write_result(
                 .iter()
                 .filter(|r| !expect.contains(&r.consumer)),
         );
-    let problems = !gathered.missing.is_empty()
-        || gathered
-            .replies
-            .iter()
-            .any(|r| matches!(r.outcome, Outcome::Error { .. }));
-    if problems {
+    if !gathered.is_complete() {
         // stdout may be buffered: what it holds of earlier names goes
         // first, so that a terminal shows stdout and stderr in order.
         out.flush()?;
