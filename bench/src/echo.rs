@@ -1,7 +1,8 @@
 //! The ceiling lane: the smallest possible echo over the same broker with the
 //! same queue settings and the same delivery guarantees as the real system
 //! (fanout to durable queues with a dead-letter exchange, confirmed mandatory
-//! requests, direct reply-to, replies confirmed before the ack, the same
+//! requests, direct reply-to or an exclusive reply queue as the system's
+//! `rpc.reply_queue` says, replies confirmed before the ack, the same
 //! prefetch and concurrency), but no JSON, no validation, no printing and no
 //! abstractions. The ratio of the system lane to this lane is what the
 //! system's own code costs.
@@ -22,10 +23,11 @@ use lapin::{
     message::Delivery,
     options::{
         BasicAckOptions, BasicConsumeOptions, BasicPublishOptions, BasicQosOptions,
-        ConfirmSelectOptions,
+        ConfirmSelectOptions, QueueDeclareOptions,
     },
-    types::FieldTable,
+    types::{FieldTable, ShortString},
 };
+use rabbit_gather::settings::ReplyQueue;
 use tokio::sync::oneshot;
 
 const DIRECT_REPLY_TO: &str = "amq.rabbitmq.reply-to";
@@ -88,13 +90,18 @@ async fn echo(replies: &Channel, delivery: Delivery) -> anyhow::Result<()> {
 /// Calls in flight: replies still expected, and whom to wake.
 type Calls = HashMap<u64, (u8, oneshot::Sender<()>)>;
 
-/// The ceiling lane's requester: direct reply-to, a map of calls, nothing else.
+/// The ceiling lane's requester: a reply queue, a map of calls, nothing else.
+/// Unless `confirmed` is false (the `ceiling-unconfirmed` lane, the
+/// guarantees of a peer that does neither), each request is mandatory and
+/// its confirm awaited before its replies.
 pub(crate) struct EchoClient {
     connection: Connection,
     channel: Channel,
     exchange: String,
+    reply_to: ShortString,
     responders: u8,
     persistent: bool,
+    confirmed: bool,
     next: AtomicU64,
     pending: Arc<Mutex<Calls>>,
 }
@@ -105,15 +112,37 @@ impl EchoClient {
         exchange: &str,
         responders: u8,
         persistent: bool,
+        reply_queue: ReplyQueue,
+        confirmed: bool,
     ) -> anyhow::Result<Self> {
         let connection = Connection::connect(url, ConnectionProperties::default()).await?;
         let channel = connection.create_channel().await?;
-        channel
-            .confirm_select(ConfirmSelectOptions::default())
-            .await?;
+        if confirmed {
+            channel
+                .confirm_select(ConfirmSelectOptions::default())
+                .await?;
+        }
+        let reply_to: ShortString = match reply_queue {
+            ReplyQueue::Direct => DIRECT_REPLY_TO.into(),
+            // A server-named exclusive queue, gone with the connection; the
+            // responders reply to it through the default exchange.
+            ReplyQueue::Exclusive => channel
+                .queue_declare(
+                    "".into(),
+                    QueueDeclareOptions {
+                        exclusive: true,
+                        auto_delete: true,
+                        ..QueueDeclareOptions::default()
+                    },
+                    FieldTable::default(),
+                )
+                .await?
+                .name()
+                .clone(),
+        };
         let mut replies = channel
             .basic_consume(
-                DIRECT_REPLY_TO.into(),
+                reply_to.clone(),
                 "".into(),
                 BasicConsumeOptions {
                     no_ack: true,
@@ -149,8 +178,10 @@ impl EchoClient {
             connection,
             channel,
             exchange: exchange.to_owned(),
+            reply_to,
             responders,
             persistent,
+            confirmed,
             next: AtomicU64::new(0),
             pending,
         })
@@ -170,27 +201,28 @@ impl EchoClient {
             .insert(id, (self.responders, done));
         let properties = BasicProperties::default()
             .with_correlation_id(id.to_string().into())
-            .with_reply_to(DIRECT_REPLY_TO.into())
+            .with_reply_to(self.reply_to.clone())
             .with_expiration(timeout.as_millis().to_string().into())
             .with_delivery_mode(if self.persistent { 2 } else { 1 });
-        let confirmation = self
+        let confirm = self
             .channel
             .basic_publish(
                 self.exchange.as_str().into(),
                 "".into(),
                 BasicPublishOptions {
-                    mandatory: true,
+                    mandatory: self.confirmed,
                     ..BasicPublishOptions::default()
                 },
                 body,
                 properties,
             )
-            .await?
             .await?;
-        anyhow::ensure!(
-            matches!(confirmation, Confirmation::Ack(None)),
-            "echo request not routed"
-        );
+        if self.confirmed {
+            anyhow::ensure!(
+                matches!(confirm.await?, Confirmation::Ack(None)),
+                "echo request not routed"
+            );
+        }
         let complete = tokio::time::timeout(timeout, answered)
             .await
             .is_ok_and(|r| r.is_ok());

@@ -134,10 +134,12 @@ pub(crate) async fn system(
 }
 
 /// Starts the ceiling lane under `<prefix>.base`: echo responder processes
-/// (this binary's `echo` mode) with the same deployment.
+/// (this binary's `echo` mode) with the same deployment; with `confirmed`
+/// false its requests are neither confirmed nor mandatory.
 pub(crate) async fn baseline(
     settings: &Settings,
     deployment: Deployment,
+    confirmed: bool,
 ) -> anyhow::Result<(Lane, Children)> {
     let url = settings.amqp.url.expose_secret().to_owned();
     let prefix = format!("{}.base", settings.topology.prefix);
@@ -162,7 +164,15 @@ pub(crate) async fn baseline(
         wait_for_consumers(&url, &topology.queue(&word), deployment.replicas).await?;
     }
     let responders = u8::try_from(words()?.len())?;
-    let client = EchoClient::connect(&url, &exchange, responders, settings.rpc.persistent).await?;
+    let client = EchoClient::connect(
+        &url,
+        &exchange,
+        responders,
+        settings.rpc.persistent,
+        settings.rpc.reply_queue,
+        confirmed,
+    )
+    .await?;
     Ok((Lane::Baseline(client), children))
 }
 

@@ -26,7 +26,7 @@ use std::{alloc::System, process::ExitCode, time::Duration};
 use clap::{Parser, Subcommand};
 use lanes::{Deployment, Lane, ResponderArgs};
 use procs::Children;
-use rabbit_gather::{Settings, cli::SharedArgs, duration};
+use rabbit_gather::{Settings, cli::SharedArgs, duration, settings::ReplyQueue};
 use report::{Row, UsageMeter};
 use stats_alloc::{INSTRUMENTED_SYSTEM, StatsAlloc};
 
@@ -79,6 +79,11 @@ struct Cli {
     /// Also run the ceiling lane, alternating with the system lane.
     #[arg(long)]
     baseline: bool,
+    /// With --baseline, also one run of the ceiling lane with requests
+    /// neither confirmed nor mandatory (`ceiling-unconfirmed`): what weaker
+    /// request guarantees buy, beside peers that have them.
+    #[arg(long)]
+    unconfirmed_ceiling: bool,
     /// System/ceiling pairs to run with --baseline.
     #[arg(long, default_value_t = 3)]
     pairs: usize,
@@ -99,7 +104,8 @@ struct Cli {
     memory: bool,
     /// Peer lanes to run after the system/ceiling pairs, at the same load
     /// (seed-py: the Python seed design on aio-pika; ruststream: the
-    /// ruststream-lapin framework).
+    /// ruststream-lapin framework at its defaults; ruststream-confirmed: the
+    /// same with persistent requests and confirmed replies).
     #[arg(long, value_enum, value_delimiter = ',')]
     peers: Vec<peers::Peer>,
     /// Batching lane: the `producer` binary fed names on stdin at each
@@ -117,13 +123,24 @@ struct Cli {
     /// unmeasured).
     #[arg(long, default_value_t = 2_000)]
     latency_names: u64,
-    /// Then one bulk run of this many names at --batch 100 for the
-    /// producer's and consumers' memory (0: none).
+    /// Then one bulk run of this many names at --memory-batch, for names/s
+    /// over a long input and the producer's and consumers' memory (0: none).
     #[arg(long, default_value_t = 0)]
     memory_names: u64,
+    /// Batch size of the --memory-names run.
+    #[arg(long, default_value_t = 1000)]
+    memory_batch: usize,
     /// Draw names/s against the batch size.
     #[arg(long, value_name = "SVG")]
     batch_plot: Option<std::path::PathBuf>,
+    /// Where the replies come back to, in both the system and the ceiling
+    /// lane (overrides `rpc.reply_queue`).
+    #[arg(long, value_enum)]
+    reply_queue: Option<ReplyQueue>,
+    /// Also append every result to FILE as JSON lines, after one line that
+    /// says what was run (scripts/bench.sh's goals table reads these).
+    #[arg(long, value_name = "FILE")]
+    record: Option<std::path::PathBuf>,
     /// JSON lines instead of a table.
     #[arg(long)]
     json: bool,
@@ -171,10 +188,21 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     {
         return echo::respond(amqp_url, queue, *prefetch, *concurrency).await;
     }
-    if let Some(Mode::Stock(args)) = &cli.mode {
-        return stock::run(cli.shared.load()?, args, cli.json).await;
-    }
     let mut settings = cli.shared.load()?;
+    if let Some(reply_queue) = cli.reply_queue {
+        settings.rpc.reply_queue = reply_queue;
+    }
+    if let Some(path) = &cli.record {
+        let header = serde_json::json!({
+            "kind": "run",
+            "args": std::env::args().skip(1).collect::<Vec<_>>(),
+            "reply_queue": settings.rpc.reply_queue.as_str(),
+        });
+        report::record_to(path, &header)?;
+    }
+    if let Some(Mode::Stock(args)) = &cli.mode {
+        return stock::run(settings, args, cli.json).await;
+    }
     // The bench owns (and deletes afterwards) the queues under a private
     // prefix; with consumers already running it uses theirs and deletes only
     // its ceiling lane's.
@@ -233,10 +261,10 @@ impl Bench<'_> {
     }
 
     async fn start(&self, lane: &str, deployment: Deployment) -> anyhow::Result<(Lane, Children)> {
-        if lane == "system" {
-            lanes::system(self.settings, deployment, self.cli.spawn_consumers).await
-        } else {
-            lanes::baseline(self.settings, deployment).await
+        match lane {
+            "system" => lanes::system(self.settings, deployment, self.cli.spawn_consumers).await,
+            "ceiling" => lanes::baseline(self.settings, deployment, true).await,
+            _ => lanes::baseline(self.settings, deployment, false).await,
         }
     }
 
@@ -327,6 +355,14 @@ impl Bench<'_> {
             let mut rps = system_rps;
             report::median(&mut rps)
         };
+        let unconfirmed_rps = if self.cli.unconfirmed_ceiling {
+            let row = self
+                .once("ceiling-unconfirmed", deployment, self.cli.concurrency)
+                .await?;
+            Some(row.rps)
+        } else {
+            None
+        };
         let mut peer_ratios = serde_json::Map::new();
         if !self.cli.peers.is_empty() && !self.cli.json {
             println!("{}", peers::HEADER);
@@ -341,14 +377,14 @@ impl Bench<'_> {
                 self.cli.timeout,
             )
             .await?;
-            if self.cli.json {
-                println!("{}", serde_json::to_string(&row)?);
-            } else {
-                println!("{}", peers::line(&row));
-            }
+            report::out(self.cli.json, &row, || peers::line(&row))?;
             peer_ratios.insert(row.lane.clone(), (system_rps / row.rps).into());
         }
         let summary = serde_json::json!({
+            "kind": "compare",
+            "in_flight": self.cli.concurrency,
+            "system_rps_median": system_rps,
+            "ceiling_unconfirmed_rps": unconfirmed_rps,
             "system_over_peer_throughput": peer_ratios,
             "pairs": throughput.len(),
             "throughput_ratios": throughput,
@@ -356,34 +392,36 @@ impl Bench<'_> {
             "median_throughput_ratio": report::median(&mut throughput.clone()),
             "median_p50_ratio": report::median(&mut p50.clone()),
         });
-        if self.cli.json {
-            println!("{summary}");
-        } else {
+        report::out(self.cli.json, &summary, || {
             let list = |v: &[f64]| {
                 v.iter()
                     .map(|r| format!("{r:.2}"))
                     .collect::<Vec<_>>()
                     .join(" ")
             };
-            println!(
-                "system/ceiling throughput per pair: {} -> median {:.2} ({:.0}% of what this broker can do here)",
+            let mut human = format!(
+                "system/ceiling throughput per pair: {} -> median {:.2} ({:.0}% of what this broker can do here)\n\
+                 system/ceiling p50 latency per pair: {} -> median {:.2}",
                 list(&throughput),
                 report::median(&mut throughput.clone()),
-                100.0 * report::median(&mut throughput.clone())
-            );
-            println!(
-                "system/ceiling p50 latency per pair: {} -> median {:.2}",
+                100.0 * report::median(&mut throughput.clone()),
                 list(&p50),
                 report::median(&mut p50.clone())
             );
-            for (lane, ratio) in &peer_ratios {
-                println!(
-                    "system (median of the pairs) over {lane}: {:.2}x the throughput",
-                    ratio.as_f64().unwrap_or(f64::NAN)
-                );
+            if let Some(rps) = unconfirmed_rps {
+                human.push_str(&format!(
+                    "\nsystem (median of the pairs) over ceiling-unconfirmed: {:.2}x the throughput",
+                    system_rps / rps
+                ));
             }
-        }
-        Ok(())
+            for (lane, ratio) in &peer_ratios {
+                human.push_str(&format!(
+                    "\nsystem (median of the pairs) over {lane}: {:.2}x the throughput",
+                    ratio.as_f64().unwrap_or(f64::NAN)
+                ));
+            }
+            human
+        })
     }
 
     /// The batching lane (see [`batching`]): bulk runs per batch size, the
@@ -398,12 +436,7 @@ impl Bench<'_> {
     }
 
     fn emit_bulk(&self, bulk: &batching::Bulk) -> anyhow::Result<()> {
-        if self.cli.json {
-            println!("{}", serde_json::to_string(bulk)?);
-        } else {
-            println!("{}", batching::line(bulk));
-        }
-        Ok(())
+        report::out(self.cli.json, bulk, || batching::line(bulk))
     }
 
     async fn batching_runs(&self, consumers: &Children) -> anyhow::Result<()> {
@@ -428,37 +461,56 @@ impl Bench<'_> {
                 .find(|b| b.batch == batch)
                 .map(|b| b.names_per_s)
         };
-        let speedup = rate(100).zip(rate(1)).map(|(b100, b1)| b100 / b1);
+        let mut over_batch_1 = serde_json::Map::new();
+        if let Some(one) = rate(1) {
+            for bulk in runs.iter().filter(|b| b.batch > 1) {
+                over_batch_1.insert(bulk.batch.to_string(), (bulk.names_per_s / one).into());
+            }
+        }
         let ratios = self.one_in_flight_pairs().await?;
         let median_ratio = report::median(&mut ratios.clone());
+        let mut long_run_over_batch_1 = None;
         if self.cli.memory_names > 0 {
             let bulk = batching::bulk(
                 self.settings,
                 consumers,
-                100,
+                self.cli.memory_batch,
                 self.cli.concurrency,
                 self.cli.memory_names,
             )
             .await?;
             self.emit_bulk(&bulk)?;
+            long_run_over_batch_1 = rate(1).map(|one| bulk.names_per_s / one);
         }
         let summary = serde_json::json!({
-            "names_per_s_batch_100_over_batch_1": speedup,
+            "kind": "batching",
+            "names_per_s_over_batch_1": over_batch_1,
+            "long_run_batch": self.cli.memory_batch,
+            "long_run_over_batch_1": long_run_over_batch_1,
             "one_in_flight_p50_ratios_batch_100_over_1": ratios,
             "median_one_in_flight_p50_ratio": median_ratio,
         });
-        if self.cli.json {
-            println!("{summary}");
-        } else {
-            if let Some(speedup) = speedup {
-                println!("names/s at --batch 100 over --batch 1: {speedup:.1}x");
+        report::out(self.cli.json, &summary, || {
+            let mut human = String::new();
+            for (batch, ratio) in &over_batch_1 {
+                human.push_str(&format!(
+                    "names/s at --batch {batch} over --batch 1: {:.1}x\n",
+                    ratio.as_f64().unwrap_or(f64::NAN)
+                ));
+            }
+            if let Some(ratio) = long_run_over_batch_1 {
+                human.push_str(&format!(
+                    "names/s of the {}-name run at --batch {} over --batch 1: {ratio:.1}x\n",
+                    self.cli.memory_names, self.cli.memory_batch
+                ));
             }
             let list: Vec<String> = ratios.iter().map(|r| format!("{r:.2}")).collect();
-            println!(
+            human.push_str(&format!(
                 "one name in flight, p50 at --batch 100 over --batch 1 per pair: {} -> median {median_ratio:.2}",
                 list.join(" ")
-            );
-        }
+            ));
+            human
+        })?;
         if let Some(path) = &self.cli.batch_plot {
             let title = format!(
                 "names/s from producer stdin vs --batch ({} requests in flight, prefetch {})",
@@ -482,23 +534,21 @@ impl Bench<'_> {
                     .await?;
                 p50[i] = h.value_at_quantile(0.5) as f64;
                 let ms = |us: u64| us as f64 / 1000.0;
-                if self.cli.json {
-                    let row = serde_json::json!({
-                        "lane": "one-in-flight", "batch": batch, "names": h.len(),
-                        "p50_us": h.value_at_quantile(0.5), "p90_us": h.value_at_quantile(0.9),
-                        "p99_us": h.value_at_quantile(0.99), "max_us": h.max(),
-                    });
-                    println!("{row}");
-                } else {
-                    println!(
+                let row = serde_json::json!({
+                    "lane": "one-in-flight", "batch": batch, "names": h.len(),
+                    "p50_us": h.value_at_quantile(0.5), "p90_us": h.value_at_quantile(0.9),
+                    "p99_us": h.value_at_quantile(0.99), "max_us": h.max(),
+                });
+                report::out(self.cli.json, &row, || {
+                    format!(
                         "one name in flight, --batch {batch:>3}: p50 {:.3} ms  p90 {:.3} ms  p99 {:.3} ms  max {:.3} ms ({} names)",
                         ms(h.value_at_quantile(0.5)),
                         ms(h.value_at_quantile(0.9)),
                         ms(h.value_at_quantile(0.99)),
                         ms(h.max()),
                         h.len()
-                    );
-                }
+                    )
+                })?;
             }
             ratios.push(p50[1] / p50[0].max(1.0));
         }
@@ -548,8 +598,11 @@ impl Bench<'_> {
             }
         }
         let title = format!(
-            "greetings RPC: latency vs throughput (prefetch {}, consumer concurrency {}, {} replica(s) per word)",
-            deployment.prefetch, deployment.concurrency, deployment.replicas
+            "greetings RPC: latency vs throughput, {} reply queue (prefetch {}, consumer concurrency {}, {} replica(s) per word)",
+            self.settings.rpc.reply_queue.as_str(),
+            deployment.prefetch,
+            deployment.concurrency,
+            deployment.replicas
         );
         plot::write_latency_plot(path, &title, &system, &ceiling)?;
         eprintln!("bench: wrote {}", path.display());

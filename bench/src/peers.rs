@@ -26,6 +26,10 @@ pub(crate) enum Peer {
     SeedPy,
     /// `ruststream-lapin` 0.7 with its defaults.
     Ruststream,
+    /// `ruststream-lapin` 0.7 as close to the system's guarantees as its
+    /// API goes: persistent requests, replies confirmed before the ack
+    /// (its requester has no publisher confirms and no `mandatory`).
+    RuststreamConfirmed,
 }
 
 /// What a peer's requester reports for one run.
@@ -54,6 +58,7 @@ impl Peer {
         match self {
             Self::SeedPy => "seed",
             Self::Ruststream => "peer",
+            Self::RuststreamConfirmed => "peer-confirmed",
         }
     }
 
@@ -67,7 +72,7 @@ impl Peer {
                 ),
                 Some(repository().join("bench/seed/seed.py")),
             ),
-            Self::Ruststream => (
+            Self::Ruststream | Self::RuststreamConfirmed => (
                 std::env::var_os("GREETINGS_PEER_BIN").map_or_else(
                     || repository().join("target/peer/release/peer"),
                     PathBuf::from,
@@ -84,6 +89,14 @@ impl Peer {
         let mut command = Command::new(program);
         command.args(script);
         Ok(command)
+    }
+
+    /// The arguments after the mode's own that choose this peer's guarantees.
+    fn guarantees(self) -> &'static [&'static str] {
+        match self {
+            Self::RuststreamConfirmed => &["--confirmed"],
+            Self::SeedPy | Self::Ruststream => &[],
+        }
     }
 }
 
@@ -105,6 +118,7 @@ pub(crate) async fn run(
             peer.command()?
                 .args(["respond", "--amqp-url", &url, "--prefix", &prefix])
                 .args(["--word", word])
+                .args(peer.guarantees())
                 .stderr(Stdio::inherit()),
         )?;
     }
@@ -113,10 +127,13 @@ pub(crate) async fn run(
         .args(["request", "--amqp-url", &url, "--prefix", &prefix])
         .args(["--requests", &requests.to_string()])
         .args(["--warmup", &warmup.to_string()])
-        .args(["--in-flight", &in_flight.to_string()]);
+        .args(["--in-flight", &in_flight.to_string()])
+        .args(peer.guarantees());
     match peer {
         Peer::SeedPy => requester.args(["--timeout", &timeout.as_secs_f64().to_string()]),
-        Peer::Ruststream => requester.args(["--timeout-ms", &timeout.as_millis().to_string()]),
+        Peer::Ruststream | Peer::RuststreamConfirmed => {
+            requester.args(["--timeout-ms", &timeout.as_millis().to_string()])
+        }
     };
     if !settings.rpc.persistent && peer == Peer::SeedPy {
         requester.arg("--transient");
@@ -166,13 +183,13 @@ async fn clean_up(url: &str, prefix: &str) -> anyhow::Result<()> {
 
 /// Header of the peer table.
 pub(crate) const HEADER: &str =
-    "lane         in-flight   RPC/s   p50ms   p90ms   p99ms   maxms  lost+errors";
+    "lane                  in-flight   RPC/s   p50ms   p90ms   p99ms   maxms  lost+errors";
 
 /// One peer table line.
 pub(crate) fn line(r: &PeerRow) -> String {
     let ms = |us: u64| us as f64 / 1000.0;
     format!(
-        "{:<12} {:>9} {:>7.0} {:>7.2} {:>7.2} {:>7.2} {:>7.2}  {:>5}",
+        "{:<21} {:>9} {:>7.0} {:>7.2} {:>7.2} {:>7.2} {:>7.2}  {:>5}",
         r.lane,
         r.in_flight,
         r.rps,

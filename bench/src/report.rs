@@ -1,6 +1,14 @@
 //! Results: one row per measured run, printed as a table for people or as
 //! JSON lines for machines.
 
+use std::{
+    fs::File,
+    io::Write,
+    path::Path,
+    sync::{Mutex, OnceLock, PoisonError},
+};
+
+use anyhow::Context;
 use serde::Serialize;
 
 use crate::{
@@ -128,7 +136,7 @@ impl Row {
     }
 }
 
-pub(crate) const HEADER: &str = "lane      prefetch conc replicas in-flight   RPC/s   p50ms   p90ms   p99ms p99.9ms   maxms lost dup  cpu(bench/cons/broker)s  rss(bench/cons)MB";
+pub(crate) const HEADER: &str = "lane                prefetch conc replicas in-flight   RPC/s   p50ms   p90ms   p99ms p99.9ms   maxms lost dup  cpu(bench/cons/broker)s  rss(bench/cons)MB";
 
 fn ms(us: u64) -> f64 {
     us as f64 / 1000.0
@@ -140,7 +148,7 @@ pub(crate) fn line(r: &Row) -> String {
         .broker_cpu_s
         .map_or_else(|| "n/a".to_owned(), |s| format!("{s:.1}"));
     format!(
-        "{:<9} {:>8} {:>4} {:>8} {:>9} {:>7.0} {:>7.2} {:>7.2} {:>7.2} {:>7.2} {:>7.2} {:>4} {:>3}  {:>6.1}/{:>5.1}/{:>5}  {:>6.1}/{:>5.1}",
+        "{:<19} {:>8} {:>4} {:>8} {:>9} {:>7.0} {:>7.2} {:>7.2} {:>7.2} {:>7.2} {:>7.2} {:>4} {:>3}  {:>6.1}/{:>5.1}/{:>5}  {:>6.1}/{:>5.1}",
         r.lane,
         r.deployment.prefetch,
         r.deployment.concurrency,
@@ -166,18 +174,63 @@ pub(crate) fn line(r: &Row) -> String {
     )
 }
 
-/// Prints a row as a JSON line or as a table line.
+/// Where `--record` sends a copy of every result as a JSON line.
+static RECORD: OnceLock<Mutex<File>> = OnceLock::new();
+
+/// Appends every later result to `path` as JSON lines (`--record`),
+/// starting with `header`.
+///
+/// # Errors
+///
+/// Fails if the file cannot be opened or written, or if called twice.
+pub(crate) fn record_to(path: &Path, header: &impl Serialize) -> anyhow::Result<()> {
+    let file = File::options()
+        .create(true)
+        .append(true)
+        .open(path)
+        .with_context(|| format!("opening {}", path.display()))?;
+    RECORD
+        .set(Mutex::new(file))
+        .map_err(|_| anyhow::anyhow!("--record given twice"))?;
+    record(&serde_json::to_string(header)?)
+}
+
+fn record(line: &str) -> anyhow::Result<()> {
+    if let Some(file) = RECORD.get() {
+        let mut file = file.lock().unwrap_or_else(PoisonError::into_inner);
+        writeln!(file, "{line}").context("writing the --record file")?;
+    }
+    Ok(())
+}
+
+/// Prints one result, as a JSON line with `--json` or else as `human`
+/// (one or more lines), and appends it to the `--record` file if any.
+///
+/// # Errors
+///
+/// Fails if the value cannot be serialised or the record written.
+pub(crate) fn out<T: Serialize>(
+    json: bool,
+    value: &T,
+    human: impl FnOnce() -> String,
+) -> anyhow::Result<()> {
+    let line = serde_json::to_string(value)?;
+    record(&line)?;
+    if json {
+        println!("{line}");
+    } else {
+        println!("{}", human());
+    }
+    Ok(())
+}
+
+/// Prints a row as a JSON line or as a table line (see [`out`]).
 ///
 /// # Errors
 ///
 /// Fails if the row cannot be serialised.
 pub(crate) fn emit(row: &Row, json: bool) -> anyhow::Result<()> {
-    if json {
-        println!("{}", serde_json::to_string(row)?);
-    } else {
-        println!("{}", line(row));
-    }
-    Ok(())
+    out(json, row, || line(row))
 }
 
 /// Median of a non-empty list.

@@ -137,24 +137,20 @@ async fn measure(
         concurrency: settings.consumer.concurrency,
         replicas: 1,
     };
-    if json {
-        println!(
-            "{}",
-            serde_json::json!({
-                "lane": "stock-setup", "warehouses": names.len(),
-                "route": settings.topology.prefix, "roll_call_stall_ms": ROLL_CALL_STALL.as_millis(),
-            })
-        );
-    } else {
-        println!(
+    let setup = serde_json::json!({
+        "lane": "stock-setup", "warehouses": names.len(),
+        "route": settings.topology.prefix, "roll_call_stall_ms": ROLL_CALL_STALL.as_millis(),
+    });
+    report::out(json, &setup, || {
+        format!(
             "stock: {} warehouses in this process (their CPU counts as bench CPU), {} calls in flight; \
-             stk-all = Until::All(names), stk-live = Until::Live (a roll call per call, {} ms stall)",
+             stk-all = Until::All(names), stk-live = Until::Live (a roll call per call, {} ms stall)\n{}",
             names.len(),
             args.in_flight,
-            ROLL_CALL_STALL.as_millis()
-        );
-        println!("{}", report::HEADER);
-    }
+            ROLL_CALL_STALL.as_millis(),
+            report::HEADER
+        )
+    })?;
     let rows = async {
         closed(
             &client,
@@ -197,18 +193,16 @@ async fn measure(
     client.close().await;
     let (all_row, live_row) = rows?;
     let ratio = all_row.rps / live_row.rps.max(f64::EPSILON);
-    if json {
-        println!(
-            "{}",
-            serde_json::json!({ "stock_all_over_live_throughput": ratio })
-        );
-    } else {
-        println!(
-            "stock: Until::All {:.0} calls/s, Until::Live {:.0} calls/s ({ratio:.1}x fewer: the roll call)",
-            all_row.rps, live_row.rps
-        );
-    }
-    Ok(())
+    report::out(
+        json,
+        &serde_json::json!({ "kind": "stock", "stock_all_over_live_throughput": ratio }),
+        || {
+            format!(
+                "stock: Until::All {:.0} calls/s, Until::Live {:.0} calls/s ({ratio:.1}x fewer: the roll call)",
+                all_row.rps, live_row.rps
+            )
+        },
+    )
 }
 
 /// What a complete call gathers.

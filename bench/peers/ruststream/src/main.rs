@@ -1,10 +1,14 @@
 //! `peer`: the greetings scatter-gather written on the `ruststream-lapin`
-//! framework (0.7.2, on lapin 4) with the framework's defaults, as a peer lane
-//! of the benchmark (`bench --peers ruststream`, docs/performance.md).
+//! framework (0.7.2, on lapin 4), as a peer lane of the benchmark (`bench
+//! --peers ruststream,ruststream-confirmed`, docs/performance.md): with the
+//! framework's defaults, or with `--confirmed` as close to the system's
+//! guarantees as its API goes (persistent requests that expire at their
+//! deadline, replies confirmed before the ack; its requester has no publisher
+//! confirms and no `mandatory`).
 //!
 //! ```text
-//! peer respond --amqp-url URL --prefix P --word hello
-//! peer request --amqp-url URL --prefix P --requests N --warmup W --in-flight C --timeout-ms T
+//! peer respond --amqp-url URL --prefix P --word hello [--confirmed]
+//! peer request --amqp-url URL --prefix P --requests N --warmup W --in-flight C --timeout-ms T [--confirmed]
 //! ```
 //!
 //! The framework's request/reply ([`RequestReply::request`]) awaits one
@@ -46,6 +50,11 @@ enum Mode {
         prefix: String,
         #[arg(long)]
         word: String,
+        /// Replies through the framework's confirms publisher: the request
+        /// is acked only once its reply is confirmed (a failed reply
+        /// requeues it).
+        #[arg(long)]
+        confirmed: bool,
     },
     /// Closed-loop calls; prints one JSON line.
     Request {
@@ -61,6 +70,10 @@ enum Mode {
         in_flight: usize,
         #[arg(long, default_value_t = 10_000)]
         timeout_ms: u64,
+        /// Persistent requests (delivery mode 2) that expire at the deadline;
+        /// the lane is named `ruststream-confirmed`.
+        #[arg(long)]
+        confirmed: bool,
     },
 }
 
@@ -117,7 +130,8 @@ fn main() -> ExitCode {
                 amqp_url,
                 prefix,
                 word,
-            } => respond(amqp_url, &prefix, word).await,
+                confirmed,
+            } => respond(amqp_url, &prefix, word, confirmed).await,
             Mode::Request {
                 amqp_url,
                 prefix,
@@ -125,16 +139,15 @@ fn main() -> ExitCode {
                 warmup,
                 in_flight,
                 timeout_ms,
+                confirmed,
             } => {
-                request(
-                    &amqp_url,
-                    &prefix,
+                let load = Load {
                     requests,
                     warmup,
-                    in_flight.max(1),
-                    Duration::from_millis(timeout_ms),
-                )
-                .await
+                    in_flight: in_flight.max(1),
+                    timeout: Duration::from_millis(timeout_ms),
+                };
+                request(&amqp_url, &prefix, load, confirmed).await
             }
         }
     });
@@ -147,20 +160,35 @@ fn main() -> ExitCode {
     }
 }
 
-async fn respond(url: String, prefix: &str, word: String) -> anyhow::Result<()> {
+async fn respond(url: String, prefix: &str, word: String, confirmed: bool) -> anyhow::Result<()> {
     let queue = format!("{prefix}.{word}");
     WORD.set((word, queue))
         .map_err(|_| anyhow::anyhow!("word set twice"))?;
     let broker = LapinBroker::new(url).declare_topology(true);
     RustStream::new(AppInfo::new("greetings-peer", "0.1.0"))
         .with_broker(broker, |b| {
-            b.include(greet)
-                .out_reply(Publish::default())
-                .transform(DirectReplyTo);
+            // The reply policies are different types, hence two mounts.
+            if confirmed {
+                b.include(greet)
+                    .out_reply(Publish::default().confirms())
+                    .transform(DirectReplyTo);
+            } else {
+                b.include(greet)
+                    .out_reply(Publish::default())
+                    .transform(DirectReplyTo);
+            }
         })
         .run()
         .await?;
     Ok(())
+}
+
+/// One measured run's shape.
+struct Load {
+    requests: u64,
+    warmup: u64,
+    in_flight: usize,
+    timeout: Duration,
 }
 
 /// Waits (up to 30 s) until every responder queue has a consumer.
@@ -267,17 +295,23 @@ async fn closed_loop(
     futures::future::join_all((0..in_flight).map(|_| worker())).await;
 }
 
-async fn request(
-    url: &str,
-    prefix: &str,
-    requests: u64,
-    warmup: u64,
-    in_flight: usize,
-    timeout: Duration,
-) -> anyhow::Result<()> {
+async fn request(url: &str, prefix: &str, load: Load, confirmed: bool) -> anyhow::Result<()> {
+    let Load {
+        requests,
+        warmup,
+        in_flight,
+        timeout,
+    } = load;
     wait_for_responders(url, prefix).await?;
     let connected = LapinBroker::new(url).connect().await?;
-    let requester = connected.requester(LapinRequest::default());
+    // With --confirmed, requests are persistent and expire at the call's
+    // deadline, as the system's do.
+    let policy = if confirmed {
+        LapinRequest::default().persistent(true).expiration(timeout)
+    } else {
+        LapinRequest::default()
+    };
+    let requester = connected.requester(policy);
     closed_loop(
         &requester,
         prefix,
@@ -307,7 +341,7 @@ async fn request(
         .map_err(|_| anyhow::anyhow!("latency lock poisoned"))?;
     let complete = tally.complete.load(Ordering::Relaxed);
     let line = serde_json::json!({
-        "lane": "ruststream",
+        "lane": if confirmed { "ruststream-confirmed" } else { "ruststream" },
         "in_flight": in_flight,
         "requests": requests,
         "complete": complete,
