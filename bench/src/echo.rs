@@ -23,11 +23,11 @@ use lapin::{
     message::Delivery,
     options::{
         BasicAckOptions, BasicConsumeOptions, BasicPublishOptions, BasicQosOptions,
-        ConfirmSelectOptions, QueueDeclareOptions,
+        ConfirmSelectOptions,
     },
     types::{FieldTable, ShortString},
 };
-use rabbit_gather::settings::ReplyQueue;
+use rabbit_gather::{settings::ReplyQueue, topology::Topology};
 use tokio::sync::oneshot;
 
 const DIRECT_REPLY_TO: &str = "amq.rabbitmq.reply-to";
@@ -38,6 +38,7 @@ pub(crate) async fn respond(
     queue: &str,
     prefetch: u16,
     concurrency: u16,
+    reply_exchange: &str,
 ) -> anyhow::Result<()> {
     let consume = Connection::connect(url, ConnectionProperties::default()).await?;
     let publish = Connection::connect(url, ConnectionProperties::default()).await?;
@@ -62,21 +63,27 @@ pub(crate) async fn respond(
         tokio::select! {
             Some(done) = in_hand.next(), if !in_hand.is_empty() => { let () = done?; }
             delivery = deliveries.next(), if in_hand.len() < usize::from(concurrency) => match delivery {
-                Some(delivery) => in_hand.push(echo(&replies, delivery?)),
+                Some(delivery) => in_hand.push(echo(&replies, reply_exchange, delivery?)),
                 None => return Ok(()),
             },
         }
     }
 }
 
-async fn echo(replies: &Channel, delivery: Delivery) -> anyhow::Result<()> {
+/// Replies as the system's consumers do: to direct reply-to through the
+/// default exchange, to a reply queue through the reply exchange, mandatory.
+async fn echo(replies: &Channel, reply_exchange: &str, delivery: Delivery) -> anyhow::Result<()> {
     let properties = &delivery.properties;
     if let (Some(reply_to), Some(id)) = (properties.reply_to(), properties.correlation_id()) {
+        let to_reply_queue = !reply_to.as_str().starts_with(DIRECT_REPLY_TO);
         replies
             .basic_publish(
-                "".into(),
+                if to_reply_queue { reply_exchange } else { "" }.into(),
                 reply_to.clone(),
-                BasicPublishOptions::default(),
+                BasicPublishOptions {
+                    mandatory: to_reply_queue,
+                    ..BasicPublishOptions::default()
+                },
                 &delivery.data,
                 BasicProperties::default().with_correlation_id(id.clone()),
             )
@@ -86,6 +93,9 @@ async fn echo(replies: &Channel, delivery: Delivery) -> anyhow::Result<()> {
     delivery.ack(BasicAckOptions::default()).await?;
     Ok(())
 }
+
+/// Numbers the ceiling lane's reply queues within this process.
+static NEXT_REPLY_QUEUE: AtomicU64 = AtomicU64::new(0);
 
 /// Calls in flight: replies still expected, and whom to wake.
 type Calls = HashMap<u64, (u8, oneshot::Sender<()>)>;
@@ -109,7 +119,7 @@ pub(crate) struct EchoClient {
 impl EchoClient {
     pub(crate) async fn connect(
         url: &str,
-        exchange: &str,
+        topology: &Topology,
         responders: u8,
         persistent: bool,
         reply_queue: ReplyQueue,
@@ -124,21 +134,17 @@ impl EchoClient {
         }
         let reply_to: ShortString = match reply_queue {
             ReplyQueue::Direct => DIRECT_REPLY_TO.into(),
-            // A server-named exclusive queue, gone with the connection; the
-            // responders reply to it through the default exchange.
-            ReplyQueue::Exclusive => channel
-                .queue_declare(
-                    "".into(),
-                    QueueDeclareOptions {
-                        exclusive: true,
-                        auto_delete: true,
-                        ..QueueDeclareOptions::default()
-                    },
-                    FieldTable::default(),
-                )
-                .await?
-                .name()
-                .clone(),
+            // An exclusive queue bound to the reply exchange, gone with the
+            // connection, as the system's client declares it.
+            ReplyQueue::Exclusive => {
+                let name = format!(
+                    "{}.reply.echo.{}",
+                    topology.exchange(),
+                    NEXT_REPLY_QUEUE.fetch_add(1, Ordering::Relaxed)
+                );
+                topology.declare_reply_queue(&connection, &name).await?;
+                name.into()
+            }
         };
         let mut replies = channel
             .basic_consume(
@@ -177,7 +183,7 @@ impl EchoClient {
         Ok(Self {
             connection,
             channel,
-            exchange: exchange.to_owned(),
+            exchange: topology.exchange(),
             reply_to,
             responders,
             persistent,
@@ -240,7 +246,7 @@ impl EchoClient {
 /// own prefix) and returns its exchange name.
 pub(crate) async fn declare(
     url: &str,
-    topology: &rabbit_gather::topology::Topology,
+    topology: &Topology,
     words: &[rabbit_gather::topology::Word],
 ) -> anyhow::Result<String> {
     let connection = Connection::connect(url, ConnectionProperties::default())

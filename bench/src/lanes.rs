@@ -146,7 +146,7 @@ pub(crate) async fn baseline(
     let mut base = settings.topology.clone();
     base.prefix.clone_from(&prefix);
     let topology = Topology::from_settings(&base);
-    let exchange = crate::echo::declare(&url, &topology, &words()?).await?;
+    crate::echo::declare(&url, &topology, &words()?).await?;
     let bench = std::env::current_exe().context("locating the bench binary")?;
     let mut children = Children::default();
     for word in words()? {
@@ -156,7 +156,8 @@ pub(crate) async fn baseline(
                     .args(["echo", "--queue", &topology.queue(&word)])
                     .args(["--prefetch", &deployment.prefetch.to_string()])
                     .args(["--concurrency", &deployment.concurrency.to_string()])
-                    .args(["--amqp-url", &url]),
+                    .args(["--amqp-url", &url])
+                    .args(["--reply-exchange", &topology.reply_exchange()]),
             )?;
         }
     }
@@ -166,7 +167,7 @@ pub(crate) async fn baseline(
     let responders = u8::try_from(words()?.len())?;
     let client = EchoClient::connect(
         &url,
-        &exchange,
+        &topology,
         responders,
         settings.rpc.persistent,
         settings.rpc.reply_queue,
@@ -252,7 +253,11 @@ pub(crate) async fn clean_up(settings: &Settings, system: bool) -> anyhow::Resul
                 QueueDeleteOptions::default(),
             )
             .await?;
-        for exchange in [topology.exchange(), topology.dead_letter_exchange()] {
+        for exchange in [
+            topology.exchange(),
+            topology.dead_letter_exchange(),
+            topology.reply_exchange(),
+        ] {
             channel
                 .exchange_delete(exchange.into(), Default::default())
                 .await?;

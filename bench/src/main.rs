@@ -159,6 +159,9 @@ enum Mode {
         concurrency: u16,
         #[arg(long)]
         amqp_url: String,
+        /// Where replies to reply queues go (the lane's reply exchange).
+        #[arg(long)]
+        reply_exchange: String,
     },
     /// The stock example: in-process warehouses, calls with Until::All and
     /// Until::Live (see bench/src/stock.rs).
@@ -184,9 +187,10 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         prefetch,
         concurrency,
         amqp_url,
+        reply_exchange,
     }) = &cli.mode
     {
-        return echo::respond(amqp_url, queue, *prefetch, *concurrency).await;
+        return echo::respond(amqp_url, queue, *prefetch, *concurrency, reply_exchange).await;
     }
     let mut settings = cli.shared.load()?;
     if let Some(reply_queue) = cli.reply_queue {
