@@ -268,7 +268,8 @@ impl Bench<'_> {
         match lane {
             "system" => lanes::system(self.settings, deployment, self.cli.spawn_consumers).await,
             "ceiling" => lanes::baseline(self.settings, deployment, true).await,
-            _ => lanes::baseline(self.settings, deployment, false).await,
+            "ceiling-unconfirmed" => lanes::baseline(self.settings, deployment, false).await,
+            other => anyhow::bail!("no lane called {other}"),
         }
     }
 
